@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Flask-JWT-Extended interoperability check: builds the server, then runs interop/check.py
+# against the real binary from a throwaway virtualenv in target/interop-venv.
+#
+#   bash interop/run.sh
+#
+# Environment (optional): PYTHON (default python3) creates the venv.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-python3}"
+VENV="$ROOT/target/interop-venv"
+REQS="$ROOT/interop/requirements.txt"
+STAMP="$VENV/.requirements.sha256"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/debug/stores-api"
+
+export PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+log() { printf 'interop: %s\n' "$*" >&2; }
+
+# 1. The venv: reuse it when its interpreter still works, else (re)create it.
+if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log "creating virtualenv in ${VENV#"$ROOT"/}"
+    rm -rf "$VENV"
+    mkdir -p "$(dirname "$VENV")"
+    "$PYTHON" -m venv "$VENV" || {
+        log "ERROR: '$PYTHON -m venv' failed (on Debian's own python3: apt-get install -y python3-venv)"
+        exit 1
+    }
+fi
+
+# 2. Requirements: install when the venv has not seen this requirements.txt yet.
+want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
+    log "installing interop/requirements.txt"
+    "$VENV/bin/python" -m pip install -q -r "$REQS"
+    printf '%s\n' "$want" >"$STAMP"
+fi
+
+# 3. The server binary (incremental; reuses target/).
+log "building the server (cargo build --bin stores-api)"
+cargo build --bin stores-api
+
+# 4. The check itself; its last line is "N passed, M failed".
+exec "$VENV/bin/python" "$ROOT/interop/check.py" "$BIN"

@@ -1,0 +1,75 @@
+//! The bearer middleware: decodes any token the request carries, checks that it is
+//! not revoked, and leaves the outcome in the request for the guards to judge.
+
+use actix_web::dev::ServiceRequest;
+use actix_web::http::header;
+use actix_web::{web, HttpMessage};
+use actix_web_httpauth::extractors::bearer::BearerAuth;
+
+use crate::auth::sessions;
+use crate::auth::tokens::Claims;
+use crate::db;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// What the middleware found; absent from the request when there was no token.
+#[derive(Debug, Clone)]
+pub enum TokenState {
+    /// A valid, unrevoked token.
+    Valid(Box<Claims>),
+    /// A token that was presented and refused; guards answer with this error.
+    Rejected(ApiError),
+}
+
+/// The validator for `HttpAuthentication::with_fn`. It never fails the request itself:
+/// public routes ignore a bad token, guarded routes turn it into their 401.
+pub async fn validator(
+    req: ServiceRequest,
+    credentials: Option<BearerAuth>,
+) -> Result<ServiceRequest, (actix_web::Error, ServiceRequest)> {
+    let token = match &credentials {
+        Some(bearer) => Some(bearer.token().trim().to_owned()),
+        None => lenient_bearer(&req),
+    };
+    let Some(token) = token else {
+        return Ok(req);
+    };
+    let state = match req.app_data::<web::Data<AppState>>() {
+        Some(app) => check(app, &token).await,
+        None => TokenState::Rejected(ApiError::Internal("application state missing".into())),
+    };
+    req.extensions_mut().insert(state);
+    Ok(req)
+}
+
+/// A header that actix-web-httpauth's strict parser refused but that still says
+/// Bearer (the scheme is case-insensitive, RFC 7235 2.1): its token, possibly empty.
+fn lenient_bearer(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    let text = value.to_str().unwrap_or("bearer ");
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim().to_owned())
+}
+
+async fn check(app: &AppState, token: &str) -> TokenState {
+    if token.is_empty() {
+        return TokenState::Rejected(ApiError::InvalidToken(
+            "The Authorization header holds no token.",
+        ));
+    }
+    let claims = match app.tokens.decode(token) {
+        Ok(claims) => claims,
+        Err(e) => return TokenState::Rejected(e),
+    };
+    let checked = claims.clone();
+    match db::run(&app.pool, move |conn| {
+        sessions::ensure_not_revoked(conn, &checked)
+    })
+    .await
+    {
+        Ok(()) => TokenState::Valid(Box::new(claims)),
+        Err(e) => TokenState::Rejected(e),
+    }
+}

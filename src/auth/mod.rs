@@ -1,0 +1,7 @@
+//! Identity: tokens, the bearer middleware, guards, sessions and passwords.
+
+pub mod guards;
+pub mod middleware;
+pub mod password;
+pub mod sessions;
+pub mod tokens;

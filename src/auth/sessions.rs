@@ -1,0 +1,369 @@
+//! Sessions, refresh rotation with reuse detection, and revocation.
+//!
+//! Writes that depend on what is stored are single conditional UPDATEs, so two
+//! instances (or two racing requests) cannot both spend one refresh token.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use crate::auth::tokens::{Claims, TokenType};
+use crate::db::{now, DbConnection};
+use crate::error::ApiError;
+use crate::models::user::User;
+use crate::schema::{revoked_tokens, sessions};
+
+/// A login, and the refresh tokens minted for it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    /// UUID; the tokens' `sid`.
+    pub id: String,
+    /// Owner.
+    pub user_id: i64,
+    /// Login time.
+    pub created_at: NaiveDateTime,
+    /// Last rotation.
+    pub refreshed_at: Option<NaiveDateTime>,
+    /// When the newest refresh token (or, without one, the access token) expires.
+    pub expires_at: NaiveDateTime,
+    /// Set once the session is ended.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// The refresh token that may still be spent.
+    pub refresh_jti: Option<String>,
+    /// The refresh token spent last.
+    pub previous_refresh_jti: Option<String>,
+    /// User-Agent of the login request.
+    pub user_agent: Option<String>,
+    /// Client address of the login request.
+    pub ip: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = sessions)]
+struct NewSession<'a> {
+    id: &'a str,
+    user_id: i64,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    refresh_jti: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    ip: Option<&'a str>,
+}
+
+/// Where a login came from, as shown in GET /sessions.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// User-Agent header, truncated.
+    pub user_agent: Option<String>,
+    /// Peer address.
+    pub ip: Option<String>,
+}
+
+/// A session as GET /sessions shows it.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    /// The tokens' `sid`.
+    pub id: String,
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+    /// Last refresh, or null.
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// Login User-Agent.
+    pub user_agent: Option<String>,
+    /// Login address.
+    pub ip: Option<String>,
+    /// Whether the calling token belongs to it.
+    pub current: bool,
+}
+
+/// What a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// This session.
+    Local,
+    /// Every session of the caller.
+    Global,
+    /// Every session of the caller but this one.
+    Others,
+}
+
+fn live() -> diesel::dsl::And<
+    diesel::dsl::IsNull<sessions::revoked_at>,
+    diesel::dsl::Gt<sessions::expires_at, NaiveDateTime>,
+> {
+    sessions::revoked_at
+        .is_null()
+        .and(sessions::expires_at.gt(now()))
+}
+
+impl Session {
+    /// Opens a session for a login; `refresh_jti` is None for a fresh-login.
+    pub fn open(
+        conn: &mut DbConnection,
+        id: &str,
+        user_id: i64,
+        refresh_jti: Option<&str>,
+        expires_at: DateTime<Utc>,
+        client: &ClientInfo,
+    ) -> Result<(), ApiError> {
+        diesel::insert_into(sessions::table)
+            .values(NewSession {
+                id,
+                user_id,
+                created_at: now(),
+                expires_at: expires_at.naive_utc(),
+                refresh_jti,
+                user_agent: client.user_agent.as_deref(),
+                ip: client.ip.as_deref(),
+            })
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Spends the presented refresh token and records `new_jti` as the next one;
+    /// returns the jti the new refresh token must carry.
+    ///
+    /// A token that is not the session's current one is reuse (RFC 6819 5.2.2.3,
+    /// OAuth 2.0 Security BCP 4.14): the whole session is revoked, unless it is the
+    /// token spent last and the configured grace period since that rotation has not
+    /// run out (a client's concurrent double submit).
+    pub fn rotate(
+        conn: &mut DbConnection,
+        id: &str,
+        presented_jti: &str,
+        new_jti: &str,
+        new_expires_at: DateTime<Utc>,
+        grace: chrono::Duration,
+    ) -> Result<String, ApiError> {
+        // Two passes at most: a compare-and-swap lost to a concurrent rotation is
+        // judged again, now as a re-presentation of the spent token.
+        for _ in 0..2 {
+            let session: Session = sessions::table
+                .find(id)
+                .select(Session::as_select())
+                .first(conn)
+                .optional()?
+                .ok_or(ApiError::TokenRevoked)?;
+            if session.revoked_at.is_some() {
+                return Err(ApiError::TokenRevoked);
+            }
+            let Some(current) = session.refresh_jti.as_deref() else {
+                return Err(ApiError::TokenRevoked);
+            };
+            let matches = |jti: Option<&str>| {
+                jti.is_some_and(|jti| bool::from(jti.as_bytes().ct_eq(presented_jti.as_bytes())))
+            };
+            if !matches(Some(current)) {
+                let double_submit = matches(session.previous_refresh_jti.as_deref())
+                    && session.refreshed_at.is_some_and(|at| now() < at + grace);
+                if double_submit {
+                    // Hand out the current jti again rather than rotating once more, so
+                    // whichever of the two responses the client keeps stays valid.
+                    return Ok(current.to_string());
+                }
+                log::warn!("refresh token reuse detected; revoking session {id}");
+                Session::revoke(conn, id)?;
+                return Err(ApiError::TokenRevoked);
+            }
+            // Compare-and-swap on the current jti: of two racing rotations one matches.
+            let swapped = diesel::update(
+                sessions::table
+                    .find(id)
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::refresh_jti.eq(current)),
+            )
+            .set((
+                sessions::refresh_jti.eq(new_jti),
+                sessions::previous_refresh_jti.eq(presented_jti),
+                sessions::refreshed_at.eq(now()),
+                sessions::expires_at.eq(new_expires_at.naive_utc()),
+            ))
+            .execute(conn)?;
+            if swapped == 1 {
+                return Ok(new_jti.to_string());
+            }
+        }
+        Err(ApiError::TokenRevoked)
+    }
+
+    /// Ends one session.
+    pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<bool, ApiError> {
+        Ok(diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(now()))
+        .execute(conn)?
+            > 0)
+    }
+
+    /// Ends one live session of this user; false if it is not theirs or not live.
+    pub fn revoke_owned(conn: &mut DbConnection, id: &str, user_id: i64) -> Result<bool, ApiError> {
+        Ok(diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::user_id.eq(user_id))
+                .filter(live()),
+        )
+        .set(sessions::revoked_at.eq(now()))
+        .execute(conn)?
+            > 0)
+    }
+
+    /// Ends every session of a user, but `except` when given. Returns how many.
+    pub fn revoke_all_for_user(
+        conn: &mut DbConnection,
+        user_id: i64,
+        except: Option<&str>,
+    ) -> Result<usize, ApiError> {
+        let target = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null());
+        let count = match except {
+            Some(keep) => diesel::update(target.filter(sessions::id.ne(keep)))
+                .set(sessions::revoked_at.eq(now()))
+                .execute(conn)?,
+            None => diesel::update(target)
+                .set(sessions::revoked_at.eq(now()))
+                .execute(conn)?,
+        };
+        Ok(count)
+    }
+
+    /// The user's live sessions, oldest first.
+    pub fn list_live(conn: &mut DbConnection, user_id: i64) -> Result<Vec<Session>, ApiError> {
+        Ok(sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(live())
+            .order((sessions::created_at, sessions::id))
+            .select(Session::as_select())
+            .load(conn)?)
+    }
+
+    /// As GET /sessions shows it.
+    pub fn view(self, current_sid: Option<&str>) -> SessionView {
+        SessionView {
+            current: current_sid == Some(self.id.as_str()),
+            id: self.id,
+            created_at: self.created_at.and_utc(),
+            refreshed_at: self.refreshed_at.map(|t| t.and_utc()),
+            user_agent: self.user_agent,
+            ip: self.ip,
+        }
+    }
+
+    /// Deletes sessions whose last token expired before `cutoff`. Revoked sessions are
+    /// kept until then, so every instance can still tell their tokens are revoked.
+    pub fn prune(conn: &mut DbConnection, cutoff: NaiveDateTime) -> Result<usize, ApiError> {
+        Ok(
+            diesel::delete(sessions::table.filter(sessions::expires_at.lt(cutoff)))
+                .execute(conn)?,
+        )
+    }
+}
+
+/// Revoked tokens that have no session.
+pub struct RevokedToken;
+
+impl RevokedToken {
+    /// Records `claims`' jti as revoked; false if it already was (the insert is the
+    /// atomic "spend", so two racing refreshes cannot both succeed).
+    pub fn revoke(conn: &mut DbConnection, claims: &Claims) -> Result<bool, ApiError> {
+        let inserted = diesel::insert_into(revoked_tokens::table)
+            .values((
+                revoked_tokens::jti.eq(&claims.jti),
+                revoked_tokens::user_id.eq(claims.user_id),
+                revoked_tokens::revoked_at.eq(now()),
+                revoked_tokens::expires_at.eq(claims.expires_at().naive_utc()),
+            ))
+            .execute(conn);
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether this jti was revoked.
+    pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, ApiError> {
+        Ok(
+            diesel::select(diesel::dsl::exists(revoked_tokens::table.find(jti)))
+                .get_result(conn)?,
+        )
+    }
+
+    /// Deletes entries whose tokens have expired anyway.
+    pub fn prune(conn: &mut DbConnection, cutoff: NaiveDateTime) -> Result<usize, ApiError> {
+        Ok(
+            diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(cutoff)))
+                .execute(conn)?,
+        )
+    }
+}
+
+/// Refuses a decoded token whose session (or, without a session, whose jti or user)
+/// is gone. Runs on every authenticated request, before any guard.
+pub fn ensure_not_revoked(conn: &mut DbConnection, claims: &Claims) -> Result<(), ApiError> {
+    match claims.sid.as_deref() {
+        Some(sid) => {
+            let owner: Option<(i64, Option<NaiveDateTime>)> = sessions::table
+                .find(sid)
+                .select((sessions::user_id, sessions::revoked_at))
+                .first(conn)
+                .optional()?;
+            match owner {
+                Some((user_id, None)) if user_id == claims.user_id => Ok(()),
+                Some((user_id, _)) if user_id != claims.user_id => Err(ApiError::InvalidToken(
+                    "The token's session belongs to another user.",
+                )),
+                _ => Err(ApiError::TokenRevoked),
+            }
+        }
+        None => {
+            if RevokedToken::is_revoked(conn, &claims.jti)? || !User::exists(conn, claims.user_id)?
+            {
+                Err(ApiError::TokenRevoked)
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Logs out: ends what `scope` names. A token without a session has its jti revoked.
+pub fn logout(
+    conn: &mut DbConnection,
+    claims: &Claims,
+    scope: LogoutScope,
+) -> Result<(), ApiError> {
+    debug_assert_eq!(claims.token_type, TokenType::Access);
+    let sid = claims.sid.as_deref();
+    match (scope, sid) {
+        (LogoutScope::Local, Some(sid)) => {
+            Session::revoke(conn, sid)?;
+        }
+        (LogoutScope::Global, _) => {
+            Session::revoke_all_for_user(conn, claims.user_id, None)?;
+        }
+        (LogoutScope::Others, _) => {
+            Session::revoke_all_for_user(conn, claims.user_id, sid)?;
+        }
+        (LogoutScope::Local, None) => {}
+    }
+    if sid.is_none() && scope != LogoutScope::Others {
+        RevokedToken::revoke(conn, claims)?;
+    }
+    Ok(())
+}
+
+/// Deletes expired sessions and revoked-token entries; returns how many rows went.
+pub fn prune_expired(conn: &mut DbConnection) -> Result<usize, ApiError> {
+    let cutoff = now();
+    Ok(Session::prune(conn, cutoff)? + RevokedToken::prune(conn, cutoff)?)
+}

@@ -1,0 +1,571 @@
+//! Claims, minting and the one token decoder. The payload layout is
+//! Flask-JWT-Extended 4.x's, so tokens cross between the two services both ways.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::JwtSettings;
+use crate::error::ApiError;
+
+/// Header parameters a token may carry. Anything else (kid, jku, jwk, x5u, x5c, crit...)
+/// asks the verifier to trust something we do not offer, so it is refused
+/// (RFC 8725 3.1 and 3.10; RFC 7515 4.1.11 for crit).
+const ALLOWED_HEADER_PARAMS: [&str; 2] = ["alg", "typ"];
+/// Tokens longer than this are refused before any parsing.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// `type` claim: which endpoint family a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    /// Presented to resource routes.
+    Access,
+    /// Presented to POST /refresh only.
+    Refresh,
+}
+
+/// `fresh` claim: a flag, or Flask-JWT-Extended's timed freshness (fresh until a Unix time).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Freshness {
+    /// Fresh or not.
+    Flag(bool),
+    /// Fresh until this Unix time.
+    Until(f64),
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness::Flag(false)
+    }
+}
+
+/// `aud` may be one string or a list (RFC 7519 4.1.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+/// A token's payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id, as a string (Flask-JWT-Extended requires a string identity).
+    pub sub: String,
+    /// Access or refresh.
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+    /// Whether the token came straight from a password check.
+    #[serde(default)]
+    pub fresh: Freshness,
+    /// Unique token id.
+    pub jti: String,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Expires at.
+    pub exp: i64,
+    /// Admin claim; absent means not an admin.
+    #[serde(default)]
+    pub is_admin: bool,
+    /// Session id; absent on tokens minted elsewhere with the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Issuer, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    /// `sub` parsed; filled by the decoder.
+    #[serde(skip)]
+    pub user_id: i64,
+}
+
+impl Claims {
+    /// Whether the token counts as fresh at `now`.
+    pub fn is_fresh_at(&self, now: DateTime<Utc>) -> bool {
+        match self.fresh {
+            Freshness::Flag(fresh) => fresh,
+            Freshness::Until(until) => (now.timestamp() as f64) < until,
+        }
+    }
+
+    /// Whether the token counts as fresh now.
+    pub fn is_fresh(&self) -> bool {
+        self.is_fresh_at(Utc::now())
+    }
+
+    /// When the token expires.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// A freshly minted token.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    /// The encoded JWT.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp`.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a new token is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The user id.
+    pub user_id: i64,
+    /// The user's admin flag at minting time.
+    pub is_admin: bool,
+    /// The session, when there is one.
+    pub session_id: Option<&'a str>,
+}
+
+/// Mints and decodes tokens with the configured key and algorithm.
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    header: Header,
+    settings: JwtSettings,
+}
+
+impl TokenService {
+    /// Builds the keys and the validation rules once.
+    pub fn new(settings: &JwtSettings) -> Self {
+        let secret = settings.secret.expose().as_bytes();
+        // Pin exactly one algorithm (RFC 8725 2.1, 3.1); jsonwebtoken's defaults differ
+        // from the contract (60 s leeway, nbf unchecked), so every rule is set here.
+        let mut validation = Validation::new(settings.algorithm);
+        validation.leeway = settings.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match &settings.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &settings.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        TokenService {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            header: Header::new(settings.algorithm),
+            settings: settings.clone(),
+        }
+    }
+
+    /// Lifetime of access tokens in seconds (`expires_in` of token responses).
+    pub fn access_ttl_secs(&self) -> u64 {
+        self.settings.access_ttl.as_secs()
+    }
+
+    /// Lifetime of refresh tokens.
+    pub fn refresh_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.settings.refresh_ttl.as_secs() as i64)
+    }
+
+    /// Grace period for a refresh token's double submit.
+    pub fn refresh_reuse_grace(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.settings.refresh_reuse_grace.as_secs() as i64)
+    }
+
+    /// Mints an access token.
+    pub fn access(&self, subject: Subject<'_>, fresh: bool) -> Result<Minted, ApiError> {
+        let jti = uuid::Uuid::new_v4().to_string();
+        self.mint(subject, TokenType::Access, fresh, jti)
+    }
+
+    /// Mints a refresh token (never fresh) with the jti its session recorded.
+    pub fn refresh(&self, subject: Subject<'_>, jti: &str) -> Result<Minted, ApiError> {
+        self.mint(subject, TokenType::Refresh, false, jti.to_owned())
+    }
+
+    fn mint(
+        &self,
+        subject: Subject<'_>,
+        token_type: TokenType,
+        fresh: bool,
+        jti: String,
+    ) -> Result<Minted, ApiError> {
+        let now = Utc::now();
+        let ttl = match token_type {
+            TokenType::Access => self.settings.access_ttl,
+            TokenType::Refresh => self.settings.refresh_ttl,
+        };
+        let expires_at = now + chrono::Duration::seconds(ttl.as_secs() as i64);
+        let claims = Claims {
+            sub: subject.user_id.to_string(),
+            token_type,
+            fresh: Freshness::Flag(fresh),
+            jti: jti.clone(),
+            iat: Some(now.timestamp()),
+            nbf: Some(now.timestamp()),
+            exp: expires_at.timestamp(),
+            is_admin: subject.is_admin,
+            sid: subject.session_id.map(str::to_owned),
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone().map(Audience::One),
+            user_id: subject.user_id,
+        };
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("token encoding failed: {e}")))?;
+        Ok(Minted {
+            token,
+            jti,
+            expires_at,
+        })
+    }
+
+    /// Checks a token's header, signature and registered claims, in that order
+    /// (a badly signed expired token is invalid, not expired), and parses `sub`.
+    /// Type, freshness and revocation are the caller's business.
+    pub fn decode(&self, token: &str) -> Result<Claims, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::InvalidToken("The token is too large."));
+        }
+        check_header(token)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| decode_error(e.kind()))?;
+        let mut claims = data.claims;
+        claims.user_id =
+            claims
+                .sub
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or(ApiError::InvalidToken(
+                    "The token's subject is not a user id.",
+                ))?;
+        if claims
+            .sid
+            .as_deref()
+            .is_some_and(|sid| uuid::Uuid::parse_str(sid).is_err())
+        {
+            return Err(ApiError::InvalidToken(
+                "The token's session id is malformed.",
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// Refuses header parameters we do not support before the library looks at the token.
+fn check_header(token: &str) -> Result<(), ApiError> {
+    const MALFORMED: ApiError = ApiError::InvalidToken("The token is malformed.");
+    let encoded = token.split('.').next().ok_or(MALFORMED)?;
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MALFORMED)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| MALFORMED)?;
+    if header
+        .keys()
+        .any(|k| !ALLOWED_HEADER_PARAMS.contains(&k.as_str()))
+    {
+        return Err(ApiError::InvalidToken(
+            "The token header carries unsupported parameters.",
+        ));
+    }
+    match header.get("typ") {
+        None => Ok(()),
+        Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("JWT") => Ok(()),
+        Some(_) => Err(ApiError::InvalidToken("The token type header is not JWT.")),
+    }
+}
+
+fn decode_error(kind: &ErrorKind) -> ApiError {
+    match kind {
+        ErrorKind::ExpiredSignature => ApiError::TokenExpired,
+        ErrorKind::InvalidSignature => ApiError::InvalidToken("Signature verification failed."),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            ApiError::InvalidToken("The token's algorithm is not allowed.")
+        }
+        ErrorKind::ImmatureSignature => ApiError::InvalidToken("The token is not yet valid."),
+        ErrorKind::InvalidIssuer => ApiError::InvalidToken("The token's issuer is not accepted."),
+        ErrorKind::InvalidAudience => {
+            ApiError::InvalidToken("The token's audience is not accepted.")
+        }
+        ErrorKind::MissingRequiredClaim(_) => {
+            ApiError::InvalidToken("The token is missing a required claim.")
+        }
+        ErrorKind::Json(_) => ApiError::InvalidToken("The token's claims are malformed."),
+        _ => ApiError::InvalidToken("The token is malformed."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use jsonwebtoken::Algorithm;
+    use std::time::Duration;
+
+    const KEY: &str = "unit-test-key-unit-test-key-unit-test-key";
+
+    fn settings() -> JwtSettings {
+        JwtSettings {
+            secret: Secret::new(KEY),
+            algorithm: Algorithm::HS256,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(3600),
+            leeway: Duration::ZERO,
+            issuer: None,
+            audience: None,
+            refresh_reuse_grace: Duration::ZERO,
+        }
+    }
+
+    fn subject() -> Subject<'static> {
+        Subject {
+            user_id: 7,
+            is_admin: true,
+            session_id: Some("6f1c2d0e-7a4b-4c59-9d7e-2b1f0a3c4d5e"),
+        }
+    }
+
+    /// Signs an arbitrary payload with the test key.
+    fn sign(payload: serde_json::Value, alg: Algorithm, key: &str) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &payload,
+            &EncodingKey::from_secret(key.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn payload(overrides: serde_json::Value) -> serde_json::Value {
+        let now = Utc::now().timestamp();
+        let mut base = serde_json::json!({
+            "sub": "7", "type": "access", "fresh": false, "jti": "j",
+            "iat": now, "nbf": now, "exp": now + 60,
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            if v.is_null() {
+                base.as_object_mut().unwrap().remove(k);
+            } else {
+                base[k] = v.clone();
+            }
+        }
+        base
+    }
+
+    #[test]
+    fn minted_access_token_round_trips_with_the_flask_layout() {
+        let service = TokenService::new(&settings());
+        let minted = service.access(subject(), true).unwrap();
+        let claims = service.decode(&minted.token).unwrap();
+        assert_eq!(claims.sub, "7");
+        assert_eq!(claims.user_id, 7);
+        assert_eq!(claims.token_type, TokenType::Access);
+        assert!(claims.is_fresh());
+        assert!(claims.is_admin);
+        assert_eq!(claims.jti, minted.jti);
+        assert_eq!(claims.sid.as_deref(), subject().session_id);
+        assert_eq!(claims.exp - claims.iat.unwrap(), 900);
+        assert_eq!(claims.nbf, claims.iat);
+    }
+
+    #[test]
+    fn refresh_tokens_are_never_fresh() {
+        let service = TokenService::new(&settings());
+        let claims = service
+            .decode(&service.refresh(subject(), "r-1").unwrap().token)
+            .unwrap();
+        assert_eq!(claims.token_type, TokenType::Refresh);
+        assert!(!claims.is_fresh());
+    }
+
+    #[test]
+    fn expired_token_is_token_expired_and_leeway_is_exact() {
+        let service = TokenService::new(&settings());
+        let now = Utc::now().timestamp();
+        let token = sign(
+            payload(serde_json::json!({"exp": now - 5})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(matches!(
+            service.decode(&token),
+            Err(ApiError::TokenExpired)
+        ));
+        let mut lenient = settings();
+        lenient.leeway = Duration::from_secs(30);
+        assert!(TokenService::new(&lenient).decode(&token).is_ok());
+    }
+
+    #[test]
+    fn badly_signed_expired_token_is_invalid_not_expired() {
+        let service = TokenService::new(&settings());
+        let now = Utc::now().timestamp();
+        let token = sign(
+            payload(serde_json::json!({"exp": now - 5})),
+            Algorithm::HS256,
+            "another-key-another-key-another-key!",
+        );
+        assert!(matches!(
+            service.decode(&token),
+            Err(ApiError::InvalidToken("Signature verification failed."))
+        ));
+    }
+
+    #[test]
+    fn other_algorithms_and_none_are_refused() {
+        let service = TokenService::new(&settings());
+        let hs512 = sign(payload(serde_json::json!({})), Algorithm::HS512, KEY);
+        assert!(matches!(
+            service.decode(&hs512),
+            Err(ApiError::InvalidToken(_))
+        ));
+        let body = URL_SAFE_NO_PAD.encode(payload(serde_json::json!({})).to_string());
+        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), body);
+        assert!(matches!(
+            service.decode(&none),
+            Err(ApiError::InvalidToken(_))
+        ));
+    }
+
+    #[test]
+    fn future_nbf_is_refused() {
+        let service = TokenService::new(&settings());
+        let now = Utc::now().timestamp();
+        let token = sign(
+            payload(serde_json::json!({"nbf": now + 120})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(matches!(
+            service.decode(&token),
+            Err(ApiError::InvalidToken("The token is not yet valid."))
+        ));
+    }
+
+    #[test]
+    fn missing_exp_is_refused() {
+        let service = TokenService::new(&settings());
+        let token = sign(
+            payload(serde_json::json!({"exp": null})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(matches!(
+            service.decode(&token),
+            Err(ApiError::InvalidToken(_))
+        ));
+    }
+
+    #[test]
+    fn injected_header_parameters_are_refused() {
+        let service = TokenService::new(&settings());
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("../../etc/passwd".into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &payload(serde_json::json!({})),
+            &EncodingKey::from_secret(KEY.as_bytes()),
+        )
+        .unwrap();
+        assert!(matches!(
+            service.decode(&token),
+            Err(ApiError::InvalidToken(_))
+        ));
+    }
+
+    #[test]
+    fn flask_style_tokens_are_accepted() {
+        let service = TokenService::new(&settings());
+        let until = (Utc::now().timestamp() + 300) as f64 + 0.5;
+        let token = sign(
+            payload(serde_json::json!({"fresh": until, "csrf": "x"})),
+            Algorithm::HS256,
+            KEY,
+        );
+        let claims = service.decode(&token).unwrap();
+        assert!(claims.is_fresh());
+        assert!(!claims.is_admin, "no is_admin claim means not an admin");
+        assert!(claims.sid.is_none());
+        let stale = sign(
+            payload(serde_json::json!({"fresh": 1000.0})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(!service.decode(&stale).unwrap().is_fresh());
+    }
+
+    #[test]
+    fn subject_must_be_a_user_id() {
+        let service = TokenService::new(&settings());
+        for sub in [serde_json::json!("alice"), serde_json::json!("-1")] {
+            let token = sign(
+                payload(serde_json::json!({"sub": sub})),
+                Algorithm::HS256,
+                KEY,
+            );
+            assert!(matches!(
+                service.decode(&token),
+                Err(ApiError::InvalidToken(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let mut configured = settings();
+        configured.issuer = Some("stores".into());
+        configured.audience = Some("apps".into());
+        let service = TokenService::new(&configured);
+        let good = service.access(subject(), false).unwrap();
+        assert!(service.decode(&good.token).is_ok());
+        let foreign = sign(
+            payload(serde_json::json!({"iss": "other", "aud": "apps"})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(matches!(
+            service.decode(&foreign),
+            Err(ApiError::InvalidToken(_))
+        ));
+        let no_aud = sign(
+            payload(serde_json::json!({"iss": "stores"})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(matches!(
+            service.decode(&no_aud),
+            Err(ApiError::InvalidToken(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let service = TokenService::new(&settings());
+        for token in ["", "abc", "a.b.c", "!!!.???.###", "eyJhbGciOiJIUzI1NiJ9..."] {
+            assert!(
+                matches!(service.decode(token), Err(ApiError::InvalidToken(_))),
+                "{token}"
+            );
+        }
+        assert!(matches!(
+            service.decode(&"a".repeat(100_000)),
+            Err(ApiError::InvalidToken(_))
+        ));
+    }
+}

@@ -1,0 +1,297 @@
+//! Request input: JSON bodies checked field by field (so a form can show every
+//! problem at once), query strings, and the newtypes that are valid once parsed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, FromRequest, HttpRequest};
+use serde_json::{Map, Value};
+
+use crate::auth::password::MAX_PASSWORD_BYTES;
+use crate::error::{ApiError, ValidationErrors};
+
+const MISSING: &str = "Missing data for required field.";
+
+/// A body type read from a JSON object by [`Fields`].
+pub trait FromJsonBody: Sized {
+    /// Reads every field, recording problems in `fields`; `None` when any field failed.
+    fn from_fields(fields: &mut Fields) -> Option<Self>;
+}
+
+/// A JSON object being read, with every problem found so far.
+pub struct Fields {
+    object: Map<String, Value>,
+    known: Vec<&'static str>,
+    errors: ValidationErrors,
+}
+
+impl Fields {
+    /// Reads a required field with `parse`.
+    pub fn required<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<T> {
+        self.known.push(name);
+        match self.object.get(name) {
+            None | Some(Value::Null) => {
+                self.errors.json(name, MISSING);
+                None
+            }
+            Some(value) => parse(value).map_err(|e| self.errors.json(name, e)).ok(),
+        }
+    }
+
+    /// Reads an optional field; `Some(None)` when absent, `None` when invalid.
+    pub fn optional<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        if self.object.contains_key(name) {
+            self.required(name, parse).map(Some)
+        } else {
+            self.known.push(name);
+            Some(None)
+        }
+    }
+
+    fn finish<T>(mut self, parsed: Option<T>) -> Result<T, ApiError> {
+        for key in self.object.keys() {
+            if !self.known.contains(&key.as_str()) {
+                self.errors.json(key.clone(), "Unknown field.");
+            }
+        }
+        match parsed {
+            Some(value) if self.errors.is_empty() => Ok(value),
+            Some(_) | None if !self.errors.is_empty() => Err(ApiError::Validation(self.errors)),
+            _ => Err(ApiError::Internal(
+                "body parser returned nothing without an error".into(),
+            )),
+        }
+    }
+}
+
+/// Parses `value` as a string.
+pub fn string(value: &Value) -> Result<String, String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "Not a valid string.".to_string())
+}
+
+/// Parses `value` as a boolean.
+pub fn boolean(value: &Value) -> Result<bool, String> {
+    value
+        .as_bool()
+        .ok_or_else(|| "Not a valid boolean.".to_string())
+}
+
+/// A JSON body of type `T`, validated. Wrong content type or broken JSON is a 400;
+/// a JSON value of the wrong shape a 422 listing every bad field.
+pub struct ValidJson<T>(pub T);
+
+impl<T: FromJsonBody + 'static> FromRequest for ValidJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = json
+                .await
+                .map_err(|e| match e.as_error::<ApiError>() {
+                    Some(api) => api.clone(),
+                    None => ApiError::BadRequest("The request body could not be read.".into()),
+                })?
+                .into_inner();
+            let Value::Object(object) = value else {
+                let mut errors = ValidationErrors::default();
+                errors.json("_schema", "Invalid input type: expected a JSON object.");
+                return Err(ApiError::Validation(errors));
+            };
+            let mut fields = Fields {
+                object,
+                known: Vec::new(),
+                errors: ValidationErrors::default(),
+            };
+            let parsed = T::from_fields(&mut fields);
+            fields.finish(parsed).map(ValidJson)
+        })
+    }
+}
+
+/// The app's JsonConfig error handler: actix's JSON body errors in the contract's shape.
+pub fn json_error(e: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match e {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge(limit),
+        JsonPayloadError::ContentType => ApiError::BadRequest(
+            "The request body must be JSON, sent with Content-Type: application/json.".into(),
+        ),
+        JsonPayloadError::Deserialize(err) => {
+            ApiError::BadRequest(format!("The request body is not valid JSON: {err}."))
+        }
+        _ => ApiError::BadRequest("The request body could not be read.".into()),
+    };
+    api.into()
+}
+
+/// actix's path errors, should a handler use `web::Path`: an unparsable id names nothing.
+pub fn path_error(_e: PathError, req: &HttpRequest) -> actix_web::Error {
+    ApiError::NotFound(format!("Nothing found at {}.", req.path())).into()
+}
+
+/// actix's query errors (only reached through `web::Query`).
+pub fn query_error(e: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let mut errors = ValidationErrors::default();
+    errors.query("_schema", e.to_string());
+    ApiError::Validation(errors).into()
+}
+
+/// The query string as a map; duplicated keys keep the last value.
+pub fn query_map(req: &HttpRequest) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The integer id in path segment `name`; one that cannot be an id names nothing (404).
+/// Read in the handler, after the guard and the body, as API.md orders the checks.
+pub fn path_id(
+    req: &HttpRequest,
+    name: &str,
+    not_found: impl FnOnce(i64) -> ApiError,
+) -> Result<i64, ApiError> {
+    let raw = req.match_info().get(name).unwrap_or_default();
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        Ok(id) => Err(not_found(id)),
+        Err(_) => Err(ApiError::NotFound(format!(
+            "Nothing found at {}.",
+            req.path()
+        ))),
+    }
+}
+
+/// `?limit=&offset=` of the list routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1 to 1000, default 100 (larger values are capped).
+    pub limit: i64,
+    /// 0 or more.
+    pub offset: i64,
+}
+
+impl Page {
+    /// Largest page a client can ask for.
+    pub const MAX_LIMIT: i64 = 1000;
+    /// Page size when none is asked for.
+    pub const DEFAULT_LIMIT: i64 = 100;
+}
+
+impl FromRequest for Page {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let query = query_map(req);
+        let mut errors = ValidationErrors::default();
+        let mut number = |name: &str, default: i64, min: i64| match query.get(name) {
+            None => default,
+            Some(raw) => match raw.trim().parse::<i64>() {
+                Ok(n) if n >= min => n,
+                _ => {
+                    errors.query(name, format!("Must be a whole number of at least {min}."));
+                    default
+                }
+            },
+        };
+        let limit = number("limit", Page::DEFAULT_LIMIT, 1).min(Page::MAX_LIMIT);
+        let offset = number("offset", 0, 0);
+        std::future::ready(errors.into_result(|| Page { limit, offset }))
+    }
+}
+
+/// A username: 3 to 80 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses and trims.
+    pub fn parse(value: &Value) -> Result<Self, String> {
+        let raw = string(value)?;
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if !(3..=80).contains(&len) {
+            return Err("Length must be between 3 and 80.".into());
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("Must not contain control characters.".into());
+        }
+        Ok(Username(trimmed.to_owned()))
+    }
+
+    /// The trimmed username.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password being set: at least 8 characters and at most 72 bytes (bcrypt's limit;
+/// longer is refused, never truncated).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    /// Parses without trimming: spaces are part of a password.
+    pub fn parse(value: &Value) -> Result<Self, String> {
+        let raw = string(value)?;
+        if raw.chars().count() < 8 {
+            return Err("Must be at least 8 characters long.".into());
+        }
+        if raw.len() > MAX_PASSWORD_BYTES {
+            return Err(format!("Must be at most {MAX_PASSWORD_BYTES} bytes long."));
+        }
+        Ok(NewPassword(raw))
+    }
+
+    /// The password.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn usernames_are_trimmed_and_bounded() {
+        assert_eq!(Username::parse(&json!("  bob ")).unwrap().as_str(), "bob");
+        assert!(Username::parse(&json!("ab")).is_err());
+        assert!(Username::parse(&json!("x".repeat(81))).is_err());
+        assert!(Username::parse(&json!(12)).is_err());
+        assert!(Username::parse(&json!("bo\u{0}b")).is_err());
+    }
+
+    #[test]
+    fn passwords_are_counted_in_bytes_at_the_top() {
+        assert!(NewPassword::parse(&json!("x".repeat(72))).is_ok());
+        assert!(NewPassword::parse(&json!("x".repeat(73))).is_err());
+        // 24 three-byte characters are 72 bytes; one more is too long.
+        assert!(NewPassword::parse(&json!("€".repeat(24))).is_ok());
+        assert!(NewPassword::parse(&json!("€".repeat(25))).is_err());
+        assert!(NewPassword::parse(&json!("short")).is_err());
+    }
+}

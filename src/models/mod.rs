@@ -1,0 +1,3 @@
+//! Diesel structs and their queries.
+
+pub mod user;

@@ -1,0 +1,179 @@
+//! Users and their queries.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::{self, DbConnection};
+use crate::error::ApiError;
+use crate::schema::users;
+
+/// A stored user.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Never reused.
+    pub id: i64,
+    /// Unique, trimmed.
+    pub username: String,
+    /// bcrypt hash; never leaves the service.
+    pub password_hash: String,
+    /// Admin flag.
+    pub is_admin: bool,
+    /// When the account was created (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUser<'a> {
+    username: &'a str,
+    password_hash: &'a str,
+    is_admin: bool,
+    created_at: NaiveDateTime,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    /// Id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+    /// Admin flag.
+    pub is_admin: bool,
+    /// RFC 3339 UTC.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        UserView {
+            id: u.id,
+            username: u.username,
+            is_admin: u.is_admin,
+            created_at: u.created_at.and_utc(),
+        }
+    }
+}
+
+/// The 409 for a taken username.
+pub const USERNAME_TAKEN: ApiError =
+    ApiError::Conflict("A user with that username already exists.");
+
+impl User {
+    /// Inserts a user; a taken username is a 409.
+    pub fn create(
+        conn: &mut DbConnection,
+        username: &str,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> Result<User, ApiError> {
+        let created_at = db::now();
+        // RETURNING of a whole Selectable row does not compile on the MultiConnection.
+        let id = diesel::insert_into(users::table)
+            .values(NewUser {
+                username,
+                password_hash,
+                is_admin,
+                created_at,
+            })
+            .returning(users::id)
+            .get_result(conn)
+            .map_err(|e| match ApiError::from(e) {
+                ApiError::Conflict(_) => USERNAME_TAKEN,
+                other => other,
+            })?;
+        Ok(User {
+            id,
+            username: username.to_owned(),
+            password_hash: password_hash.to_owned(),
+            is_admin,
+            created_at,
+        })
+    }
+
+    /// The user with this id.
+    pub fn find(conn: &mut DbConnection, id: i64) -> Result<Option<User>, ApiError> {
+        Ok(users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// The user with this id, or a 404 naming it.
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<User, ApiError> {
+        User::find(conn, id)?.ok_or_else(|| not_found(id))
+    }
+
+    /// The user with this username.
+    pub fn find_by_username(
+        conn: &mut DbConnection,
+        username: &str,
+    ) -> Result<Option<User>, ApiError> {
+        Ok(users::table
+            .filter(users::username.eq(username))
+            .select(User::as_select())
+            .first(conn)
+            .optional()?)
+    }
+
+    /// Whether a user with this id exists.
+    pub fn exists(conn: &mut DbConnection, id: i64) -> Result<bool, ApiError> {
+        Ok(diesel::select(diesel::dsl::exists(users::table.find(id))).get_result(conn)?)
+    }
+
+    /// A page of users ordered by id, and the total count.
+    pub fn list(
+        conn: &mut DbConnection,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<User>, i64), ApiError> {
+        let total = users::table.count().get_result(conn)?;
+        let page = users::table
+            .order(users::id)
+            .limit(limit)
+            .offset(offset)
+            .select(User::as_select())
+            .load(conn)?;
+        Ok((page, total))
+    }
+
+    /// Sets the admin flag; `None` if there is no such user.
+    pub fn set_admin(
+        conn: &mut DbConnection,
+        id: i64,
+        is_admin: bool,
+    ) -> Result<Option<User>, ApiError> {
+        let changed = diesel::update(users::table.find(id))
+            .set(users::is_admin.eq(is_admin))
+            .execute(conn)?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        User::find(conn, id)
+    }
+
+    /// Replaces the password hash.
+    pub fn set_password_hash(
+        conn: &mut DbConnection,
+        id: i64,
+        password_hash: &str,
+    ) -> Result<(), ApiError> {
+        diesel::update(users::table.find(id))
+            .set(users::password_hash.eq(password_hash))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Deletes the user (its sessions go with it); false if there was none.
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<bool, ApiError> {
+        Ok(diesel::delete(users::table.find(id)).execute(conn)? > 0)
+    }
+}
+
+/// The 404 for a user id.
+pub fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("User {id} not found."))
+}

@@ -1,0 +1,315 @@
+//! Register, log in, refresh, log out, the caller's account and sessions.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::auth::guards::{Authenticated, Fresh, Refresh};
+use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
+use crate::auth::tokens::{Minted, Subject};
+use crate::db;
+use crate::error::{ApiError, ValidationErrors};
+use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Username, ValidJson};
+use crate::models::user::{User, UserView};
+use crate::startup::AppState;
+
+/// POST /register body.
+pub struct Registration {
+    username: Username,
+    password: NewPassword,
+}
+
+impl FromJsonBody for Registration {
+    fn from_fields(f: &mut Fields) -> Option<Self> {
+        let username = f.required("username", Username::parse);
+        let password = f.required("password", NewPassword::parse);
+        Some(Registration {
+            username: username?,
+            password: password?,
+        })
+    }
+}
+
+/// POST /login and /fresh-login body. Any string is accepted: a wrong password of
+/// any length is a 401, never a 422 that would tell what the rules are.
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+impl FromJsonBody for Credentials {
+    fn from_fields(f: &mut Fields) -> Option<Self> {
+        let username = f.required("username", string);
+        let password = f.required("password", string);
+        Some(Credentials {
+            username: username?.trim().to_owned(),
+            password: password?,
+        })
+    }
+}
+
+/// PUT /me/password body.
+pub struct PasswordChange {
+    current_password: String,
+    new_password: NewPassword,
+}
+
+impl FromJsonBody for PasswordChange {
+    fn from_fields(f: &mut Fields) -> Option<Self> {
+        let current_password = f.required("current_password", string);
+        let new_password = f.required("new_password", NewPassword::parse);
+        Some(PasswordChange {
+            current_password: current_password?,
+            new_password: new_password?,
+        })
+    }
+}
+
+/// A token response (RFC 6749 5.1).
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+fn token_response(state: &AppState, access: Minted, refresh: Option<Minted>) -> HttpResponse {
+    HttpResponse::Ok()
+        // Token responses must not be cached (RFC 6749 5.1).
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(TokenResponse {
+            access_token: access.token,
+            refresh_token: refresh.map(|r| r.token),
+            token_type: "Bearer",
+            expires_in: state.tokens.access_ttl_secs(),
+        })
+}
+
+fn client_info(req: &HttpRequest) -> ClientInfo {
+    ClientInfo {
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+    }
+}
+
+/// POST /register
+pub async fn register(
+    state: web::Data<AppState>,
+    body: ValidJson<Registration>,
+) -> Result<HttpResponse, ApiError> {
+    let Registration { username, password } = body.0;
+    let hash = state.passwords.hash(password.into_inner()).await?;
+    db::run(&state.pool, move |conn| {
+        User::create(conn, username.as_str(), &hash, false)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(json!({"message": "User created successfully."})))
+}
+
+/// Checks a username and password; the same 401 and the same bcrypt work whether the
+/// user is unknown or the password wrong (OWASP Authentication Cheat Sheet).
+async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User, ApiError> {
+    let username = credentials.username;
+    let user = db::run(&state.pool, move |conn| {
+        User::find_by_username(conn, &username)
+    })
+    .await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = state.passwords.verify(credentials.password, hash).await?;
+    match user {
+        Some(user) if ok => Ok(user),
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// POST /login: a new session, a fresh access token and a refresh token.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidJson<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let user = authenticate(&state, body.0).await?;
+    let sid = uuid::Uuid::new_v4().to_string();
+    let subject = Subject {
+        user_id: user.id,
+        is_admin: user.is_admin,
+        session_id: Some(&sid),
+    };
+    let refresh = state
+        .tokens
+        .refresh(subject, &uuid::Uuid::new_v4().to_string())?;
+    let access = state.tokens.access(subject, true)?;
+    let (jti, expires_at, client) = (refresh.jti.clone(), refresh.expires_at, client_info(&req));
+    let user_id = user.id;
+    db::run(&state.pool, move |conn| {
+        Session::open(conn, &sid, user_id, Some(&jti), expires_at, &client)
+    })
+    .await?;
+    Ok(token_response(&state, access, Some(refresh)))
+}
+
+/// POST /fresh-login: a new session with only a fresh access token (for re-confirming
+/// the password before a sensitive action).
+pub async fn fresh_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidJson<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let user = authenticate(&state, body.0).await?;
+    let sid = uuid::Uuid::new_v4().to_string();
+    let access = state.tokens.access(
+        Subject {
+            user_id: user.id,
+            is_admin: user.is_admin,
+            session_id: Some(&sid),
+        },
+        true,
+    )?;
+    let (expires_at, client, user_id) = (access.expires_at, client_info(&req), user.id);
+    db::run(&state.pool, move |conn| {
+        Session::open(conn, &sid, user_id, None, expires_at, &client)
+    })
+    .await?;
+    Ok(token_response(&state, access, None))
+}
+
+/// POST /refresh: spends the refresh token, returns a non-fresh access token and the
+/// next refresh token. The admin flag is read again from the database.
+pub async fn refresh(token: Refresh, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let claims = token.0;
+    let new_jti = uuid::Uuid::new_v4().to_string();
+    let expires_at = chrono::Utc::now() + state.tokens.refresh_ttl();
+    let grace = state.tokens.refresh_reuse_grace();
+    let sid = claims.sid.clone();
+    let (user, jti) = db::run(&state.pool, move |conn| {
+        let user = User::find(conn, claims.user_id)?.ok_or(ApiError::TokenRevoked)?;
+        let jti = match claims.sid.as_deref() {
+            Some(sid) => Session::rotate(conn, sid, &claims.jti, &new_jti, expires_at, grace)?,
+            None if RevokedToken::revoke(conn, &claims)? => new_jti,
+            None => return Err(ApiError::TokenRevoked),
+        };
+        Ok((user, jti))
+    })
+    .await?;
+    let subject = Subject {
+        user_id: user.id,
+        is_admin: user.is_admin,
+        session_id: sid.as_deref(),
+    };
+    let refresh = state.tokens.refresh(subject, &jti)?;
+    let access = state.tokens.access(subject, false)?;
+    Ok(token_response(&state, access, Some(refresh)))
+}
+
+/// POST /logout?scope=local|global|others
+pub async fn logout(
+    token: Authenticated,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = match input::query_map(&req).get("scope").map(String::as_str) {
+        None | Some("local") => LogoutScope::Local,
+        Some("global") => LogoutScope::Global,
+        Some("others") => LogoutScope::Others,
+        Some(_) => {
+            let mut errors = ValidationErrors::default();
+            errors.query("scope", "Must be one of: local, global, others.");
+            return Err(ApiError::Validation(errors));
+        }
+    };
+    let claims = token.0;
+    db::run(&state.pool, move |conn| {
+        sessions::logout(conn, &claims, scope)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"message": "Successfully logged out"})))
+}
+
+/// GET /me
+pub async fn me(
+    token: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = token.0.user_id;
+    let user = db::run(&state.pool, move |conn| User::get(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+/// PUT /me/password: needs the current password and a fresh token; ends every other
+/// session of the caller. A wrong current password is a 422 on that field, not a 401,
+/// so SPA interceptors do not log the user out.
+pub async fn change_password(
+    token: Fresh,
+    state: web::Data<AppState>,
+    body: ValidJson<PasswordChange>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = token.0;
+    let PasswordChange {
+        current_password,
+        new_password,
+    } = body.0;
+    let id = claims.user_id;
+    let user = db::run(&state.pool, move |conn| User::get(conn, id)).await?;
+    if !state
+        .passwords
+        .verify(current_password, Some(user.password_hash))
+        .await?
+    {
+        let mut errors = ValidationErrors::default();
+        errors.json("current_password", "Incorrect password.");
+        return Err(ApiError::Validation(errors));
+    }
+    let hash = state.passwords.hash(new_password.into_inner()).await?;
+    db::run(&state.pool, move |conn| {
+        User::set_password_hash(conn, id, &hash)?;
+        Session::revoke_all_for_user(conn, id, claims.sid.as_deref())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"message": "Password changed."})))
+}
+
+/// GET /sessions
+pub async fn list_sessions(
+    token: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = token.0;
+    let id = claims.user_id;
+    let list = db::run(&state.pool, move |conn| Session::list_live(conn, id)).await?;
+    let views: Vec<_> = list
+        .into_iter()
+        .map(|s| s.view(claims.sid.as_deref()))
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// DELETE /sessions/{id}
+pub async fn revoke_session(
+    token: Authenticated,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = req.match_info().get("id").unwrap_or_default().to_owned();
+    let not_found = || ApiError::NotFound(format!("Session {raw} not found."));
+    let sid = uuid::Uuid::parse_str(&raw)
+        .map_err(|_| not_found())?
+        .hyphenated()
+        .to_string();
+    let user_id = token.0.user_id;
+    let revoked = db::run(&state.pool, move |conn| {
+        Session::revoke_owned(conn, &sid, user_id)
+    })
+    .await?;
+    if !revoked {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::Ok().json(json!({"message": "Session revoked."})))
+}

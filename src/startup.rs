@@ -1,0 +1,206 @@
+//! The Application: pool, migrations, admin bootstrap, HttpServer and routes.
+//! The binary and the tests start it the same way.
+
+use std::net::TcpListener;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, Logger, Next};
+use actix_web::{web, App, HttpServer, ResponseError};
+use actix_web_httpauth::middleware::HttpAuthentication;
+
+use crate::admin::{self, AdminError};
+use crate::auth::middleware::validator;
+use crate::auth::password::PasswordHasher;
+use crate::auth::sessions;
+use crate::auth::tokens::TokenService;
+use crate::config::Settings;
+use crate::db::{self, Pool, SetupError};
+use crate::error::ApiError;
+use crate::{input, routes};
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The database pool.
+    pub pool: Pool,
+    /// Token minting and decoding.
+    pub tokens: TokenService,
+    /// bcrypt with the configured cost.
+    pub passwords: PasswordHasher,
+    /// The settings the service started with.
+    pub settings: Settings,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Database preparation failed.
+    #[error(transparent)]
+    Database(#[from] SetupError),
+    /// The admin bootstrap was refused.
+    #[error("ADMIN_USERNAME/ADMIN_PASSWORD: {0}")]
+    Admin(#[from] AdminError),
+    /// Binding the address failed.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    /// A start-up task panicked or was cancelled.
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A built, listening service.
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Migrates, bootstraps the admin, binds, and builds the server (not yet awaited).
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let migrate_settings = settings.clone();
+        let applied = web::block(move || db::migrate(&migrate_settings))
+            .await
+            .map_err(|e| StartupError::Task(e.to_string()))??;
+        if applied > 0 {
+            log::info!("applied {applied} migration(s)");
+        }
+        let state = web::Data::new(AppState {
+            pool: db::pool(&settings),
+            tokens: TokenService::new(&settings.jwt),
+            passwords: PasswordHasher::new(settings.bcrypt_cost),
+            settings: settings.clone(),
+        });
+        let admin_line = bootstrap_admin(&state).await?;
+
+        let address = format!("{}:{}", settings.host, settings.port);
+        let listener =
+            TcpListener::bind(&address).map_err(|e| StartupError::Bind(address.clone(), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| StartupError::Bind(address.clone(), e))?;
+        let server_state = state.clone();
+        let max_body = settings.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(input::json_error),
+                )
+                .app_data(web::PathConfig::default().error_handler(input::path_error))
+                .app_data(web::QueryConfig::default().error_handler(input::query_error))
+                .wrap(HttpAuthentication::with_fn(validator))
+                .wrap(from_fn(render_bare_errors))
+                // No header, no query string, no body: nothing secret reaches the log.
+                .wrap(
+                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Bind(address.clone(), e))?
+        .run();
+
+        log::info!(
+            "stores-api {} listening on http://{} ({} env), database: {} at {}",
+            env!("CARGO_PKG_VERSION"),
+            local,
+            settings.env.as_str(),
+            settings.database_url.backend(),
+            settings.database_url.redacted(),
+        );
+        log::info!(
+            "tokens: {:?}, access {} s, refresh {} s, leeway {} s; bcrypt cost {}",
+            settings.jwt.algorithm,
+            settings.jwt.access_ttl.as_secs(),
+            settings.jwt.refresh_ttl.as_secs(),
+            settings.jwt.leeway.as_secs(),
+            settings.bcrypt_cost,
+        );
+        if let Some(path) = &settings.generated_key_file {
+            log::warn!(
+                "JWT_SECRET_KEY is not set: using the development key in {} (set JWT_SECRET_KEY in production)",
+                path.display()
+            );
+        }
+        if let Some(line) = admin_line {
+            log::info!("admin bootstrap: {line}");
+        }
+        Ok(Application {
+            server,
+            port: local.port(),
+            state,
+        })
+    }
+
+    /// The port actually bound (useful with PORT=0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM; in-flight requests finish first. Expired sessions
+    /// and revoked-token entries are pruned in the background meanwhile.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let pruner = actix_web::rt::spawn(prune_forever(self.state.clone()));
+        let result = self.server.await;
+        pruner.abort();
+        result
+    }
+}
+
+async fn bootstrap_admin(state: &web::Data<AppState>) -> Result<Option<String>, StartupError> {
+    let Some(bootstrap) = state.settings.admin.clone() else {
+        return Ok(None);
+    };
+    let (pool, hasher) = (state.pool.clone(), state.passwords.clone());
+    let outcome = web::block(move || {
+        let mut conn = pool.get().map_err(ApiError::from)?;
+        admin::ensure_admin(
+            &mut conn,
+            &hasher,
+            &bootstrap.username,
+            bootstrap.password.expose(),
+        )
+    })
+    .await
+    .map_err(|e| StartupError::Task(e.to_string()))??;
+    Ok(Some(outcome.to_string()))
+}
+
+async fn prune_forever(state: web::Data<AppState>) {
+    let mut interval = actix_web::rt::time::interval(state.settings.prune_interval);
+    loop {
+        interval.tick().await;
+        match db::run(&state.pool, sessions::prune_expired).await {
+            Ok(0) => {}
+            Ok(n) => log::info!("pruned {n} expired session(s) and revoked-token entries"),
+            Err(e) => log::warn!("pruning expired sessions failed: {e}"),
+        }
+    }
+}
+
+/// Gives the contract's body to error responses actix made without us (an unknown
+/// method on a resource, a body limit hit outside our extractors, and so on).
+async fn render_bare_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let (req, _) = res.into_parts();
+        let response = ApiError::from_status(status).error_response();
+        return Ok(ServiceResponse::new(req, response).map_into_right_body());
+    }
+    Ok(res.map_into_left_body())
+}
