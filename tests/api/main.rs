@@ -1,0 +1,5 @@
+//! Black-box tests over HTTP against the real server (SQLite; PostgreSQL too when
+//! TEST_DATABASE_URL is set). One binary, one module per feature.
+
+mod auth;
+mod helpers;
