@@ -244,6 +244,20 @@ impl From<diesel::result::Error> for ApiError {
                 log::warn!("database connection lost: {}", info.message());
                 ApiError::ServiceUnavailable
             }
+            // Transient: SQLite's writer lock outlasted the busy timeout, or PostgreSQL is
+            // shutting down or restarting. The client may retry; it is not our bug.
+            Error::DatabaseError(_, info)
+                if [
+                    "database is locked",
+                    "terminating connection",
+                    "server closed the connection",
+                ]
+                .iter()
+                .any(|m| info.message().contains(m)) =>
+            {
+                log::warn!("database unavailable: {}", info.message());
+                ApiError::ServiceUnavailable
+            }
             Error::NotFound => ApiError::NotFound("The resource was not found.".into()),
             other => ApiError::Internal(format!("database: {other}")),
         }
