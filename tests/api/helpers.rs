@@ -44,7 +44,7 @@ pub struct TestUser {
 }
 
 /// Creates a fresh PostgreSQL database on the TEST_DATABASE_URL server, returns its URL.
-fn fresh_postgres_database(server_url: &str) -> String {
+pub fn fresh_postgres_database(server_url: &str) -> String {
     let mut admin = PgConnection::establish(server_url)
         .unwrap_or_else(|e| panic!("TEST_DATABASE_URL: cannot connect: {e}"));
     let name = format!("stores_test_{}", uuid::Uuid::new_v4().simple());

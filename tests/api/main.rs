@@ -2,4 +2,5 @@
 //! TEST_DATABASE_URL is set). One binary, one module per feature.
 
 mod auth;
+mod faults;
 mod helpers;
