@@ -13,6 +13,7 @@ use actix_web_httpauth::middleware::HttpAuthentication;
 use crate::admin::{self, AdminError};
 use crate::auth::middleware::validator;
 use crate::auth::password::PasswordHasher;
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::sessions;
 use crate::auth::tokens::TokenService;
 use crate::config::Settings;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub tokens: TokenService,
     /// bcrypt with the configured cost.
     pub passwords: PasswordHasher,
+    /// Brute-force limits of the auth endpoints.
+    pub limiter: RateLimiter,
     /// The settings the service started with.
     pub settings: Settings,
 }
@@ -70,6 +73,10 @@ impl Application {
             pool: db::pool(&settings),
             tokens: TokenService::new(&settings.jwt),
             passwords: PasswordHasher::new(settings.bcrypt_cost),
+            limiter: RateLimiter::new(
+                settings.auth_rate_limit_per_minute,
+                settings.login_failure_limit,
+            ),
             settings: settings.clone(),
         });
         let admin_line = bootstrap_admin(&state).await?;

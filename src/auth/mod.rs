@@ -3,5 +3,6 @@
 pub mod guards;
 pub mod middleware;
 pub mod password;
+pub mod rate_limit;
 pub mod sessions;
 pub mod tokens;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::auth::guards::{Authenticated, Fresh, Refresh};
+use crate::auth::rate_limit::AuthRateLimit;
 use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
 use crate::auth::tokens::{Minted, Subject};
 use crate::db;
@@ -102,6 +103,7 @@ fn client_info(req: &HttpRequest) -> ClientInfo {
 
 /// POST /register
 pub async fn register(
+    _limit: AuthRateLimit,
     state: web::Data<AppState>,
     body: ValidJson<Registration>,
 ) -> Result<HttpResponse, ApiError> {
@@ -115,23 +117,33 @@ pub async fn register(
 }
 
 /// Checks a username and password; the same 401 and the same bcrypt work whether the
-/// user is unknown or the password wrong (OWASP Authentication Cheat Sheet).
+/// user is unknown or the password wrong (OWASP Authentication Cheat Sheet). A username
+/// with too many recent failures gets 429 whatever the password.
 async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User, ApiError> {
     let username = credentials.username;
+    state.limiter.check_username(&username)?;
+    let lookup = username.clone();
     let user = db::run(&state.pool, move |conn| {
-        User::find_by_username(conn, &username)
+        User::find_by_username(conn, &lookup)
     })
     .await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = state.passwords.verify(credentials.password, hash).await?;
     match user {
-        Some(user) if ok => Ok(user),
-        _ => Err(ApiError::InvalidCredentials),
+        Some(user) if ok => {
+            state.limiter.record_success(&username);
+            Ok(user)
+        }
+        _ => {
+            state.limiter.record_failure(&username);
+            Err(ApiError::InvalidCredentials)
+        }
     }
 }
 
 /// POST /login: a new session, a fresh access token and a refresh token.
 pub async fn login(
+    _limit: AuthRateLimit,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
@@ -159,6 +171,7 @@ pub async fn login(
 /// POST /fresh-login: a new session with only a fresh access token (for re-confirming
 /// the password before a sensitive action).
 pub async fn fresh_login(
+    _limit: AuthRateLimit,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
@@ -183,7 +196,11 @@ pub async fn fresh_login(
 
 /// POST /refresh: spends the refresh token, returns a non-fresh access token and the
 /// next refresh token. The admin flag is read again from the database.
-pub async fn refresh(token: Refresh, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    _limit: AuthRateLimit,
+    token: Refresh,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let claims = token.0;
     let new_jti = uuid::Uuid::new_v4().to_string();
     let expires_at = chrono::Utc::now() + state.tokens.refresh_ttl();

@@ -4,3 +4,4 @@
 mod auth;
 mod faults;
 mod helpers;
+mod limits;
