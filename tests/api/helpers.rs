@@ -169,41 +169,34 @@ impl TestApp {
         }
     }
 
+    /// Logs `username` in and reads its id from /me.
+    pub async fn logged_in(&self, username: &str, password: &str) -> TestUser {
+        let tokens = self.login(username, password).await;
+        let me: Value = self
+            .get("/me", Some(&tokens.access))
+            .await
+            .json()
+            .await
+            .expect("json");
+        TestUser {
+            id: me["id"].as_i64().expect("id"),
+            username: username.to_string(),
+            password: password.to_string(),
+            tokens,
+        }
+    }
+
     /// Registers a new user with a unique name and logs in.
     pub async fn user(&self) -> TestUser {
         let username = format!("user-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let resp = self.register(&username, PASSWORD).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
-        let tokens = self.login(&username, PASSWORD).await;
-        let me: Value = self
-            .get("/me", Some(&tokens.access))
-            .await
-            .json()
-            .await
-            .expect("json");
-        TestUser {
-            id: me["id"].as_i64().expect("id"),
-            username,
-            password: PASSWORD.to_string(),
-            tokens,
-        }
+        self.logged_in(&username, PASSWORD).await
     }
 
     /// The bootstrap admin, logged in.
     pub async fn admin(&self) -> TestUser {
-        let tokens = self.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
-        let me: Value = self
-            .get("/me", Some(&tokens.access))
-            .await
-            .json()
-            .await
-            .expect("json");
-        TestUser {
-            id: me["id"].as_i64().expect("id"),
-            username: ADMIN_USERNAME.to_string(),
-            password: ADMIN_PASSWORD.to_string(),
-            tokens,
-        }
+        self.logged_in(ADMIN_USERNAME, ADMIN_PASSWORD).await
     }
 
     /// A non-fresh access token for `user` (through /refresh).
