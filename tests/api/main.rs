@@ -5,3 +5,5 @@ mod auth;
 mod faults;
 mod helpers;
 mod limits;
+mod sessions;
+mod users;

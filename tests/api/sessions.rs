@@ -1,0 +1,549 @@
+//! Sessions: listing and ending them, logout scopes, fresh-login, refresh rotation
+//! with reuse detection, and what concurrent clients see.
+
+use base64::Engine;
+use futures_util::future::join_all;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    assert_error, flask_payload, forge, TestApp, TestUser, Tokens, PASSWORD, TEST_KEY,
+};
+
+/// The payload of a JWT, unverified (the test only reads what the server put there).
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+/// The session id a token carries.
+fn sid(token: &str) -> String {
+    claims(token)["sid"]
+        .as_str()
+        .expect("the token has a sid")
+        .to_string()
+}
+
+/// A 200 body as JSON, with the body in the message when the status is not 200.
+async fn ok_json(resp: Response) -> Value {
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "status (body: {text})");
+    serde_json::from_str(&text).expect("JSON body")
+}
+
+/// GET /sessions with `token`; panics unless 200 and a list.
+async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
+    ok_json(app.get("/sessions", Some(token)).await)
+        .await
+        .as_array()
+        .expect("a list")
+        .clone()
+}
+
+/// The same user logged in once more.
+async fn another_login(app: &TestApp, user: &TestUser) -> Tokens {
+    app.login(&user.username, &user.password).await
+}
+
+/// POST /refresh; panics unless 200. Returns the new pair.
+async fn refresh(app: &TestApp, refresh_token: &str) -> Tokens {
+    let body = ok_json(app.post("/refresh", Some(refresh_token), None).await).await;
+    Tokens {
+        access: body["access_token"].as_str().expect("access").to_string(),
+        refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+    }
+}
+
+/// Both tokens of a session are refused as revoked.
+async fn assert_revoked(app: &TestApp, tokens: &Tokens) {
+    assert_error(
+        app.get("/me", Some(&tokens.access)).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+    assert_error(
+        app.post("/refresh", Some(&tokens.refresh), None).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+}
+
+/// The access token of a session still works.
+async fn assert_alive(app: &TestApp, tokens: &Tokens) {
+    ok_json(app.get("/me", Some(&tokens.access)).await).await;
+}
+
+fn rfc3339(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is a string"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text} is not RFC 3339: {e}"))
+}
+
+// GET /sessions
+
+#[actix_web::test]
+async fn the_session_list_shows_each_login_and_marks_the_current_one() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let second = another_login(&app, &user).await;
+
+    let list = sessions(&app, &second.access).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    for session in &list {
+        let mut keys: Vec<&str> = session
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "created_at",
+                "current",
+                "id",
+                "ip",
+                "refreshed_at",
+                "user_agent"
+            ],
+            "{session}"
+        );
+        rfc3339(&session["created_at"]);
+        assert!(session["refreshed_at"].is_null(), "{session}");
+        assert!(session["current"].is_boolean(), "{session}");
+    }
+    let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{list:?}");
+    assert_eq!(current[0]["id"], sid(&second.access));
+    let mut ids: Vec<String> = list
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut expected = vec![sid(&user.tokens.access), sid(&second.access)];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // Asked from the first session, that one is current.
+    let list = sessions(&app, &user.tokens.access).await;
+    let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{list:?}");
+    assert_eq!(current[0]["id"], sid(&user.tokens.access));
+}
+
+#[actix_web::test]
+async fn the_session_list_shows_the_login_user_agent_and_address() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let agent = "StoresApp/2.1 (iPhone; iOS 17.4)";
+    let resp = app
+        .client
+        .post(app.url("/login"))
+        .header("User-Agent", agent)
+        .json(&json!({"username": user.username, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("request sent");
+    let body = ok_json(resp).await;
+    let access = body["access_token"].as_str().expect("access");
+
+    let list = sessions(&app, access).await;
+    let mine = list
+        .iter()
+        .find(|s| s["id"] == sid(access))
+        .expect("the phone's session is listed");
+    assert_eq!(mine["user_agent"], agent);
+    assert_eq!(mine["ip"], "127.0.0.1");
+    assert_eq!(mine["current"], true);
+}
+
+#[actix_web::test]
+async fn refreshing_stamps_refreshed_at_on_that_session_only() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let other = another_login(&app, &user).await;
+    let next = refresh(&app, &user.tokens.refresh).await;
+    assert_eq!(sid(&next.access), sid(&user.tokens.access), "same session");
+
+    let list = sessions(&app, &next.access).await;
+    assert_eq!(list.len(), 2, "refresh opens no session: {list:?}");
+    let refreshed = list
+        .iter()
+        .find(|s| s["id"] == sid(&next.access))
+        .expect("listed");
+    assert_eq!(refreshed["current"], true);
+    let at = rfc3339(&refreshed["refreshed_at"]);
+    assert!(at >= rfc3339(&refreshed["created_at"]), "{refreshed}");
+    let untouched = list
+        .iter()
+        .find(|s| s["id"] == sid(&other.access))
+        .expect("listed");
+    assert!(untouched["refreshed_at"].is_null(), "{untouched}");
+}
+
+// DELETE /sessions/{id}
+
+#[actix_web::test]
+async fn ending_a_session_from_another_device_revokes_its_tokens() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let lost_phone = another_login(&app, &user).await;
+
+    let resp = app
+        .delete(
+            &format!("/sessions/{}", sid(&lost_phone.access)),
+            Some(&user.tokens.access),
+        )
+        .await;
+    ok_json(resp).await;
+    assert_revoked(&app, &lost_phone).await;
+    assert_alive(&app, &user.tokens).await;
+    let list = sessions(&app, &user.tokens.access).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], sid(&user.tokens.access));
+
+    // Ending it again: it is no longer there.
+    let resp = app
+        .delete(
+            &format!("/sessions/{}", sid(&lost_phone.access)),
+            Some(&user.tokens.access),
+        )
+        .await;
+    assert_error(resp, 404, "not_found").await;
+}
+
+#[actix_web::test]
+async fn another_users_session_cannot_be_ended_and_looks_missing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user().await;
+    let bob = app.user().await;
+    let resp = app
+        .delete(
+            &format!("/sessions/{}", sid(&bob.tokens.access)),
+            Some(&alice.tokens.access),
+        )
+        .await;
+    assert_error(resp, 404, "not_found").await;
+    assert_alive(&app, &bob.tokens).await;
+    let resp = app.post("/refresh", Some(&bob.tokens.refresh), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn ending_an_unknown_session_is_a_404() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let unknown = uuid::Uuid::new_v4();
+    let resp = app
+        .delete(&format!("/sessions/{unknown}"), Some(&user.tokens.access))
+        .await;
+    assert_error(resp, 404, "not_found").await;
+    let resp = app
+        .delete("/sessions/not-a-uuid", Some(&user.tokens.access))
+        .await;
+    assert_error(resp, 404, "not_found").await;
+    assert_alive(&app, &user.tokens).await;
+}
+
+// POST /logout scopes
+
+#[actix_web::test]
+async fn logging_out_ends_only_this_session_by_default() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let laptop = another_login(&app, &user).await;
+    let phone = another_login(&app, &user).await;
+
+    let resp = app.post("/logout", Some(&user.tokens.access), None).await;
+    assert_eq!(
+        ok_json(resp).await,
+        json!({"message": "Successfully logged out"})
+    );
+    assert_revoked(&app, &user.tokens).await;
+    assert_alive(&app, &laptop).await;
+
+    let resp = app
+        .post("/logout?scope=local", Some(&laptop.access), None)
+        .await;
+    ok_json(resp).await;
+    assert_revoked(&app, &laptop).await;
+    assert_alive(&app, &phone).await;
+    let list = sessions(&app, &phone.access).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+}
+
+#[actix_web::test]
+async fn logging_out_everywhere_ends_every_session_of_the_caller() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let laptop = another_login(&app, &user).await;
+    let someone_else = app.user().await;
+
+    let resp = app
+        .post("/logout?scope=global", Some(&laptop.access), None)
+        .await;
+    ok_json(resp).await;
+    assert_revoked(&app, &laptop).await;
+    assert_revoked(&app, &user.tokens).await;
+    assert_alive(&app, &someone_else.tokens).await;
+    // Logging in again still works.
+    let again = another_login(&app, &user).await;
+    assert_eq!(sessions(&app, &again.access).await.len(), 1);
+}
+
+#[actix_web::test]
+async fn logging_out_the_others_keeps_this_session() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let laptop = another_login(&app, &user).await;
+    let phone = another_login(&app, &user).await;
+
+    let resp = app
+        .post("/logout?scope=others", Some(&user.tokens.access), None)
+        .await;
+    ok_json(resp).await;
+    assert_revoked(&app, &laptop).await;
+    assert_revoked(&app, &phone).await;
+    assert_alive(&app, &user.tokens).await;
+    let next = refresh(&app, &user.tokens.refresh).await;
+    let list = sessions(&app, &next.access).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], sid(&user.tokens.access));
+}
+
+#[actix_web::test]
+async fn an_unknown_logout_scope_is_a_422_and_logs_nobody_out() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let resp = app
+        .post("/logout?scope=bogus", Some(&user.tokens.access), None)
+        .await;
+    let body = assert_error(resp, 422, "validation_error").await;
+    assert!(body["errors"]["query"]["scope"].is_array(), "{body}");
+    assert_alive(&app, &user.tokens).await;
+}
+
+#[actix_web::test]
+async fn logging_out_a_token_without_a_session_revokes_that_token() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let foreign = forge(flask_payload(user.id, json!({})), TEST_KEY);
+    ok_json(app.get("/me", Some(&foreign)).await).await;
+
+    let resp = app.post("/logout", Some(&foreign), None).await;
+    assert_eq!(
+        ok_json(resp).await,
+        json!({"message": "Successfully logged out"})
+    );
+    assert_error(app.get("/me", Some(&foreign)).await, 401, "token_revoked").await;
+    // The user's own session is another matter.
+    assert_alive(&app, &user.tokens).await;
+}
+
+// POST /fresh-login
+
+#[actix_web::test]
+async fn fresh_login_gives_only_a_fresh_access_token_with_its_own_session() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let resp = app
+        .post(
+            "/fresh-login",
+            None,
+            Some(json!({"username": user.username, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body = ok_json(resp).await;
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["access_token", "expires_in", "token_type"], "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["expires_in"], app.settings.jwt.access_ttl.as_secs());
+    let access = body["access_token"].as_str().expect("access").to_string();
+    assert_eq!(claims(&access)["fresh"], true);
+
+    let list = sessions(&app, &access).await;
+    assert_eq!(list.len(), 2, "login and fresh-login: {list:?}");
+    let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{list:?}");
+    assert_eq!(current[0]["id"], sid(&access));
+    assert_ne!(sid(&access), sid(&user.tokens.access));
+
+    // Fresh enough for the most sensitive action.
+    let resp = app
+        .delete(&format!("/user/{}", user.id), Some(&access))
+        .await;
+    assert_eq!(ok_json(resp).await, json!({"message": "User deleted."}));
+}
+
+#[actix_web::test]
+async fn fresh_login_with_a_wrong_password_is_invalid_credentials() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let resp = app
+        .post(
+            "/fresh-login",
+            None,
+            Some(json!({"username": user.username, "password": "wrong-password"})),
+        )
+        .await;
+    assert_error(resp, 401, "invalid_credentials").await;
+    assert_eq!(sessions(&app, &user.tokens.access).await.len(), 1);
+}
+
+// POST /refresh rotation
+
+#[actix_web::test]
+async fn each_refresh_hands_out_a_new_refresh_token_and_the_chain_goes_on() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let mut chain = vec![user.tokens.clone()];
+    for _ in 0..3 {
+        let next = refresh(&app, &chain.last().unwrap().refresh).await;
+        assert_eq!(claims(&next.access)["fresh"], false);
+        assert_eq!(sid(&next.refresh), sid(&user.tokens.access));
+        for earlier in &chain {
+            assert_ne!(next.refresh, earlier.refresh);
+            assert_ne!(
+                claims(&next.refresh)["jti"],
+                claims(&earlier.refresh)["jti"]
+            );
+        }
+        chain.push(next);
+    }
+    assert_alive(&app, chain.last().unwrap()).await;
+    // Access tokens of the same session stay valid until they expire.
+    assert_alive(&app, &chain[0]).await;
+}
+
+#[actix_web::test]
+async fn reusing_any_spent_refresh_token_revokes_the_session() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    for spent in 0..3 {
+        let mut chain = vec![another_login(&app, &user).await];
+        for _ in 0..3 {
+            let next = refresh(&app, &chain.last().unwrap().refresh).await;
+            chain.push(next);
+        }
+        let resp = app
+            .post("/refresh", Some(&chain[spent].refresh), None)
+            .await;
+        assert_error(resp, 401, "token_revoked").await;
+        assert_revoked(&app, chain.last().unwrap()).await;
+    }
+    // Only the reused sessions ended.
+    assert_alive(&app, &user.tokens).await;
+}
+
+#[actix_web::test]
+async fn within_the_grace_period_a_double_submitted_refresh_is_not_reuse() {
+    let app = TestApp::spawn_with(&[("JWT_REFRESH_REUSE_GRACE", "30")]).await;
+    let user = app.user().await;
+    // Two sessions: each continues with one of the two answers.
+    for keep_second in [false, true] {
+        let login = another_login(&app, &user).await;
+        let first = refresh(&app, &login.refresh).await;
+        let second = refresh(&app, &login.refresh).await;
+        assert_alive(&app, &first).await;
+        assert_alive(&app, &second).await;
+
+        let kept = if keep_second { &second } else { &first };
+        let next = refresh(&app, &kept.refresh).await;
+        let after = refresh(&app, &next.refresh).await;
+        assert_alive(&app, &after).await;
+        assert_eq!(sid(&after.access), sid(&login.access));
+    }
+    assert_alive(&app, &user.tokens).await;
+}
+
+#[actix_web::test]
+async fn without_a_grace_period_a_double_submitted_refresh_revokes() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let first = refresh(&app, &user.tokens.refresh).await;
+    let resp = app.post("/refresh", Some(&user.tokens.refresh), None).await;
+    assert_error(resp, 401, "token_revoked").await;
+    assert_revoked(&app, &first).await;
+}
+
+#[actix_web::test]
+async fn the_grace_period_does_not_excuse_older_refresh_tokens() {
+    let app = TestApp::spawn_with(&[("JWT_REFRESH_REUSE_GRACE", "30")]).await;
+    let user = app.user().await;
+    let first = refresh(&app, &user.tokens.refresh).await;
+    let second = refresh(&app, &first.refresh).await;
+    // The login's refresh token was spent two rotations ago: that is reuse.
+    let resp = app.post("/refresh", Some(&user.tokens.refresh), None).await;
+    assert_error(resp, 401, "token_revoked").await;
+    assert_revoked(&app, &second).await;
+}
+
+// Concurrency
+
+#[actix_web::test]
+async fn ten_concurrent_refreshes_of_one_token_succeed_at_most_once() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let token = user.tokens.refresh.clone();
+    let responses = join_all((0..10).map(|_| app.post("/refresh", Some(&token), None))).await;
+
+    let mut ok = 0;
+    for resp in responses {
+        if resp.status() == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_error(resp, 401, "token_revoked").await;
+        }
+    }
+    assert!(ok <= 1, "{ok} refreshes of one token succeeded");
+
+    // Refresh never opens a session: a new login sees only itself.
+    let again = another_login(&app, &user).await;
+    let list = sessions(&app, &again.access).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], sid(&again.access));
+}
+
+#[actix_web::test]
+async fn ten_concurrent_registrations_of_one_name_create_one_user() {
+    let app = TestApp::spawn().await;
+    let responses = join_all((0..10).map(|_| app.register("popular-name", PASSWORD))).await;
+    let mut created = 0;
+    for resp in responses {
+        if resp.status() == StatusCode::CREATED {
+            created += 1;
+        } else {
+            let body = assert_error(resp, 409, "conflict").await;
+            assert_eq!(body["message"], "A user with that username already exists.");
+        }
+    }
+    assert_eq!(created, 1);
+
+    let admin = app.admin().await;
+    let list = ok_json(app.get("/users", Some(&admin.tokens.access)).await).await;
+    let named: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["username"] == "popular-name")
+        .collect();
+    assert_eq!(named.len(), 1, "{list}");
+    app.login("popular-name", PASSWORD).await;
+}

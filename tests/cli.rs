@@ -1,0 +1,366 @@
+//! The `stores-api` binary as an operator runs it: help, migrate, the admin
+//! subcommands, and the start-up refusals of a bad configuration.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+use stores_api::config::Settings;
+use stores_api::startup::Application;
+
+const KEY: &str = "cli-test-key-cli-test-key-cli-test-key-!"; // 40 bytes
+
+/// The binary with an empty environment but PATH, run from the package root.
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stores-api"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The environment of a test-mode operator working on a SQLite file under `dir`.
+fn operator_env(dir: &Path) -> Vec<(String, String)> {
+    vec![
+        ("APP_ENV".into(), "test".into()),
+        ("JWT_SECRET_KEY".into(), KEY.into()),
+        (
+            "DATABASE_URL".into(),
+            dir.join("cli.db").display().to_string(),
+        ),
+        ("DATA_DIR".into(), dir.display().to_string()),
+        ("BCRYPT_COST".into(), "4".into()),
+    ]
+}
+
+/// Runs the binary with `args` and `env`, feeding `stdin` when given.
+fn run(env: &[(String, String)], args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = bin();
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("the binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("the binary exits")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Everything a run printed, for assertion messages.
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+fn assert_success(out: &Output) {
+    assert!(out.status.success(), "{}", describe(out));
+}
+
+fn assert_failure(out: &Output) {
+    assert!(
+        !out.status.success() && out.status.code().is_some(),
+        "expected a clean non-zero exit: {}",
+        describe(out)
+    );
+}
+
+// Help
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = run(&[], &["--help"], None);
+    assert_success(&out);
+    let stdout = text(&out.stdout);
+    for word in ["serve", "migrate", "admin"] {
+        assert!(stdout.contains(word), "--help mentions {word}: {stdout}");
+    }
+}
+
+#[test]
+fn admin_help_lists_the_operator_actions() {
+    let out = run(&[], &["admin", "--help"], None);
+    assert_success(&out);
+    let stdout = text(&out.stdout);
+    for word in ["create", "promote", "demote", "revoke"] {
+        assert!(
+            stdout.contains(word),
+            "admin --help mentions {word}: {stdout}"
+        );
+    }
+}
+
+// Migrate and the admin subcommands
+
+#[test]
+fn migrate_creates_the_database_and_can_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let out = run(&env, &["migrate"], None);
+    assert_success(&out);
+    assert!(dir.path().join("cli.db").exists(), "{}", describe(&out));
+    let again = run(&env, &["migrate"], None);
+    assert_success(&again);
+}
+
+/// A server on the operator's database, as the CLI left it.
+async fn serve(env: &[(String, String)]) -> (String, reqwest::Client) {
+    let mut map: HashMap<String, String> = env.iter().cloned().collect();
+    map.insert("HOST".into(), "127.0.0.1".into());
+    map.insert("PORT".into(), "0".into());
+    let settings = Settings::load_from(map).expect("settings");
+    let app = Application::build(settings)
+        .await
+        .expect("the server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    (address, reqwest::Client::new())
+}
+
+/// Logs in over HTTP; returns the access token.
+async fn login(address: &str, client: &reqwest::Client, username: &str, password: &str) -> String {
+    let resp = client
+        .post(format!("{address}/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(resp.status(), 200, "login of {username}");
+    let body: Value = resp.json().await.expect("json");
+    body["access_token"].as_str().expect("access").to_string()
+}
+
+/// GET /me: its status and body.
+async fn me(address: &str, client: &reqwest::Client, token: &str) -> (u16, Value) {
+    let resp = client
+        .get(format!("{address}/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request sent");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json"))
+}
+
+#[actix_web::test]
+async fn an_operator_manages_admins_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    assert_success(&run(&env, &["migrate"], None));
+
+    let out = run(&env, &["admin", "create", "bob"], Some("bob-password-1\n"));
+    assert_success(&out);
+    assert!(text(&out.stdout).contains("bob"), "{}", describe(&out));
+    assert!(
+        !text(&out.stdout).contains("bob-password-1")
+            && !text(&out.stderr).contains("bob-password-1"),
+        "the password is never echoed: {}",
+        describe(&out)
+    );
+
+    // What was stored: bob logs in with that password, as an admin.
+    let (address, client) = serve(&env).await;
+    let token = login(&address, &client, "bob", "bob-password-1").await;
+    let (status, body) = me(&address, &client, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_admin"], true, "{body}");
+
+    let out = run(
+        &env,
+        &["admin", "create", "bob"],
+        Some("other-password-2\n"),
+    );
+    assert_failure(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bob") && stderr.contains("already exists"),
+        "a clear message: {}",
+        describe(&out)
+    );
+    // The existing account keeps its password.
+    login(&address, &client, "bob", "bob-password-1").await;
+
+    let out = run(&env, &["admin", "demote", "bob"], None);
+    assert_success(&out);
+    assert!(text(&out.stdout).contains("bob"), "{}", describe(&out));
+    // The demotion ended bob's sessions; the next login is not an admin.
+    let (status, body) = me(&address, &client, &token).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "token_revoked", "{body}");
+    let token = login(&address, &client, "bob", "bob-password-1").await;
+    assert_eq!(me(&address, &client, &token).await.1["is_admin"], false);
+
+    let out = run(&env, &["admin", "promote", "bob"], None);
+    assert_success(&out);
+    assert!(text(&out.stdout).contains("bob"), "{}", describe(&out));
+    let token = login(&address, &client, "bob", "bob-password-1").await;
+    assert_eq!(me(&address, &client, &token).await.1["is_admin"], true);
+
+    let out = run(&env, &["admin", "promote", "nobody"], None);
+    assert_failure(&out);
+    assert!(text(&out.stderr).contains("nobody"), "{}", describe(&out));
+
+    let out = run(&env, &["admin", "revoke", "bob"], None);
+    assert_success(&out);
+    assert!(text(&out.stdout).contains("bob"), "{}", describe(&out));
+    let (status, body) = me(&address, &client, &token).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "token_revoked", "{body}");
+}
+
+#[test]
+fn admin_create_refuses_a_password_that_breaks_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let out = run(&env, &["admin", "create", "carol"], Some("short\n"));
+    assert_failure(&out);
+    assert!(text(&out.stderr).contains("password"), "{}", describe(&out));
+    let out = run(
+        &env,
+        &["admin", "create", "carol"],
+        Some(&format!("{}\n", "x".repeat(73))),
+    );
+    assert_failure(&out);
+    // Nothing was created: a valid create now succeeds.
+    let out = run(
+        &env,
+        &["admin", "create", "carol"],
+        Some("carol-password-1\n"),
+    );
+    assert_success(&out);
+}
+
+// Start-up refusals
+
+/// An environment for `migrate` with `overrides` applied (an empty value removes).
+fn env_with(dir: &Path, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: HashMap<String, String> = operator_env(dir).into_iter().collect();
+    for (k, v) in overrides {
+        if v.is_empty() {
+            env.remove(*k);
+        } else {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+    env.into_iter().collect()
+}
+
+/// Runs `migrate` and expects a refusal; returns stderr.
+fn refused(env: &[(String, String)]) -> String {
+    let out = run(env, &["migrate"], None);
+    assert_failure(&out);
+    text(&out.stderr)
+}
+
+/// The stderr lines that name `setting`.
+fn lines_naming<'a>(stderr: &'a str, setting: &str) -> Vec<&'a str> {
+    stderr.lines().filter(|l| l.contains(setting)).collect()
+}
+
+#[test]
+fn production_refuses_to_start_without_a_jwt_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_with(
+        dir.path(),
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET_KEY", ""),
+            ("BCRYPT_COST", "12"),
+        ],
+    );
+    let stderr = refused(&env);
+    assert!(stderr.contains("JWT_SECRET_KEY"), "{stderr}");
+    assert!(!dir.path().join("cli.db").exists(), "nothing was migrated");
+}
+
+#[test]
+fn a_jwt_key_under_32_bytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = "0123456789";
+    let env = env_with(dir.path(), &[("JWT_SECRET_KEY", short)]);
+    let stderr = refused(&env);
+    assert!(stderr.contains("JWT_SECRET_KEY"), "{stderr}");
+    assert!(!stderr.contains(short), "the key is not printed: {stderr}");
+}
+
+#[test]
+fn an_unparsable_database_url_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_with(dir.path(), &[("DATABASE_URL", "postgres://[bad")]);
+    let stderr = refused(&env);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[test]
+fn an_out_of_range_bcrypt_cost_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_with(dir.path(), &[("BCRYPT_COST", "99")]);
+    let stderr = refused(&env);
+    assert!(stderr.contains("BCRYPT_COST"), "{stderr}");
+}
+
+#[test]
+fn every_configuration_problem_is_reported_at_once_one_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = "0123456789";
+    let env = env_with(
+        dir.path(),
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET_KEY", short),
+            ("DATABASE_URL", "postgres://[bad"),
+            ("BCRYPT_COST", "99"),
+        ],
+    );
+    let stderr = refused(&env);
+    let settings = ["JWT_SECRET_KEY", "DATABASE_URL", "BCRYPT_COST"];
+    let mut seen = Vec::new();
+    for setting in settings {
+        let lines = lines_naming(&stderr, setting);
+        assert_eq!(lines.len(), 1, "{setting} on one line: {stderr}");
+        for other in settings.iter().filter(|s| **s != setting) {
+            assert!(!lines[0].contains(other), "one per line: {stderr}");
+        }
+        seen.push(lines[0]);
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "{stderr}");
+
+    // Production without any key, with the other two problems: all three named too.
+    let env = env_with(
+        dir.path(),
+        &[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET_KEY", ""),
+            ("DATABASE_URL", "postgres://[bad"),
+            ("BCRYPT_COST", "99"),
+        ],
+    );
+    let stderr = refused(&env);
+    for setting in settings {
+        assert_eq!(
+            lines_naming(&stderr, setting).len(),
+            1,
+            "{setting} on one line: {stderr}"
+        );
+    }
+}
