@@ -2,7 +2,9 @@
 //! TEST_DATABASE_URL is set). One binary, one module per feature.
 
 mod auth;
+mod errors;
 mod faults;
+mod guards;
 mod helpers;
 mod limits;
 mod sessions;
