@@ -287,9 +287,12 @@ impl Settings {
         let refresh_reuse_grace = r.seconds("jwt_refresh_reuse_grace", 0);
         let issuer = r.optional_string("jwt_issuer");
         let audience = r.optional_string("jwt_audience");
+        let errors_before_cost = r.errors.len();
         let bcrypt_cost = r.ranged::<u32>("bcrypt_cost", 4, 31);
+        // Only a valid cost is judged again, so a bad one gets a single line.
         if app_env == AppEnv::Production
-            && bcrypt_cost.is_some_and(|c| c < MIN_PRODUCTION_BCRYPT_COST)
+            && r.errors.len() == errors_before_cost
+            && bcrypt_cost < MIN_PRODUCTION_BCRYPT_COST
         {
             r.errors.push(format!(
                 "BCRYPT_COST: production requires at least {MIN_PRODUCTION_BCRYPT_COST}"
@@ -342,72 +345,39 @@ impl Settings {
             }
         }
 
-        match (
-            errors.is_empty(),
+        // Every bad setting has its line by now; the placeholders below are never used.
+        let (true, Some(database_url), Some(algorithm), Some(secret)) =
+            (errors.is_empty(), database_url, algorithm, secret)
+        else {
+            return Err(ConfigError(errors));
+        };
+        Ok(Settings {
+            env: app_env,
+            host,
             port,
             database_url,
             database_pool_size,
             database_pool_timeout,
             database_startup_timeout,
-            algorithm,
-            access_ttl,
-            refresh_ttl,
-            leeway,
-            refresh_reuse_grace,
+            data_dir,
+            jwt: JwtSettings {
+                secret,
+                algorithm,
+                access_ttl,
+                refresh_ttl,
+                leeway,
+                issuer,
+                audience,
+                refresh_reuse_grace,
+            },
             bcrypt_cost,
             auth_rate_limit_per_minute,
             login_failure_limit,
             max_body_bytes,
             prune_interval,
-            secret,
-        ) {
-            (
-                true,
-                Some(port),
-                Some(database_url),
-                Some(database_pool_size),
-                Some(database_pool_timeout),
-                Some(database_startup_timeout),
-                Some(algorithm),
-                Some(access_ttl),
-                Some(refresh_ttl),
-                Some(leeway),
-                Some(refresh_reuse_grace),
-                Some(bcrypt_cost),
-                Some(auth_rate_limit_per_minute),
-                Some(login_failure_limit),
-                Some(max_body_bytes),
-                Some(prune_interval),
-                Some(secret),
-            ) => Ok(Settings {
-                env: app_env,
-                host,
-                port,
-                database_url,
-                database_pool_size,
-                database_pool_timeout,
-                database_startup_timeout,
-                data_dir,
-                jwt: JwtSettings {
-                    secret,
-                    algorithm,
-                    access_ttl,
-                    refresh_ttl,
-                    leeway,
-                    issuer,
-                    audience,
-                    refresh_reuse_grace,
-                },
-                bcrypt_cost,
-                auth_rate_limit_per_minute,
-                login_failure_limit,
-                max_body_bytes,
-                prune_interval,
-                admin,
-                generated_key_file,
-            }),
-            _ => Err(ConfigError(errors)),
-        }
+            admin,
+            generated_key_file,
+        })
     }
 }
 
@@ -426,28 +396,34 @@ impl Reader<'_> {
         Some(self.string(key)).filter(|v| !v.trim().is_empty())
     }
 
-    fn parse<T: FromStr>(&mut self, key: &str) -> Option<T> {
+    fn checked<T: FromStr>(&mut self, key: &str) -> Option<T> {
         let value = self.string(key);
-        match value.trim().parse::<T>() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                self.errors.push(format!(
-                    "{}: '{}' is not a valid non-negative whole number",
-                    key.to_ascii_uppercase(),
-                    value
-                ));
-                None
-            }
+        let parsed = value.trim().parse::<T>().ok();
+        if parsed.is_none() {
+            self.errors.push(format!(
+                "{}: '{}' is not a valid non-negative whole number",
+                key.to_ascii_uppercase(),
+                value
+            ));
         }
+        parsed
     }
 
-    fn ranged<T: FromStr + PartialOrd + fmt::Display + Copy>(
+    /// The parsed value, or a placeholder once the error line is recorded.
+    fn parse<T: FromStr + Default>(&mut self, key: &str) -> T {
+        self.checked(key).unwrap_or_default()
+    }
+
+    /// Like `parse`, within `min..=max`.
+    fn ranged<T: FromStr + PartialOrd + fmt::Display + Copy + Default>(
         &mut self,
         key: &str,
         min: T,
         max: T,
-    ) -> Option<T> {
-        let value = self.parse::<T>(key)?;
+    ) -> T {
+        let Some(value) = self.checked::<T>(key) else {
+            return T::default();
+        };
         if value < min || value > max {
             self.errors.push(format!(
                 "{}: {} is out of range ({} to {})",
@@ -456,14 +432,14 @@ impl Reader<'_> {
                 min,
                 max
             ));
-            return None;
+            return T::default();
         }
-        Some(value)
+        value
     }
 
-    fn seconds(&mut self, key: &str, min: u64) -> Option<Duration> {
-        self.ranged::<u64>(key, min, 10 * 365 * 24 * 3600)
-            .map(Duration::from_secs)
+    /// A whole number of seconds, at least `min`.
+    fn seconds(&mut self, key: &str, min: u64) -> Duration {
+        Duration::from_secs(self.ranged::<u64>(key, min, 10 * 365 * 24 * 3600))
     }
 }
 
