@@ -25,6 +25,11 @@ impl ValidationErrors {
         self.add("query", field, problem);
     }
 
+    /// Records a problem with a path segment.
+    pub fn path(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.add("path", field, problem);
+    }
+
     fn add(
         &mut self,
         location: &'static str,

@@ -90,17 +90,18 @@ pub fn boolean(value: &Value) -> Result<bool, String> {
         .ok_or_else(|| "Not a valid boolean.".to_string())
 }
 
-/// A JSON body of type `T`, validated. Wrong content type or broken JSON is a 400;
-/// a JSON value of the wrong shape a 422 listing every bad field.
-pub struct ValidJson<T>(pub T);
+/// A JSON body that is an object. Wrong content type or broken JSON is a 400; a JSON
+/// value that is not an object a 422.
+pub struct JsonObject(pub Map<String, Value>);
 
-impl<T: FromJsonBody + 'static> FromRequest for ValidJson<T> {
+impl FromRequest for JsonObject {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = web::Json::<Value>::from_request(req, payload);
         Box::pin(async move {
+            // The app's JsonConfig already turned actix's errors into ours.
             let value = json
                 .await
                 .map_err(|e| match e.as_error::<ApiError>() {
@@ -108,18 +109,44 @@ impl<T: FromJsonBody + 'static> FromRequest for ValidJson<T> {
                     None => ApiError::BadRequest("The request body could not be read.".into()),
                 })?
                 .into_inner();
-            let Value::Object(object) = value else {
-                let mut errors = ValidationErrors::default();
-                errors.json("_schema", "Invalid input type: expected a JSON object.");
-                return Err(ApiError::Validation(errors));
-            };
-            let mut fields = Fields {
-                object,
-                known: Vec::new(),
-                errors: ValidationErrors::default(),
-            };
-            let parsed = T::from_fields(&mut fields);
-            fields.finish(parsed).map(ValidJson)
+            match value {
+                Value::Object(object) => Ok(JsonObject(object)),
+                _ => {
+                    let mut errors = ValidationErrors::default();
+                    errors.json("_schema", "Invalid input type: expected a JSON object.");
+                    Err(ApiError::Validation(errors))
+                }
+            }
+        })
+    }
+}
+
+/// Reads `object` with `read`; every problem, unknown fields included, in one 422.
+pub fn parse_object<T>(
+    object: Map<String, Value>,
+    read: impl FnOnce(&mut Fields) -> Option<T>,
+) -> Result<T, ApiError> {
+    let mut fields = Fields {
+        object,
+        known: Vec::new(),
+        errors: ValidationErrors::default(),
+    };
+    let parsed = read(&mut fields);
+    fields.finish(parsed)
+}
+
+/// A JSON body of type `T`, validated field by field.
+pub struct ValidJson<T>(pub T);
+
+impl<T: FromJsonBody + 'static> FromRequest for ValidJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let object = JsonObject::from_request(req, payload);
+        Box::pin(async move {
+            let JsonObject(object) = object.await?;
+            parse_object(object, T::from_fields).map(ValidJson)
         })
     }
 }
@@ -216,6 +243,86 @@ impl FromRequest for Page {
     }
 }
 
+/// A store, item or tag name: 1 to 80 characters after trimming, stored trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    /// Parses and trims.
+    pub fn parse(value: &Value) -> Result<Self, String> {
+        let raw = string(value)?;
+        let trimmed = raw.trim();
+        if !(1..=80).contains(&trimmed.chars().count()) {
+            return Err("Length must be between 1 and 80.".into());
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("Must not contain control characters.".into());
+        }
+        Ok(Name(trimmed.to_owned()))
+    }
+
+    /// The trimmed name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A price in integer cents: a JSON number, never negative, at most 2 decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Price(i64);
+
+impl Price {
+    /// The largest price accepted (one billion).
+    pub const MAX_CENTS: i64 = 100_000_000_000;
+
+    /// Parses a JSON number. The check on decimals allows for binary floating point
+    /// (10.1 * 100 is 1010.0000000000001) but refuses any real third decimal.
+    pub fn parse(value: &Value) -> Result<Self, String> {
+        let number = value
+            .as_f64()
+            .filter(|_| value.is_number())
+            .ok_or_else(|| "Not a valid number.".to_string())?;
+        if number < 0.0 {
+            return Err("Must be greater than or equal to 0.".into());
+        }
+        let scaled = number * 100.0;
+        let cents = scaled.round();
+        if (scaled - cents).abs() > 1e-6 * cents.max(1.0) {
+            return Err("Must have at most 2 decimal places.".into());
+        }
+        if cents > Self::MAX_CENTS as f64 {
+            return Err("Must be at most 1000000000.".into());
+        }
+        Ok(Price(cents as i64))
+    }
+
+    /// From stored cents.
+    pub fn from_cents(cents: i64) -> Self {
+        Price(cents)
+    }
+
+    /// The stored value.
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+impl serde::Serialize for Price {
+    /// A JSON number: cents / 100 is the double nearest the decimal, which serializes
+    /// back as that decimal (1030 cents is 10.3).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.0 as f64 / 100.0)
+    }
+}
+
+/// An integer id in a body (`store_id`).
+pub fn id(value: &Value) -> Result<i64, String> {
+    value
+        .as_i64()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| "Not a valid id.".to_string())
+}
+
 /// A username: 3 to 80 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
@@ -283,6 +390,29 @@ mod tests {
         assert!(Username::parse(&json!("x".repeat(81))).is_err());
         assert!(Username::parse(&json!(12)).is_err());
         assert!(Username::parse(&json!("bo\u{0}b")).is_err());
+    }
+
+    #[test]
+    fn prices_are_exact_cents() {
+        assert_eq!(Price::parse(&json!(10.1)).unwrap().cents(), 1010);
+        assert_eq!(Price::parse(&json!(10.3)).unwrap().cents(), 1030);
+        assert_eq!(Price::parse(&json!(0)).unwrap().cents(), 0);
+        assert_eq!(Price::parse(&json!(19.99)).unwrap().cents(), 1999);
+        assert_eq!(Price::parse(&json!(1e9)).unwrap().cents(), 100_000_000_000);
+        assert!(Price::parse(&json!(1.005)).is_err());
+        assert!(Price::parse(&json!(-0.01)).is_err());
+        assert!(Price::parse(&json!("10")).is_err());
+        assert!(Price::parse(&json!(1e9 + 0.01)).is_err());
+        let sum = Price::from_cents(Price::parse(&json!(10.1)).unwrap().cents() + 20);
+        assert_eq!(serde_json::to_string(&sum).unwrap(), "10.3");
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(Name::parse(&json!("  Shop ")).unwrap().as_str(), "Shop");
+        assert!(Name::parse(&json!("   ")).is_err());
+        assert!(Name::parse(&json!("x".repeat(80))).is_ok());
+        assert!(Name::parse(&json!("x".repeat(81))).is_err());
     }
 
     #[test]

@@ -36,3 +36,40 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, revoked_tokens);
+
+diesel::table! {
+    stores (id) {
+        id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    items (id) {
+        id -> BigInt,
+        name -> Text,
+        price_cents -> BigInt,
+        store_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    tags (id) {
+        id -> BigInt,
+        name -> Text,
+        store_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    items_tags (item_id, tag_id) {
+        item_id -> BigInt,
+        tag_id -> BigInt,
+    }
+}
+
+diesel::joinable!(items -> stores (store_id));
+diesel::joinable!(tags -> stores (store_id));
+diesel::joinable!(items_tags -> items (item_id));
+diesel::joinable!(items_tags -> tags (tag_id));
+diesel::allow_tables_to_appear_in_same_query!(stores, items, tags, items_tags);

@@ -2,6 +2,9 @@
 
 pub mod auth;
 pub mod health;
+pub mod items;
+pub mod stores;
+pub mod tags;
 pub mod users;
 
 use actix_web::dev::HttpServiceFactory;
@@ -41,6 +44,56 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource(
             "/user/{id}/revoke",
             [web::post().to(users::revoke_user_sessions)],
+        ))
+        .service(resource(
+            "/store",
+            [
+                web::get().to(stores::list_stores),
+                web::post().to(stores::create_store),
+            ],
+        ))
+        .service(resource(
+            "/store/{id}",
+            [
+                web::get().to(stores::get_store),
+                web::delete().to(stores::delete_store),
+            ],
+        ))
+        .service(resource(
+            "/item",
+            [
+                web::get().to(items::list_items),
+                web::post().to(items::create_item),
+            ],
+        ))
+        .service(resource(
+            "/item/{id}",
+            [
+                web::get().to(items::get_item),
+                web::put().to(items::update_item),
+                web::delete().to(items::delete_item),
+            ],
+        ))
+        .service(resource(
+            "/store/{id}/tag",
+            [
+                web::get().to(tags::list_store_tags),
+                web::post().to(tags::create_tag),
+            ],
+        ))
+        .service(resource(
+            "/tag/{id}",
+            [
+                web::get().to(tags::get_tag),
+                web::delete().to(tags::delete_tag),
+            ],
+        ))
+        .service(resource(
+            "/item/{id}/tag/{tag_id}",
+            [
+                web::post().to(tags::link_item_tag),
+                web::delete().to(tags::unlink_item_tag),
+            ],
         ))
         .service(resource("/health", [web::get().to(health::health)]))
         .service(resource("/ready", [web::get().to(health::ready)]));

@@ -1,0 +1,4 @@
+DROP TABLE items_tags;
+DROP TABLE tags;
+DROP TABLE items;
+DROP TABLE stores;

@@ -1,0 +1,226 @@
+//! Items and their queries.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::error::{ApiError, ValidationErrors};
+use crate::input::Price;
+use crate::models::group_by_key;
+use crate::models::store::{Store, StoreRef};
+use crate::models::tag::{Tag, TagRef};
+use crate::schema::{items, items_tags, tags};
+
+/// A stored item.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = items)]
+pub struct Item {
+    /// Never reused.
+    pub id: i64,
+    /// Trimmed.
+    pub name: String,
+    /// Exact price.
+    pub price_cents: i64,
+    /// Owning store.
+    pub store_id: i64,
+}
+
+/// `{id, name, price}` of an item, nested in stores and tags.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemSummary {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Price, a JSON number.
+    pub price: Price,
+}
+
+/// `{id, name}`: what GET /item shows without a token.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemName {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+}
+
+/// An item as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ItemView {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Price, a JSON number.
+    pub price: Price,
+    /// Its store.
+    pub store: StoreRef,
+    /// Its tags, by id.
+    pub tags: Vec<TagRef>,
+}
+
+/// The 404 for an item id.
+pub fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("Item {id} not found."))
+}
+
+fn no_such_store() -> ApiError {
+    let mut errors = ValidationErrors::default();
+    errors.json("store_id", "No store with this id.");
+    ApiError::Validation(errors)
+}
+
+impl Item {
+    /// Inserts an item; a `store_id` naming no store is a 422 on that field.
+    pub fn create(
+        conn: &mut DbConnection,
+        name: &str,
+        price: Price,
+        store_id: i64,
+    ) -> Result<Item, ApiError> {
+        if !Store::exists(conn, store_id)? {
+            return Err(no_such_store());
+        }
+        let id = diesel::insert_into(items::table)
+            .values((
+                items::name.eq(name),
+                items::price_cents.eq(price.cents()),
+                items::store_id.eq(store_id),
+            ))
+            .returning(items::id)
+            .get_result(conn)
+            .map_err(|e| match e {
+                // The store went away between the check and the insert.
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                ) => no_such_store(),
+                other => other.into(),
+            })?;
+        Ok(Item {
+            id,
+            name: name.to_owned(),
+            price_cents: price.cents(),
+            store_id,
+        })
+    }
+
+    /// The item with this id, or a 404.
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Item, ApiError> {
+        items::table
+            .find(id)
+            .select(Item::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// A page of items by id, and the total.
+    pub fn list(
+        conn: &mut DbConnection,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Item>, i64), ApiError> {
+        let total = items::table.count().get_result(conn)?;
+        let page = items::table
+            .order(items::id)
+            .limit(limit)
+            .offset(offset)
+            .select(Item::as_select())
+            .load(conn)?;
+        Ok((page, total))
+    }
+
+    /// Changes the name and/or price; a 404 if there is no such item.
+    pub fn update(
+        conn: &mut DbConnection,
+        id: i64,
+        name: Option<&str>,
+        price: Option<Price>,
+    ) -> Result<Item, ApiError> {
+        let mut item = Item::get(conn, id)?;
+        if let Some(name) = name {
+            item.name = name.to_owned();
+        }
+        if let Some(price) = price {
+            item.price_cents = price.cents();
+        }
+        let changed = diesel::update(items::table.find(id))
+            .set((
+                items::name.eq(&item.name),
+                items::price_cents.eq(item.price_cents),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            return Err(not_found(id));
+        }
+        Ok(item)
+    }
+
+    /// Deletes the item (and its tag links); a 404 if there was none.
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ApiError> {
+        match diesel::delete(items::table.find(id)).execute(conn)? {
+            0 => Err(not_found(id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `{id, name, price}`.
+    pub fn summary(&self) -> ItemSummary {
+        ItemSummary {
+            id: self.id,
+            name: self.name.clone(),
+            price: Price::from_cents(self.price_cents),
+        }
+    }
+
+    /// `{id, name}`.
+    pub fn name_only(self) -> ItemName {
+        ItemName {
+            id: self.id,
+            name: self.name,
+        }
+    }
+
+    /// Full views of `items` in two more queries, whatever their number.
+    pub fn views(conn: &mut DbConnection, items: Vec<Item>) -> Result<Vec<ItemView>, ApiError> {
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        let mut store_ids: Vec<i64> = items.iter().map(|i| i.store_id).collect();
+        store_ids.sort_unstable();
+        store_ids.dedup();
+        let stores: HashMap<i64, StoreRef> = Store::by_ids(conn, &store_ids)?
+            .into_iter()
+            .map(|s| (s.id, s.as_ref()))
+            .collect();
+        let links: Vec<(i64, Tag)> = items_tags::table
+            .inner_join(tags::table)
+            .filter(items_tags::item_id.eq_any(&ids))
+            .order(tags::id)
+            .select((items_tags::item_id, Tag::as_select()))
+            .load(conn)?;
+        let mut tags_by_item = group_by_key(links, |(item_id, _)| *item_id);
+        items
+            .into_iter()
+            .map(|item| {
+                let store = stores.get(&item.store_id).cloned().ok_or_else(|| {
+                    ApiError::Internal(format!("item {} names a missing store", item.id))
+                })?;
+                Ok(ItemView {
+                    tags: tags_by_item
+                        .remove(&item.id)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|(_, tag)| tag.as_ref())
+                        .collect(),
+                    store,
+                    price: Price::from_cents(item.price_cents),
+                    id: item.id,
+                    name: item.name,
+                })
+            })
+            .collect()
+    }
+}

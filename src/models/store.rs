@@ -1,0 +1,160 @@
+//! Stores and their queries.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::error::ApiError;
+use crate::models::group_by_key;
+use crate::models::item::{Item, ItemSummary};
+use crate::models::tag::{Tag, TagRef};
+use crate::schema::{items, stores, tags};
+
+/// A stored store.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = stores)]
+pub struct Store {
+    /// Never reused.
+    pub id: i64,
+    /// Unique, trimmed.
+    pub name: String,
+}
+
+/// `{id, name}` of a store, nested in items and tags.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreRef {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+}
+
+/// A store as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct StoreView {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Its items, by id.
+    pub items: Vec<ItemSummary>,
+    /// Its tags, by id.
+    pub tags: Vec<TagRef>,
+}
+
+/// The 409 for a taken store name.
+pub const STORE_NAME_TAKEN: ApiError = ApiError::Conflict("A store with that name already exists.");
+
+/// The 404 for a store id.
+pub fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("Store {id} not found."))
+}
+
+impl Store {
+    /// Inserts a store; a taken name is a 409.
+    pub fn create(conn: &mut DbConnection, name: &str) -> Result<Store, ApiError> {
+        let id = diesel::insert_into(stores::table)
+            .values(stores::name.eq(name))
+            .returning(stores::id)
+            .get_result(conn)
+            .map_err(|e| match ApiError::from(e) {
+                ApiError::Conflict(_) => STORE_NAME_TAKEN,
+                other => other,
+            })?;
+        Ok(Store {
+            id,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The store with this id, or a 404.
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Store, ApiError> {
+        stores::table
+            .find(id)
+            .select(Store::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// Whether a store with this id exists.
+    pub fn exists(conn: &mut DbConnection, id: i64) -> Result<bool, ApiError> {
+        Ok(diesel::select(diesel::dsl::exists(stores::table.find(id))).get_result(conn)?)
+    }
+
+    /// The stores with these ids.
+    pub fn by_ids(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Store>, ApiError> {
+        Ok(stores::table
+            .filter(stores::id.eq_any(ids))
+            .select(Store::as_select())
+            .load(conn)?)
+    }
+
+    /// A page of stores by id, and the total.
+    pub fn list(
+        conn: &mut DbConnection,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Store>, i64), ApiError> {
+        let total = stores::table.count().get_result(conn)?;
+        let page = stores::table
+            .order(stores::id)
+            .limit(limit)
+            .offset(offset)
+            .select(Store::as_select())
+            .load(conn)?;
+        Ok((page, total))
+    }
+
+    /// Deletes the store, its items and its tags; a 404 if there was none.
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ApiError> {
+        match diesel::delete(stores::table.find(id)).execute(conn)? {
+            0 => Err(not_found(id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `{id, name}`.
+    pub fn as_ref(&self) -> StoreRef {
+        StoreRef {
+            id: self.id,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Full views of `stores` in two more queries, whatever their number.
+    pub fn views(conn: &mut DbConnection, stores: Vec<Store>) -> Result<Vec<StoreView>, ApiError> {
+        let ids: Vec<i64> = stores.iter().map(|s| s.id).collect();
+        let store_items: Vec<Item> = items::table
+            .filter(items::store_id.eq_any(&ids))
+            .order(items::id)
+            .select(Item::as_select())
+            .load(conn)?;
+        let store_tags: Vec<Tag> = tags::table
+            .filter(tags::store_id.eq_any(&ids))
+            .order(tags::id)
+            .select(Tag::as_select())
+            .load(conn)?;
+        let mut items_by_store = group_by_key(store_items, |i| i.store_id);
+        let mut tags_by_store = group_by_key(store_tags, |t| t.store_id);
+        Ok(stores
+            .into_iter()
+            .map(|store| StoreView {
+                items: items_by_store
+                    .remove(&store.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(Item::summary)
+                    .collect(),
+                tags: tags_by_store
+                    .remove(&store.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(Tag::as_ref)
+                    .collect(),
+                id: store.id,
+                name: store.name,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,238 @@
+//! Tags, the item-tag link, and their queries.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::error::{ApiError, ValidationErrors};
+use crate::models::group_by_key;
+use crate::models::item::{Item, ItemSummary};
+use crate::models::store::{self, Store, StoreRef};
+use crate::schema::{items, items_tags, tags};
+
+/// A stored tag.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = tags)]
+pub struct Tag {
+    /// Never reused.
+    pub id: i64,
+    /// Unique within its store, trimmed.
+    pub name: String,
+    /// Owning store.
+    pub store_id: i64,
+}
+
+/// `{id, name}` of a tag, nested in stores and items.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagRef {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+}
+
+/// A tag as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct TagView {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Its store.
+    pub store: StoreRef,
+    /// Items carrying it, by id.
+    pub items: Vec<ItemSummary>,
+}
+
+/// The 409 for a tag name taken in its store.
+pub const TAG_NAME_TAKEN: ApiError =
+    ApiError::Conflict("A tag with that name already exists in this store.");
+
+/// The 404 for a tag id.
+pub fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("Tag {id} not found."))
+}
+
+impl Tag {
+    /// Inserts a tag in a store; a 404 without the store, a 409 for a taken name.
+    pub fn create(conn: &mut DbConnection, store_id: i64, name: &str) -> Result<Tag, ApiError> {
+        if !Store::exists(conn, store_id)? {
+            return Err(store::not_found(store_id));
+        }
+        let id = diesel::insert_into(tags::table)
+            .values((tags::name.eq(name), tags::store_id.eq(store_id)))
+            .returning(tags::id)
+            .get_result(conn)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => TAG_NAME_TAKEN,
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                ) => store::not_found(store_id),
+                other => other.into(),
+            })?;
+        Ok(Tag {
+            id,
+            name: name.to_owned(),
+            store_id,
+        })
+    }
+
+    /// The tag with this id, or a 404.
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Tag, ApiError> {
+        tags::table
+            .find(id)
+            .select(Tag::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// A page of a store's tags by id, and the total; a 404 without the store.
+    pub fn list_for_store(
+        conn: &mut DbConnection,
+        store_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Tag>, i64), ApiError> {
+        if !Store::exists(conn, store_id)? {
+            return Err(store::not_found(store_id));
+        }
+        let total = tags::table
+            .filter(tags::store_id.eq(store_id))
+            .count()
+            .get_result(conn)?;
+        let page = tags::table
+            .filter(tags::store_id.eq(store_id))
+            .order(tags::id)
+            .limit(limit)
+            .offset(offset)
+            .select(Tag::as_select())
+            .load(conn)?;
+        Ok((page, total))
+    }
+
+    /// Deletes an unused tag: 404 without it, 400 while items still carry it.
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ApiError> {
+        let unused = diesel::dsl::not(diesel::dsl::exists(
+            items_tags::table.filter(items_tags::tag_id.eq(id)),
+        ));
+        let deleted = diesel::delete(tags::table.find(id).filter(unused))
+            .execute(conn)
+            .map_err(|e| match e {
+                // An item was linked between the check and the delete.
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                ) => in_use(),
+                other => other.into(),
+            })?;
+        if deleted == 1 {
+            return Ok(());
+        }
+        Tag::get(conn, id)?;
+        Err(in_use())
+    }
+
+    /// Links an item and a tag of the same store (linking twice is harmless).
+    pub fn link(conn: &mut DbConnection, item_id: i64, tag_id: i64) -> Result<Tag, ApiError> {
+        let item = Item::get(conn, item_id)?;
+        let tag = Tag::get(conn, tag_id)?;
+        if item.store_id != tag.store_id {
+            let mut errors = ValidationErrors::default();
+            errors.path("tag_id", "The item and the tag belong to different stores.");
+            return Err(ApiError::Validation(errors));
+        }
+        let linked: bool = diesel::select(diesel::dsl::exists(
+            items_tags::table.find((item_id, tag_id)),
+        ))
+        .get_result(conn)?;
+        if !linked {
+            let inserted = diesel::insert_into(items_tags::table)
+                .values((
+                    items_tags::item_id.eq(item_id),
+                    items_tags::tag_id.eq(tag_id),
+                ))
+                .execute(conn);
+            match inserted {
+                // A concurrent request linked them first: the outcome is the same.
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ))
+                | Ok(_) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(tag)
+    }
+
+    /// Removes a link; 404 when the item, the tag or the link is missing.
+    pub fn unlink(
+        conn: &mut DbConnection,
+        item_id: i64,
+        tag_id: i64,
+    ) -> Result<(Item, Tag), ApiError> {
+        let item = Item::get(conn, item_id)?;
+        let tag = Tag::get(conn, tag_id)?;
+        let removed = diesel::delete(items_tags::table.find((item_id, tag_id))).execute(conn)?;
+        if removed == 0 {
+            return Err(ApiError::NotFound(format!(
+                "Item {item_id} is not tagged with tag {tag_id}."
+            )));
+        }
+        Ok((item, tag))
+    }
+
+    /// `{id, name}`.
+    pub fn as_ref(&self) -> TagRef {
+        TagRef {
+            id: self.id,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Full views of `tags` in two more queries, whatever their number.
+    pub fn views(conn: &mut DbConnection, tags: Vec<Tag>) -> Result<Vec<TagView>, ApiError> {
+        let ids: Vec<i64> = tags.iter().map(|t| t.id).collect();
+        let mut store_ids: Vec<i64> = tags.iter().map(|t| t.store_id).collect();
+        store_ids.sort_unstable();
+        store_ids.dedup();
+        let stores: std::collections::HashMap<i64, StoreRef> = Store::by_ids(conn, &store_ids)?
+            .into_iter()
+            .map(|s| (s.id, s.as_ref()))
+            .collect();
+        let links: Vec<(i64, Item)> = items_tags::table
+            .inner_join(items::table)
+            .filter(items_tags::tag_id.eq_any(&ids))
+            .order(items::id)
+            .select((items_tags::tag_id, Item::as_select()))
+            .load(conn)?;
+        let mut items_by_tag = group_by_key(links, |(tag_id, _)| *tag_id);
+        tags.into_iter()
+            .map(|tag| {
+                let store = stores.get(&tag.store_id).cloned().ok_or_else(|| {
+                    ApiError::Internal(format!("tag {} names a missing store", tag.id))
+                })?;
+                Ok(TagView {
+                    items: items_by_tag
+                        .remove(&tag.id)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|(_, item)| item.summary())
+                        .collect(),
+                    store,
+                    id: tag.id,
+                    name: tag.name,
+                })
+            })
+            .collect()
+    }
+}
+
+fn in_use() -> ApiError {
+    ApiError::BadRequest("The tag is still used by items; remove it from them first.".into())
+}
