@@ -7,5 +7,6 @@ mod faults;
 mod guards;
 mod helpers;
 mod limits;
+mod queries;
 mod sessions;
 mod users;
