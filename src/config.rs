@@ -204,6 +204,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Interval of the expired-entry sweep.
     pub prune_interval: Duration,
+    /// Origins allowed by CORS; `["*"]` allows any.
+    pub cors_allowed_origins: Vec<String>,
     /// Admin to create or promote at start-up.
     pub admin: Option<AdminBootstrap>,
     /// Set when the key was generated or read from `data_dir` (development only).
@@ -302,6 +304,22 @@ impl Settings {
         let login_failure_limit = r.parse::<u32>("login_failure_limit");
         let max_body_bytes = r.ranged::<usize>("max_body_bytes", 256, 64 * 1024 * 1024);
         let prune_interval = r.seconds("prune_interval", 1);
+        let cors_allowed_origins = r
+            .string("cors_allowed_origins")
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>();
+        for origin in &cors_allowed_origins {
+            let valid = origin == "*"
+                || url::Url::parse(origin)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !valid {
+                r.errors.push(format!(
+                    "CORS_ALLOWED_ORIGINS: '{origin}' is not an origin like https://app.example.com"
+                ));
+            }
+        }
         let admin = match (
             r.optional_string("admin_username"),
             r.optional_string("admin_password"),
@@ -375,6 +393,7 @@ impl Settings {
             login_failure_limit,
             max_body_bytes,
             prune_interval,
+            cors_allowed_origins,
             admin,
             generated_key_file,
         })

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod http;
 pub mod input;
 pub mod models;
 pub mod routes;

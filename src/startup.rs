@@ -3,11 +3,9 @@
 
 use std::net::TcpListener;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::{from_fn, Logger, Next};
-use actix_web::{web, App, HttpServer, ResponseError};
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Logger};
+use actix_web::{web, App, HttpServer};
 use actix_web_httpauth::middleware::HttpAuthentication;
 
 use crate::admin::{self, AdminError};
@@ -19,7 +17,7 @@ use crate::auth::tokens::TokenService;
 use crate::config::Settings;
 use crate::db::{self, Pool, SetupError};
 use crate::error::ApiError;
-use crate::{input, routes};
+use crate::{http, input, routes};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -99,11 +97,15 @@ impl Application {
                 )
                 .app_data(web::PathConfig::default().error_handler(input::path_error))
                 .app_data(web::QueryConfig::default().error_handler(input::query_error))
+                // Innermost first: the bearer check, CORS (so a preflight never meets
+                // the guards), error bodies, request ids, and the access log around all.
                 .wrap(HttpAuthentication::with_fn(validator))
-                .wrap(from_fn(render_bare_errors))
-                // No header, no query string, no body: nothing secret reaches the log.
+                .wrap(http::cors(&server_state.settings))
+                .wrap(from_fn(http::render_bare_errors))
+                .wrap(from_fn(http::request_id))
+                // No request header, query string or body: nothing secret reaches the log.
                 .wrap(
-                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms rid=%{x-request-id}o")
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .configure(routes::configure)
@@ -135,6 +137,13 @@ impl Application {
                 path.display()
             );
         }
+        log::info!(
+            "CORS: {}",
+            match settings.cors_allowed_origins.as_slice() {
+                [] => "no cross-origin browser access".to_string(),
+                origins => format!("allowed origins {}", origins.join(", ")),
+            }
+        );
         if let Some(line) = admin_line {
             log::info!("admin bootstrap: {line}");
         }
@@ -189,25 +198,4 @@ async fn prune_forever(state: web::Data<AppState>) {
             Err(e) => log::warn!("pruning expired sessions failed: {e}"),
         }
     }
-}
-
-/// Gives the contract's body to error responses actix made without us (an unknown
-/// method on a resource, a body limit hit outside our extractors, and so on).
-async fn render_bare_errors(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let res = next.call(req).await?;
-    let status = res.status();
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
-        let (req, _) = res.into_parts();
-        let response = ApiError::from_status(status).error_response();
-        return Ok(ServiceResponse::new(req, response).map_into_right_body());
-    }
-    Ok(res.map_into_left_body())
 }

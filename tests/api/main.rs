@@ -2,6 +2,7 @@
 //! TEST_DATABASE_URL is set). One binary, one module per feature.
 
 mod auth;
+mod browser;
 mod errors;
 mod faults;
 mod guards;
