@@ -10,8 +10,14 @@ use serde::Serialize;
 /// The realm named in every `WWW-Authenticate` challenge.
 const REALM: &str = "stores-api";
 
-/// Per-field problems, grouped by where the field came from (`json` or `query`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+/// Per-field problems, grouped by where the field came from (`json` for the body,
+/// `query` for the query string, `path` for a path segment), each field with every
+/// problem found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(
+    value_type = HashMap<String, HashMap<String, Vec<String>>>,
+    example = json!({"json": {"name": ["Length must be between 1 and 80."]}})
+)]
 pub struct ValidationErrors(BTreeMap<&'static str, BTreeMap<String, Vec<String>>>);
 
 impl ValidationErrors {
@@ -115,14 +121,34 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The contract's error body.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error response, whatever produced it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(
+    as = ErrorBody,
+    example = json!({
+        "code": 401,
+        "status": "Unauthorized",
+        "error": "token_expired",
+        "message": "The token has expired."
+    })
+)]
+pub struct ErrorBody<'a> {
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
     code: u16,
+    /// The status's reason phrase.
     status: &'a str,
+    /// A stable machine code: authorization_required, invalid_token, token_expired,
+    /// fresh_token_required, token_revoked, admin_required, forbidden,
+    /// invalid_credentials, bad_request, validation_error, not_found,
+    /// method_not_allowed, conflict, payload_too_large, too_many_requests,
+    /// service_unavailable or internal_error.
     error: &'a str,
+    /// A human sentence.
     message: String,
+    /// Validation errors only (422): every problem, by field.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     errors: Option<&'a ValidationErrors>,
 }
 

@@ -8,7 +8,12 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, FromRequest, HttpRequest};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::auth::password::MAX_PASSWORD_BYTES;
 use crate::error::{ApiError, ValidationErrors};
@@ -205,11 +210,14 @@ pub fn path_id(
 }
 
 /// `?limit=&offset=` of the list routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
-    /// 1 to 1000, default 100 (larger values are capped).
+    /// Page size: a whole number of at least 1; larger than 1000 is read as 1000.
+    #[param(value_type = Option<i64>, minimum = 1, default = 100, nullable = false)]
     pub limit: i64,
-    /// 0 or more.
+    /// Rows to skip (ordered by id): a whole number of at least 0.
+    #[param(value_type = Option<i64>, minimum = 0, default = 0, nullable = false)]
     pub offset: i64,
 }
 
@@ -247,6 +255,57 @@ impl FromRequest for Page {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name(String);
 
+/// The characters of what `char::is_control` refuses (Unicode Cc), for a regular
+/// expression's character class (ECMA-262 and most other dialects).
+macro_rules! control_class {
+    () => {
+        r"\u0000-\u001F\u007F-\u009F"
+    };
+}
+
+/// The characters `str::trim` removes (Unicode White_Space), spelled out because `\s`
+/// means slightly different sets in different regular expression dialects.
+macro_rules! whitespace_class {
+    () => {
+        r"\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    };
+}
+
+/// The OpenAPI form of `parse`'s rules. The pattern says "1 to 80 characters from the
+/// first to the last one that is not whitespace, and no control character except in
+/// the whitespace trimmed around them". No `maxLength`: it would count that whitespace,
+/// which the service accepts.
+impl PartialSchema for Name {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .pattern(Some(concat!(
+                r"^[",
+                whitespace_class!(),
+                r"]*[^",
+                whitespace_class!(),
+                control_class!(),
+                r"](?:[^",
+                control_class!(),
+                r"]{0,78}[^",
+                whitespace_class!(),
+                control_class!(),
+                r"])?[",
+                whitespace_class!(),
+                r"]*$"
+            )))
+            .description(Some(
+                "1 to 80 characters after trimming the whitespace around it (it is stored \
+                 trimmed); no control characters.",
+            ))
+            .examples([json!("Corner Shop")])
+            .into()
+    }
+}
+
+impl ToSchema for Name {}
+
 impl Name {
     /// Parses and trims.
     pub fn parse(value: &Value) -> Result<Self, String> {
@@ -271,12 +330,32 @@ impl Name {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Price(i64);
 
+/// The OpenAPI form of `parse`'s rules (what a request may send).
+impl PartialSchema for Price {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(Price::MAX_CENTS / 100))
+            .multiple_of(Some(0.01))
+            .description(Some(
+                "A price: a JSON number, at least 0, at most 1000000000, with at most 2 \
+                 decimals. Stored exactly (integer cents).",
+            ))
+            .examples([json!(10.99)])
+            .into()
+    }
+}
+
+impl ToSchema for Price {}
+
 impl Price {
     /// The largest price accepted (one billion).
     pub const MAX_CENTS: i64 = 100_000_000_000;
 
     /// Parses a JSON number. The check on decimals allows for binary floating point
-    /// (10.1 * 100 is 1010.0000000000001) but refuses any real third decimal.
+    /// (10.1 * 100 is 1010.0000000000001: a few units in the last place of the
+    /// product) but refuses any real third decimal, however large the price.
     pub fn parse(value: &Value) -> Result<Self, String> {
         let number = value
             .as_f64()
@@ -287,7 +366,7 @@ impl Price {
         }
         let scaled = number * 100.0;
         let cents = scaled.round();
-        if (scaled - cents).abs() > 1e-6 * cents.max(1.0) {
+        if (scaled - cents).abs() > 4.0 * f64::EPSILON * scaled {
             return Err("Must have at most 2 decimal places.".into());
         }
         if cents > Self::MAX_CENTS as f64 {
@@ -327,6 +406,38 @@ pub fn id(value: &Value) -> Result<i64, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
+/// The OpenAPI form of `parse`'s rules (see [`Name`]'s).
+impl PartialSchema for Username {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(3))
+            .pattern(Some(concat!(
+                r"^[",
+                whitespace_class!(),
+                r"]*[^",
+                whitespace_class!(),
+                control_class!(),
+                r"][^",
+                control_class!(),
+                r"]{1,78}[^",
+                whitespace_class!(),
+                control_class!(),
+                r"][",
+                whitespace_class!(),
+                r"]*$"
+            )))
+            .description(Some(
+                "3 to 80 characters after trimming the whitespace around it (it is stored \
+                 trimmed); no control characters.",
+            ))
+            .examples([json!("alice")])
+            .into()
+    }
+}
+
+impl ToSchema for Username {}
+
 impl Username {
     /// Parses and trims.
     pub fn parse(value: &Value) -> Result<Self, String> {
@@ -352,6 +463,60 @@ impl Username {
 /// longer is refused, never truncated).
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewPassword(String);
+
+/// The OpenAPI form of `parse`'s rules. JSON Schema counts characters, not bytes, so
+/// the byte limit is given as the four cases that certainly fit in it (by the widest
+/// character used): the service also accepts the mixed strings of up to 72 bytes
+/// between them, which the description states.
+impl PartialSchema for NewPassword {
+    fn schema() -> RefOr<Schema> {
+        let bytes = MAX_PASSWORD_BYTES;
+        let case = |width: usize, pattern: Option<&str>, description: String| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+                .min_length(Some(8))
+                .max_length(Some(bytes / width))
+                .pattern(pattern)
+                .description(Some(description))
+        };
+        AnyOfBuilder::new()
+            .item(case(
+                1,
+                Some(r"^[\u0000-\u007F]*$"),
+                format!("ASCII: 8 to {bytes} characters."),
+            ))
+            .item(case(
+                2,
+                Some(r"^[\u0000-\u07FF]*$"),
+                format!(
+                    "Characters below U+0800 (2 bytes or fewer): 8 to {} characters.",
+                    bytes / 2
+                ),
+            ))
+            .item(case(
+                3,
+                Some(r"^[\u0000-\uFFFF]*$"),
+                format!(
+                    "Characters of the BMP (3 bytes or fewer): 8 to {} characters.",
+                    bytes / 3
+                ),
+            ))
+            .item(case(
+                4,
+                None,
+                format!("Any characters: 8 to {} characters.", bytes / 4),
+            ))
+            .description(Some(format!(
+                "A new password: at least 8 characters and at most {bytes} bytes of UTF-8 \
+                 (bcrypt's limit; a longer one is refused, never truncated). Not trimmed."
+            )))
+            .examples([json!("correct-horse-battery")])
+            .into()
+    }
+}
+
+impl ToSchema for NewPassword {}
 
 impl NewPassword {
     /// Parses without trimming: spaces are part of a password.
@@ -381,7 +546,6 @@ impl std::fmt::Debug for NewPassword {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn usernames_are_trimmed_and_bounded() {
@@ -403,8 +567,29 @@ mod tests {
         assert!(Price::parse(&json!(-0.01)).is_err());
         assert!(Price::parse(&json!("10")).is_err());
         assert!(Price::parse(&json!(1e9 + 0.01)).is_err());
+        // A third decimal is refused at any magnitude, down to the smallest number.
+        assert!(Price::parse(&json!(456006150.38194317)).is_err());
+        assert!(Price::parse(&json!(999999999.999)).is_err());
+        assert!(Price::parse(&json!(1e-300)).is_err());
+        assert!(Price::parse(&json!(5e-324)).is_err());
+        assert_eq!(
+            Price::parse(&json!(999999999.99)).unwrap().cents(),
+            99_999_999_999
+        );
         let sum = Price::from_cents(Price::parse(&json!(10.1)).unwrap().cents() + 20);
         assert_eq!(serde_json::to_string(&sum).unwrap(), "10.3");
+    }
+
+    #[test]
+    fn every_two_decimal_price_is_read_exactly() {
+        let cents = (0..200_000)
+            .chain((0..200_000).map(|n| Price::MAX_CENTS - n))
+            .chain((1..=11).map(|e| 10_i64.pow(e) - 1));
+        for cents in cents {
+            let text = format!("{}.{:02}", cents / 100, cents % 100);
+            let value: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(Price::parse(&value).map(Price::cents), Ok(cents), "{text}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::auth::sessions;
 use crate::auth::tokens::Claims;
 use crate::db;
 use crate::error::ApiError;
+use crate::routes;
 use crate::startup::AppState;
 
 /// What the middleware found; absent from the request when there was no token.
@@ -27,6 +28,11 @@ pub async fn validator(
     req: ServiceRequest,
     credentials: Option<BearerAuth>,
 ) -> Result<ServiceRequest, (actix_web::Error, ServiceRequest)> {
+    // The document and Swagger UI are public and never read a token: no decoding and
+    // no revocation lookup for them.
+    if routes::docs::is_docs_path(req.path()) {
+        return Ok(req);
+    }
     let token = match &credentials {
         Some(bearer) => Some(bearer.token().trim().to_owned()),
         None => lenient_bearer(&req),

@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::auth::tokens::{Claims, TokenType};
 use crate::db::{now, DbConnection};
@@ -62,24 +63,29 @@ pub struct ClientInfo {
 }
 
 /// A session as GET /sessions shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     /// The tokens' `sid`.
+    #[schema(format = "uuid")]
     pub id: String,
     /// Login time.
     pub created_at: DateTime<Utc>,
     /// Last refresh, or null.
+    #[schema(required = true)]
     pub refreshed_at: Option<DateTime<Utc>>,
-    /// Login User-Agent.
+    /// Login User-Agent, or null.
+    #[schema(required = true)]
     pub user_agent: Option<String>,
-    /// Login address.
+    /// Login address, or null.
+    #[schema(required = true)]
     pub ip: Option<String>,
     /// Whether the calling token belongs to it.
     pub current: bool,
 }
 
 /// What a logout ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum LogoutScope {
     /// This session.
     Local,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::error::{ApiError, ValidationErrors};
@@ -28,18 +29,19 @@ pub struct Item {
 }
 
 /// `{id, name, price}` of an item, nested in stores and tags.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ItemSummary {
     /// Id.
     pub id: i64,
     /// Name.
     pub name: String,
-    /// Price, a JSON number.
+    /// Price, a JSON number with at most 2 decimals.
+    #[schema(value_type = f64, minimum = 0, example = 10.99)]
     pub price: Price,
 }
 
 /// `{id, name}`: what GET /item shows without a token.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ItemName {
     /// Id.
     pub id: i64,
@@ -48,13 +50,14 @@ pub struct ItemName {
 }
 
 /// An item as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemView {
     /// Id.
     pub id: i64,
     /// Name.
     pub name: String,
-    /// Price, a JSON number.
+    /// Price, a JSON number with at most 2 decimals.
+    #[schema(value_type = f64, minimum = 0, example = 10.99)]
     pub price: Price,
     /// Its store.
     pub store: StoreRef,

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::error::ApiError;
@@ -21,7 +22,7 @@ pub struct Store {
 }
 
 /// `{id, name}` of a store, nested in items and tags.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StoreRef {
     /// Id.
     pub id: i64,
@@ -30,7 +31,7 @@ pub struct StoreRef {
 }
 
 /// A store as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StoreView {
     /// Id.
     pub id: i64,

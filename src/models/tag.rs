@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::error::{ApiError, ValidationErrors};
@@ -23,7 +24,7 @@ pub struct Tag {
 }
 
 /// `{id, name}` of a tag, nested in stores and items.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TagRef {
     /// Id.
     pub id: i64,
@@ -32,7 +33,7 @@ pub struct TagRef {
 }
 
 /// A tag as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TagView {
     /// Id.
     pub id: i64,

@@ -3,19 +3,22 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::auth::guards::{Authenticated, Fresh, Refresh};
 use crate::auth::rate_limit::AuthRateLimit;
-use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
+use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session, SessionView};
 use crate::auth::tokens::{Minted, Subject};
 use crate::db;
-use crate::error::{ApiError, ValidationErrors};
+use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Username, ValidJson};
 use crate::models::user::{User, UserView};
+use crate::routes::Message;
 use crate::startup::AppState;
 
 /// POST /register body.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Registration {
     username: Username,
     password: NewPassword,
@@ -34,8 +37,14 @@ impl FromJsonBody for Registration {
 
 /// POST /login and /fresh-login body. Any string is accepted: a wrong password of
 /// any length is a 401, never a 422 that would tell what the rules are.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
+    /// The username (surrounding whitespace is ignored).
+    #[schema(example = "alice")]
     username: String,
+    /// The password; any string (a wrong one of any length is a 401).
+    #[schema(format = Password, example = "correct-horse-battery")]
     password: String,
 }
 
@@ -51,7 +60,11 @@ impl FromJsonBody for Credentials {
 }
 
 /// PUT /me/password body.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordChange {
+    /// The caller's password now (a wrong one is a 422 on this field).
+    #[schema(format = Password)]
     current_password: String,
     new_password: NewPassword,
 }
@@ -68,12 +81,19 @@ impl FromJsonBody for PasswordChange {
 }
 
 /// A token response (RFC 6749 5.1).
-#[derive(Serialize)]
-struct TokenResponse {
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The access token (a JWT): fresh from /login and /fresh-login, not from /refresh.
     access_token: String,
+    /// The refresh token (a JWT), from /login and /refresh only; spent when used.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     refresh_token: Option<String>,
+    /// Always `Bearer`.
+    #[schema(pattern = "^Bearer$", example = "Bearer")]
     token_type: &'static str,
+    /// The access token's lifetime in seconds.
+    #[schema(minimum = 0, example = 900)]
     expires_in: u64,
 }
 
@@ -102,6 +122,31 @@ fn client_info(req: &HttpRequest) -> ClientInfo {
 }
 
 /// POST /register
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "auth",
+    summary = "Create an account",
+    description = "Public. Creates a non-admin user; log in with /login afterwards. Rate \
+                   limited per client address.",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "The user was created.", body = Message,
+            example = json!({"message": "User created successfully."})),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the username is taken.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: a field is missing, invalid or \
+            unknown; `errors.json` lists every problem.", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many attempts from this \
+            address.", body = ErrorBody, headers(("Retry-After" = u64,
+            description = "Seconds to wait."))),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    )
+)]
 pub async fn register(
     _limit: AuthRateLimit,
     state: web::Data<AppState>,
@@ -113,7 +158,7 @@ pub async fn register(
         User::create(conn, username.as_str(), &hash, false)
     })
     .await?;
-    Ok(HttpResponse::Created().json(json!({"message": "User created successfully."})))
+    Ok(HttpResponse::Created().json(Message::new("User created successfully.")))
 }
 
 /// Checks a username and password; the same 401 and the same bcrypt work whether the
@@ -142,6 +187,34 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User
 }
 
 /// POST /login: a new session, a fresh access token and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "auth",
+    summary = "Log in",
+    description = "Public. Opens a session and returns a **fresh** access token and a \
+                   refresh token. Rate limited per client address and per username.",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in.", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: no such user, or a wrong \
+            password (one answer for both).", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: `username` or `password` is \
+            missing or not a string, or another field is sent; `errors.json` lists every \
+            problem.", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many attempts from this \
+            address, or too many failed logins for this username.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    )
+)]
 pub async fn login(
     _limit: AuthRateLimit,
     req: HttpRequest,
@@ -170,6 +243,35 @@ pub async fn login(
 
 /// POST /fresh-login: a new session with only a fresh access token (for re-confirming
 /// the password before a sensitive action).
+#[utoipa::path(
+    post,
+    path = "/fresh-login",
+    tag = "auth",
+    summary = "Get a fresh access token",
+    description = "Public. Re-confirms the password before a sensitive action: opens a \
+                   session and returns a **fresh** access token only (no refresh token). \
+                   Rate limited per client address and per username.",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A fresh access token.", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: no such user, or a wrong \
+            password (one answer for both).", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: `username` or `password` is \
+            missing or not a string, or another field is sent; `errors.json` lists every \
+            problem.", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many attempts from this \
+            address, or too many failed logins for this username.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    )
+)]
 pub async fn fresh_login(
     _limit: AuthRateLimit,
     req: HttpRequest,
@@ -196,6 +298,31 @@ pub async fn fresh_login(
 
 /// POST /refresh: spends the refresh token, returns a non-fresh access token and the
 /// next refresh token. The admin flag is read again from the database.
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    tag = "auth",
+    summary = "Rotate the tokens",
+    description = "Requires a **refresh** token (not an access token). Spends it and \
+                   returns a new non-fresh access token and the next refresh token. A spent \
+                   refresh token presented again revokes its whole session. No body. Rate \
+                   limited per client address.",
+    responses(
+        (status = 200, description = "The new tokens.", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
+        (status = 401, description = "No valid refresh token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or an access token), `token_expired`, \
+            or `token_revoked` (logged out, or a spent refresh token presented again).",
+            body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 429, description = "`too_many_requests`: too many attempts from this \
+            address.", body = ErrorBody, headers(("Retry-After" = u64,
+            description = "Seconds to wait."))),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn refresh(
     _limit: AuthRateLimit,
     token: Refresh,
@@ -227,6 +354,33 @@ pub async fn refresh(
 }
 
 /// POST /logout?scope=local|global|others
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "auth",
+    summary = "Log out",
+    description = "Requires an access token. Revokes this session (`scope=local`, the \
+                   default), every session of the caller (`global`), or every other one \
+                   (`others`): their access and refresh tokens stop working at once. No body.",
+    params(
+        ("scope" = inline(Option<LogoutScope>), Query, description = "Which sessions to end \
+            (default `local`).",
+            nullable = false),
+    ),
+    responses(
+        (status = 200, description = "Logged out.", body = Message,
+            example = json!({"message": "Successfully logged out"})),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 422, description = "`validation_error`: an unknown `scope` (under \
+            `errors.query.scope`).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn logout(
     token: Authenticated,
     req: HttpRequest,
@@ -247,10 +401,29 @@ pub async fn logout(
         sessions::logout(conn, &claims, scope)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"message": "Successfully logged out"})))
+    Ok(HttpResponse::Ok().json(Message::new("Successfully logged out")))
 }
 
 /// GET /me
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "auth",
+    summary = "The caller's user",
+    description = "Requires an access token.",
+    responses(
+        (status = 200, description = "The caller.", body = UserView),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: the token names no user (possible for \
+            a token minted elsewhere without a session).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn me(
     token: Authenticated,
     state: web::Data<AppState>,
@@ -263,6 +436,36 @@ pub async fn me(
 /// PUT /me/password: needs the current password and a fresh token; ends every other
 /// session of the caller. A wrong current password is a 422 on that field, not a 401,
 /// so SPA interceptors do not log the user out.
+#[utoipa::path(
+    put,
+    path = "/me/password",
+    tag = "auth",
+    summary = "Change the caller's password",
+    description = "Requires a **fresh** access token. Checks the current password, sets the \
+                   new one, and revokes every other session of the caller (this one stays). \
+                   A wrong current password is a 422 on `current_password`, not a 401.",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed.", body = Message,
+            example = json!({"message": "Password changed."})),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 401, description = "No valid fresh access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
+            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: the token names no user (possible for \
+            a token minted elsewhere without a session).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: a field is missing, invalid or \
+            unknown, or `current_password` is wrong; `errors.json` lists every problem.",
+            body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn change_password(
     token: Fresh,
     state: web::Data<AppState>,
@@ -290,10 +493,28 @@ pub async fn change_password(
         Session::revoke_all_for_user(conn, id, claims.sid.as_deref())
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"message": "Password changed."})))
+    Ok(HttpResponse::Ok().json(Message::new("Password changed.")))
 }
 
 /// GET /sessions
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    tag = "sessions",
+    summary = "The caller's live sessions",
+    description = "Requires an access token. Every session of the caller that is neither \
+                   revoked nor expired; `current` marks the one of this token.",
+    responses(
+        (status = 200, description = "The sessions.", body = Vec<SessionView>),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_sessions(
     token: Authenticated,
     state: web::Data<AppState>,
@@ -309,6 +530,30 @@ pub async fn list_sessions(
 }
 
 /// DELETE /sessions/{id}
+#[utoipa::path(
+    delete,
+    path = "/sessions/{id}",
+    tag = "sessions",
+    summary = "End one of the caller's sessions",
+    description = "Requires an access token. Revokes that session of the caller: its tokens \
+                   stop working at once.",
+    params(
+        ("id" = String, Path, format = "uuid", description = "The session id (the tokens' `sid`)."),
+    ),
+    responses(
+        (status = 200, description = "Revoked.", body = Message,
+            example = json!({"message": "Session revoked."})),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: the caller has no session with this id \
+            (or it is not a UUID).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn revoke_session(
     token: Authenticated,
     req: HttpRequest,
@@ -328,5 +573,5 @@ pub async fn revoke_session(
     if !revoked {
         return Err(not_found());
     }
-    Ok(HttpResponse::Ok().json(json!({"message": "Session revoked."})))
+    Ok(HttpResponse::Ok().json(Message::new("Session revoked.")))
 }

@@ -1,24 +1,66 @@
 //! Liveness and readiness.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
 
+/// GET /health's answer.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$", example = "ok")]
+    status: &'static str,
+}
+
+/// GET /ready's answer.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    #[schema(pattern = "^ready$", example = "ready")]
+    status: &'static str,
+    /// The database backend.
+    #[schema(pattern = "^(sqlite|postgresql)$", example = "sqlite")]
+    database: &'static str,
+}
+
 /// GET /health: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    summary = "Liveness",
+    description = "Public. The process answers; the database is not consulted.",
+    responses(
+        (status = 200, description = "Alive.", body = Health),
+    )
+)]
 pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// GET /ready: the database answers too.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    summary = "Readiness",
+    description = "Public. The process answers and so does the database.",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Readiness),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    )
+)]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if db::ping(&state.pool).await {
-        Ok(HttpResponse::Ok().json(json!({
-            "status": "ready",
-            "database": state.settings.database_url.backend(),
-        })))
+        Ok(HttpResponse::Ok().json(Readiness {
+            status: "ready",
+            database: state.settings.database_url.backend(),
+        }))
     } else {
         Err(ApiError::ServiceUnavailable)
     }

@@ -1,24 +1,32 @@
 //! Items.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::auth::guards::{Admin, Authenticated, Fresh, MaybeAuthenticated};
 use crate::db;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::input::{
     self, parse_object, path_id, Fields, FromJsonBody, JsonObject, Name, Page, Price, ValidJson,
 };
-use crate::models::item::{self, Item};
+use crate::models::item::{self, Item, ItemName, ItemView};
 use crate::models::store::Store;
 use crate::routes::stores::one;
-use crate::routes::with_total;
+use crate::routes::{with_total, Message};
 use crate::startup::AppState;
 
 /// POST /item body.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewItem {
+    /// The name (stored trimmed).
     name: Name,
+    /// The price.
     price: Price,
+    /// The id of an existing store (another is a 422 on this field).
+    #[schema(minimum = 1, example = 1)]
     store_id: i64,
 }
 
@@ -44,9 +52,15 @@ impl NewItem {
     }
 }
 
-/// PUT /item/{id} body: the fields to change.
+/// PUT /item/{id} body: the fields to change (none is allowed).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ItemChanges {
+    /// A new name (stored trimmed).
+    #[schema(nullable = false)]
     name: Option<Name>,
+    /// A new price.
+    #[schema(nullable = false)]
     price: Option<Price>,
 }
 
@@ -61,7 +75,55 @@ impl FromJsonBody for ItemChanges {
     }
 }
 
+/// GET /item's body: full items with a token, `{id, name}` of each without one.
+/// (`anyOf`, not `oneOf`: an empty page is both.)
+pub struct ItemListing;
+
+impl PartialSchema for ItemListing {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(ArrayBuilder::new().items(Ref::from_schema_name(ItemView::name())))
+            .item(ArrayBuilder::new().items(Ref::from_schema_name(ItemName::name())))
+            .description(Some(
+                "Full items when a token is sent; only `{id, name}` of each without one.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ItemListing {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ItemView::name().into(), ItemView::schema()));
+        ItemView::schemas(schemas);
+        schemas.push((ItemName::name().into(), ItemName::schema()));
+        ItemName::schemas(schemas);
+    }
+}
+
 /// GET /item: full items with a token, only `{id, name}` without one.
+#[utoipa::path(
+    get,
+    path = "/item",
+    tag = "items",
+    summary = "Every item",
+    description = "Optional token: with a valid access token, full items; without one, only \
+                   `{id, name}` of each. A token that is sent must be a valid access token. \
+                   A page of items, ordered by id.",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of items.", body = ItemListing,
+            headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
+        (status = 401, description = "A token was sent and is not a valid access token: \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`. (Without a token the request is served.)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 422, description = "`validation_error`: `limit` or `offset` is not a \
+            whole number in range (under `errors.query`).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn list_items(
     caller: MaybeAuthenticated,
     page: Page,
@@ -83,6 +145,27 @@ pub async fn list_items(
 }
 
 /// GET /item/{id}
+#[utoipa::path(
+    get,
+    path = "/item/{id}",
+    tag = "items",
+    summary = "An item",
+    description = "Requires an access token. The item with its store and tags.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The item id."),
+    ),
+    responses(
+        (status = 200, description = "The item.", body = ItemView),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: no item with this id.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_item(
     _caller: Authenticated,
     req: HttpRequest,
@@ -98,6 +181,32 @@ pub async fn get_item(
 }
 
 /// POST /item (fresh)
+#[utoipa::path(
+    post,
+    path = "/item",
+    tag = "items",
+    summary = "Create an item",
+    description = "Requires a **fresh** access token. The item belongs to the store \
+                   `store_id` names.",
+    request_body = NewItem,
+    responses(
+        (status = 201, description = "The new item.", body = ItemView),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 401, description = "No valid fresh access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
+            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: a field is missing, invalid or \
+            unknown, or `store_id` names no store; \
+            `errors.json` lists every problem.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_item(
     _caller: Fresh,
     state: web::Data<AppState>,
@@ -122,6 +231,35 @@ pub async fn create_item(
 }
 
 /// PUT /item/{id}: changes name and/or price (404 if absent).
+#[utoipa::path(
+    put,
+    path = "/item/{id}",
+    tag = "items",
+    summary = "Change an item",
+    description = "Requires an access token. Changes the fields sent (`name`, `price`); an \
+                   empty object changes nothing.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The item id."),
+    ),
+    request_body = ItemChanges,
+    responses(
+        (status = 200, description = "The item as it now is.", body = ItemView),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: no item with this id.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: a field is invalid, null or unknown; \
+            `errors.json` lists every problem.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_item(
     _caller: Authenticated,
     req: HttpRequest,
@@ -139,6 +277,30 @@ pub async fn update_item(
 }
 
 /// DELETE /item/{id} (admin)
+#[utoipa::path(
+    delete,
+    path = "/item/{id}",
+    tag = "items",
+    summary = "Delete an item",
+    description = "Requires an **admin** access token. Its tag links go with it.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The item id."),
+    ),
+    responses(
+        (status = 200, description = "Deleted.", body = Message,
+            example = json!({"message": "Item deleted."})),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 403, description = "`admin_required`: the token is not an admin's.",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no item with this id.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_item(
     _admin: Admin,
     req: HttpRequest,
@@ -146,5 +308,5 @@ pub async fn delete_item(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", item::not_found)?;
     db::run(&state.pool, move |conn| Item::delete(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(json!({"message": "Item deleted."})))
+    Ok(HttpResponse::Ok().json(Message::new("Item deleted.")))
 }

@@ -1,20 +1,47 @@
 //! Tags of a store, and tagging items.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::guards::{Admin, Authenticated};
 use crate::db;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::input::{path_id, Page, ValidJson};
-use crate::models::item::{self, Item};
+use crate::models::item::{self, Item, ItemView};
 use crate::models::store;
-use crate::models::tag::{self, Tag};
+use crate::models::tag::{self, Tag, TagView};
 use crate::routes::stores::{one, NameBody};
-use crate::routes::with_total;
+use crate::routes::{with_total, Message};
 use crate::startup::AppState;
 
 /// GET /store/{id}/tag
+#[utoipa::path(
+    get,
+    path = "/store/{id}/tag",
+    tag = "tags",
+    summary = "A store's tags",
+    description = "Requires an access token. A page of the store's tags, ordered by id, \
+                   each with its store and items.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The store id."),
+        Page,
+    ),
+    responses(
+        (status = 200, description = "A page of tags.", body = Vec<TagView>,
+            headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: no store with this id.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: `limit` or `offset` is not a \
+            whole number in range (under `errors.query`).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_store_tags(
     _caller: Authenticated,
     page: Page,
@@ -31,6 +58,37 @@ pub async fn list_store_tags(
 }
 
 /// POST /store/{id}/tag
+#[utoipa::path(
+    post,
+    path = "/store/{id}/tag",
+    tag = "tags",
+    summary = "Create a tag in a store",
+    description = "Requires an access token. Tag names are unique within their store.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The store id."),
+    ),
+    request_body = NameBody,
+    responses(
+        (status = 201, description = "The new tag.", body = TagView),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: no store with this id.", body = ErrorBody),
+        (status = 409, description = "`conflict`: a tag with that name already exists in \
+            this store.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: `name` is missing or invalid, or \
+            another field is sent; \
+            `errors.json` lists every problem.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_tag(
     _caller: Authenticated,
     req: HttpRequest,
@@ -48,6 +106,27 @@ pub async fn create_tag(
 }
 
 /// GET /tag/{id}
+#[utoipa::path(
+    get,
+    path = "/tag/{id}",
+    tag = "tags",
+    summary = "A tag",
+    description = "Requires an access token. The tag with its store and items.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The tag id."),
+    ),
+    responses(
+        (status = 200, description = "The tag.", body = TagView),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: no tag with this id.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_tag(
     _caller: Authenticated,
     req: HttpRequest,
@@ -63,6 +142,33 @@ pub async fn get_tag(
 }
 
 /// DELETE /tag/{id} (admin): 202; a 400 while items still carry it.
+#[utoipa::path(
+    delete,
+    path = "/tag/{id}",
+    tag = "tags",
+    summary = "Delete a tag",
+    description = "Requires an **admin** access token. Only a tag no item carries can be \
+                   deleted: remove it from its items first.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The tag id."),
+    ),
+    responses(
+        (status = 202, description = "Deleted.", body = Message,
+            example = json!({"message": "Tag deleted."})),
+        (status = 400, description = "`bad_request`: items still carry the tag.",
+            body = ErrorBody),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 403, description = "`admin_required`: the token is not an admin's.",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no tag with this id.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_tag(
     _admin: Admin,
     req: HttpRequest,
@@ -70,10 +176,37 @@ pub async fn delete_tag(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", tag::not_found)?;
     db::run(&state.pool, move |conn| Tag::delete(conn, id)).await?;
-    Ok(HttpResponse::Accepted().json(json!({"message": "Tag deleted."})))
+    Ok(HttpResponse::Accepted().json(Message::new("Tag deleted.")))
 }
 
 /// POST /item/{id}/tag/{tag_id}: 201 with the tag.
+#[utoipa::path(
+    post,
+    path = "/item/{id}/tag/{tag_id}",
+    tag = "tags",
+    summary = "Tag an item",
+    description = "Requires an access token. The item and the tag must belong to the same \
+                   store. Tagging twice is harmless. No body.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The item id."),
+        ("tag_id" = i64, Path, minimum = 1, description = "The tag id."),
+    ),
+    responses(
+        (status = 201, description = "The tag, with the item now among its items.",
+            body = TagView),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: no item or no tag with this id.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: the item and the tag belong to \
+            different stores (under `errors.path.tag_id`).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn link_item_tag(
     _caller: Authenticated,
     req: HttpRequest,
@@ -90,6 +223,30 @@ pub async fn link_item_tag(
 }
 
 /// DELETE /item/{id}/tag/{tag_id}: 200 with the item and the tag as they now are.
+#[utoipa::path(
+    delete,
+    path = "/item/{id}/tag/{tag_id}",
+    tag = "tags",
+    summary = "Untag an item",
+    description = "Requires an access token. Removes the tag from the item.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The item id."),
+        ("tag_id" = i64, Path, minimum = 1, description = "The tag id."),
+    ),
+    responses(
+        (status = 200, description = "Removed; the item and the tag as they now are.",
+            body = Unlinked),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 404, description = "`not_found`: no item or no tag with this id, or the \
+            item does not carry the tag.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn unlink_item_tag(
     _caller: Authenticated,
     req: HttpRequest,
@@ -105,9 +262,21 @@ pub async fn unlink_item_tag(
         ))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "message": "Item removed from tag",
-        "item": item,
-        "tag": tag,
-    })))
+    Ok(HttpResponse::Ok().json(Unlinked {
+        message: "Item removed from tag".into(),
+        item,
+        tag,
+    }))
+}
+
+/// DELETE /item/{id}/tag/{tag_id}'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct Unlinked {
+    /// `Item removed from tag`.
+    #[schema(example = "Item removed from tag")]
+    message: String,
+    /// The item, without the tag.
+    item: ItemView,
+    /// The tag, without the item.
+    tag: TagView,
 }

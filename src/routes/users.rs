@@ -1,19 +1,23 @@
 //! Users: self-or-admin reads and deletes, and the admin actions.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::guards::{Admin, Authenticated, Fresh, FreshAdmin};
 use crate::auth::sessions::Session;
 use crate::db;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::input::{boolean, path_id, Fields, FromJsonBody, Page, ValidJson};
 use crate::models::user::{self, User, UserView};
-use crate::routes::with_total;
+use crate::routes::{with_total, Message};
 use crate::startup::AppState;
 
 /// PATCH /user/{id} body.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AdminFlag {
+    /// Whether the user is an admin.
     is_admin: bool,
 }
 
@@ -26,6 +30,29 @@ impl FromJsonBody for AdminFlag {
 }
 
 /// GET /user/{id}: the caller, or anyone for an admin.
+#[utoipa::path(
+    get,
+    path = "/user/{id}",
+    tag = "users",
+    summary = "A user",
+    description = "Requires an access token of that user, or an **admin** access token.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The user id."),
+    ),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 403, description = "`forbidden`: another user's account, and the caller \
+            is not an admin.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_user(
     token: Authenticated,
     req: HttpRequest,
@@ -39,6 +66,31 @@ pub async fn get_user(
 
 /// DELETE /user/{id}: with a fresh token, the caller or an admin. The user's sessions
 /// end with it.
+#[utoipa::path(
+    delete,
+    path = "/user/{id}",
+    tag = "users",
+    summary = "Delete a user",
+    description = "Requires a **fresh** access token of that user, or a **fresh** **admin** \
+                   access token. The user's sessions end with it; its id is never reused.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The user id."),
+    ),
+    responses(
+        (status = 200, description = "Deleted.", body = Message,
+            example = json!({"message": "User deleted."})),
+        (status = 401, description = "No valid fresh access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
+            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 403, description = "`forbidden`: another user's account, and the caller \
+            is not an admin.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_user(
     token: Fresh,
     req: HttpRequest,
@@ -54,10 +106,33 @@ pub async fn delete_user(
     if !deleted {
         return Err(user::not_found(id));
     }
-    Ok(HttpResponse::Ok().json(json!({"message": "User deleted."})))
+    Ok(HttpResponse::Ok().json(Message::new("User deleted.")))
 }
 
 /// GET /users (admin)
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    summary = "Every user",
+    description = "Requires an **admin** access token. A page of users, ordered by id.",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of users.", body = Vec<UserView>,
+            headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 403, description = "`admin_required`: the token is not an admin's.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: `limit` or `offset` is not a \
+            whole number in range (under `errors.query`).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_users(
     _admin: Admin,
     page: Page,
@@ -73,6 +148,38 @@ pub async fn list_users(
 
 /// PATCH /user/{id} (fresh admin): sets is_admin; a change ends the target's sessions
 /// so that no token carries the old claim.
+#[utoipa::path(
+    patch,
+    path = "/user/{id}",
+    tag = "users",
+    summary = "Grant or withdraw admin",
+    description = "Requires a **fresh** **admin** access token. Sets `is_admin`; a change \
+                   revokes the user's sessions, so that no token carries the old claim.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The user id."),
+    ),
+    request_body = AdminFlag,
+    responses(
+        (status = 200, description = "The user as it now is.", body = UserView),
+        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
+            `application/json`.", body = ErrorBody),
+        (status = 401, description = "No valid fresh access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
+            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 403, description = "`admin_required`: the token is not an admin's.",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the limit.",
+            body = ErrorBody),
+        (status = 422, description = "`validation_error`: `is_admin` is missing or not a \
+            boolean, or another field is sent; \
+            `errors.json` lists every problem.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn set_admin(
     _admin: FreshAdmin,
     req: HttpRequest,
@@ -95,6 +202,30 @@ pub async fn set_admin(
 }
 
 /// POST /user/{id}/revoke (admin): ends every session of that user.
+#[utoipa::path(
+    post,
+    path = "/user/{id}/revoke",
+    tag = "users",
+    summary = "End every session of a user",
+    description = "Requires an **admin** access token. Revokes all of the user's sessions: \
+                   their tokens stop working at once. No body.",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "The user id."),
+    ),
+    responses(
+        (status = 200, description = "Revoked.", body = SessionsRevoked),
+        (status = 401, description = "No valid access token: `authorization_required`, \
+            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
+            `token_revoked`.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 403, description = "`admin_required`: the token is not an admin's.",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
+            body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn revoke_user_sessions(
     _admin: Admin,
     req: HttpRequest,
@@ -106,8 +237,19 @@ pub async fn revoke_user_sessions(
         Session::revoke_all_for_user(conn, id, None)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "message": format!("Revoked {count} session(s) of user {id}."),
-        "revoked": count,
-    })))
+    Ok(HttpResponse::Ok().json(SessionsRevoked {
+        message: format!("Revoked {count} session(s) of user {id}."),
+        revoked: count,
+    }))
+}
+
+/// POST /user/{id}/revoke's answer.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"message": "Revoked 2 session(s) of user 7.", "revoked": 2}))]
+pub struct SessionsRevoked {
+    /// A human sentence.
+    message: String,
+    /// How many sessions were live and are now revoked.
+    #[schema(minimum = 0)]
+    revoked: usize,
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod docs;
 mod errors;
 mod faults;
 mod guards;
