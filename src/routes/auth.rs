@@ -13,6 +13,11 @@ use crate::db;
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Username, ValidJson};
 use crate::models::user::{User, UserView};
+use crate::routes::docs::{
+    BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
+    PayloadTooLarge, ServiceUnavailable, TokenUserNotFound, TooManyLogins, TooManyRequests,
+    Unauthorized,
+};
 use crate::routes::Message;
 use crate::startup::AppState;
 
@@ -133,18 +138,13 @@ fn client_info(req: &HttpRequest) -> ClientInfo {
     responses(
         (status = 201, description = "The user was created.", body = Message,
             example = json!({"message": "User created successfully."})),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
+        (status = 400, response = BadRequestBody),
         (status = 409, description = "`conflict`: the username is taken.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, description = "`validation_error`: a field is missing, invalid or \
             unknown; `errors.json` lists every problem.", body = ErrorBody),
-        (status = 429, description = "`too_many_requests`: too many attempts from this \
-            address.", body = ErrorBody, headers(("Retry-After" = u64,
-            description = "Seconds to wait."))),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 pub async fn register(
@@ -198,21 +198,12 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User
     responses(
         (status = 200, description = "Logged in.", body = TokenResponse,
             headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`: no such user, or a wrong \
-            password (one answer for both).", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
-        (status = 422, description = "`validation_error`: `username` or `password` is \
-            missing or not a string, or another field is sent; `errors.json` lists every \
-            problem.", body = ErrorBody),
-        (status = 429, description = "`too_many_requests`: too many attempts from this \
-            address, or too many failed logins for this username.", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait."))),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = InvalidCredentials),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidCredentialsBody),
+        (status = 429, response = TooManyLogins),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 pub async fn login(
@@ -255,21 +246,12 @@ pub async fn login(
     responses(
         (status = 200, description = "A fresh access token.", body = TokenResponse,
             headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`: no such user, or a wrong \
-            password (one answer for both).", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
-        (status = 422, description = "`validation_error`: `username` or `password` is \
-            missing or not a string, or another field is sent; `errors.json` lists every \
-            problem.", body = ErrorBody),
-        (status = 429, description = "`too_many_requests`: too many attempts from this \
-            address, or too many failed logins for this username.", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait."))),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = InvalidCredentials),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidCredentialsBody),
+        (status = 429, response = TooManyLogins),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 pub async fn fresh_login(
@@ -315,11 +297,8 @@ pub async fn fresh_login(
             or `token_revoked` (logged out, or a spent refresh token presented again).",
             body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 429, description = "`too_many_requests`: too many attempts from this \
-            address.", body = ErrorBody, headers(("Retry-After" = u64,
-            description = "Seconds to wait."))),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -370,14 +349,10 @@ pub async fn refresh(
     responses(
         (status = 200, description = "Logged out.", body = Message,
             example = json!({"message": "Successfully logged out"})),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 401, response = Unauthorized),
         (status = 422, description = "`validation_error`: an unknown `scope` (under \
             `errors.query.scope`).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -413,14 +388,9 @@ pub async fn logout(
     description = "Requires an access token.",
     responses(
         (status = 200, description = "The caller.", body = UserView),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: the token names no user (possible for \
-            a token minted elsewhere without a session).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = TokenUserNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -448,21 +418,14 @@ pub async fn me(
     responses(
         (status = 200, description = "Changed.", body = Message,
             example = json!({"message": "Password changed."})),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "No valid fresh access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: the token names no user (possible for \
-            a token minted elsewhere without a session).", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = FreshTokenRequired),
+        (status = 404, response = TokenUserNotFound),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, description = "`validation_error`: a field is missing, invalid or \
             unknown, or `current_password` is wrong; `errors.json` lists every problem.",
             body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -506,12 +469,8 @@ pub async fn change_password(
                    revoked nor expired; `current` marks the one of this token.",
     responses(
         (status = 200, description = "The sessions.", body = Vec<SessionView>),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -543,14 +502,10 @@ pub async fn list_sessions(
     responses(
         (status = 200, description = "Revoked.", body = Message,
             example = json!({"message": "Session revoked."})),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "`not_found`: the caller has no session with this id \
             (or it is not a UUID).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]

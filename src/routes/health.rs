@@ -5,7 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
+use crate::routes::docs::ServiceUnavailable;
 use crate::startup::AppState;
 
 /// GET /health's answer.
@@ -51,8 +52,7 @@ pub async fn health() -> HttpResponse {
     description = "Public. The process answers and so does the database.",
     responses(
         (status = 200, description = "Ready to serve.", body = Readiness),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

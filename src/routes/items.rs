@@ -13,6 +13,10 @@ use crate::input::{
 };
 use crate::models::item::{self, Item, ItemName, ItemView};
 use crate::models::store::Store;
+use crate::routes::docs::{
+    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidPage, ItemNotFound,
+    OptionalTokenInvalid, PayloadTooLarge, ServiceUnavailable, Unauthorized,
+};
 use crate::routes::stores::one;
 use crate::routes::{with_total, Message};
 use crate::startup::AppState;
@@ -113,14 +117,9 @@ impl ToSchema for ItemListing {
     responses(
         (status = 200, description = "A page of items.", body = ItemListing,
             headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
-        (status = 401, description = "A token was sent and is not a valid access token: \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`. (Without a token the request is served.)", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 422, description = "`validation_error`: `limit` or `offset` is not a \
-            whole number in range (under `errors.query`).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = OptionalTokenInvalid),
+        (status = 422, response = InvalidPage),
+        (status = 503, response = ServiceUnavailable),
     ),
     security((), ("bearer" = []))
 )]
@@ -156,13 +155,9 @@ pub async fn list_items(
     ),
     responses(
         (status = 200, description = "The item.", body = ItemView),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: no item with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ItemNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -191,19 +186,13 @@ pub async fn get_item(
     request_body = NewItem,
     responses(
         (status = 201, description = "The new item.", body = ItemView),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "No valid fresh access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = FreshTokenRequired),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, description = "`validation_error`: a field is missing, invalid or \
             unknown, or `store_id` names no store; \
             `errors.json` lists every problem.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -244,19 +233,13 @@ pub async fn create_item(
     request_body = ItemChanges,
     responses(
         (status = 200, description = "The item as it now is.", body = ItemView),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: no item with this id.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ItemNotFound),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, description = "`validation_error`: a field is invalid, null or unknown; \
             `errors.json` lists every problem.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -289,15 +272,10 @@ pub async fn update_item(
     responses(
         (status = 200, description = "Deleted.", body = Message,
             example = json!({"message": "Item deleted."})),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`admin_required`: the token is not an admin's.",
-            body = ErrorBody),
-        (status = 404, description = "`not_found`: no item with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminRequired),
+        (status = 404, response = ItemNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]

@@ -8,6 +8,10 @@ use crate::db;
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{path_id, Fields, FromJsonBody, Name, Page, ValidJson};
 use crate::models::store::{self, Store, StoreView};
+use crate::routes::docs::{
+    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidNameBody, InvalidPage,
+    OptionalTokenInvalid, PayloadTooLarge, ServiceUnavailable, StoreNotFound, Unauthorized,
+};
 use crate::routes::{with_total, Message};
 use crate::startup::AppState;
 
@@ -40,14 +44,9 @@ impl FromJsonBody for NameBody {
     responses(
         (status = 200, description = "A page of stores.", body = Vec<StoreView>,
             headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
-        (status = 401, description = "A token was sent and is not a valid access token: \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`. (Without a token the request is served.)", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 422, description = "`validation_error`: `limit` or `offset` is not a \
-            whole number in range (under `errors.query`).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = OptionalTokenInvalid),
+        (status = 422, response = InvalidPage),
+        (status = 503, response = ServiceUnavailable),
     ),
     security((), ("bearer" = []))
 )]
@@ -76,13 +75,9 @@ pub async fn list_stores(
     ),
     responses(
         (status = 200, description = "The store.", body = StoreView),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: no store with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = StoreNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -110,21 +105,13 @@ pub async fn get_store(
     request_body = NameBody,
     responses(
         (status = 201, description = "The new store.", body = StoreView),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "No valid fresh access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = FreshTokenRequired),
         (status = 409, description = "`conflict`: a store with that name already exists.",
             body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
-        (status = 422, description = "`validation_error`: `name` is missing or invalid, or \
-            another field is sent; \
-            `errors.json` lists every problem.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidNameBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -156,15 +143,10 @@ pub async fn create_store(
     responses(
         (status = 200, description = "Deleted.", body = Message,
             example = json!({"message": "Store deleted"})),
-        (status = 401, description = "No valid fresh access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`admin_required`: the token is not an admin's.",
-            body = ErrorBody),
-        (status = 404, description = "`not_found`: no store with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = FreshTokenRequired),
+        (status = 403, response = AdminRequired),
+        (status = 404, response = StoreNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]

@@ -11,6 +11,10 @@ use crate::input::{path_id, Page, ValidJson};
 use crate::models::item::{self, Item, ItemView};
 use crate::models::store;
 use crate::models::tag::{self, Tag, TagView};
+use crate::routes::docs::{
+    AdminRequired, BadRequestBody, InvalidNameBody, InvalidPage, PayloadTooLarge,
+    ServiceUnavailable, StoreNotFound, TagNotFound, Unauthorized,
+};
 use crate::routes::stores::{one, NameBody};
 use crate::routes::{with_total, Message};
 use crate::startup::AppState;
@@ -30,15 +34,10 @@ use crate::startup::AppState;
     responses(
         (status = 200, description = "A page of tags.", body = Vec<TagView>,
             headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: no store with this id.", body = ErrorBody),
-        (status = 422, description = "`validation_error`: `limit` or `offset` is not a \
-            whole number in range (under `errors.query`).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = StoreNotFound),
+        (status = 422, response = InvalidPage),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -70,22 +69,14 @@ pub async fn list_store_tags(
     request_body = NameBody,
     responses(
         (status = 201, description = "The new tag.", body = TagView),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: no store with this id.", body = ErrorBody),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = StoreNotFound),
         (status = 409, description = "`conflict`: a tag with that name already exists in \
             this store.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
-        (status = 422, description = "`validation_error`: `name` is missing or invalid, or \
-            another field is sent; \
-            `errors.json` lists every problem.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidNameBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -117,13 +108,9 @@ pub async fn create_tag(
     ),
     responses(
         (status = 200, description = "The tag.", body = TagView),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 404, description = "`not_found`: no tag with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = TagNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -157,15 +144,10 @@ pub async fn get_tag(
             example = json!({"message": "Tag deleted."})),
         (status = 400, description = "`bad_request`: items still carry the tag.",
             body = ErrorBody),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`admin_required`: the token is not an admin's.",
-            body = ErrorBody),
-        (status = 404, description = "`not_found`: no tag with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminRequired),
+        (status = 404, response = TagNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -194,16 +176,12 @@ pub async fn delete_tag(
     responses(
         (status = 201, description = "The tag, with the item now among its items.",
             body = TagView),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "`not_found`: no item or no tag with this id.",
             body = ErrorBody),
         (status = 422, description = "`validation_error`: the item and the tag belong to \
             different stores (under `errors.path.tag_id`).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -236,14 +214,10 @@ pub async fn link_item_tag(
     responses(
         (status = 200, description = "Removed; the item and the tag as they now are.",
             body = Unlinked),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "`not_found`: no item or no tag with this id, or the \
             item does not carry the tag.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]

@@ -10,6 +10,10 @@ use crate::db;
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{boolean, path_id, Fields, FromJsonBody, Page, ValidJson};
 use crate::models::user::{self, User, UserView};
+use crate::routes::docs::{
+    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidPage, NotSelfOrAdmin,
+    PayloadTooLarge, ServiceUnavailable, Unauthorized, UserNotFound,
+};
 use crate::routes::{with_total, Message};
 use crate::startup::AppState;
 
@@ -41,15 +45,10 @@ impl FromJsonBody for AdminFlag {
     ),
     responses(
         (status = 200, description = "The user.", body = UserView),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`forbidden`: another user's account, and the caller \
-            is not an admin.", body = ErrorBody),
-        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = NotSelfOrAdmin),
+        (status = 404, response = UserNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -79,15 +78,10 @@ pub async fn get_user(
     responses(
         (status = 200, description = "Deleted.", body = Message,
             example = json!({"message": "User deleted."})),
-        (status = 401, description = "No valid fresh access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`forbidden`: another user's account, and the caller \
-            is not an admin.", body = ErrorBody),
-        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = FreshTokenRequired),
+        (status = 403, response = NotSelfOrAdmin),
+        (status = 404, response = UserNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -120,16 +114,10 @@ pub async fn delete_user(
     responses(
         (status = 200, description = "A page of users.", body = Vec<UserView>,
             headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`admin_required`: the token is not an admin's.",
-            body = ErrorBody),
-        (status = 422, description = "`validation_error`: `limit` or `offset` is not a \
-            whole number in range (under `errors.query`).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminRequired),
+        (status = 422, response = InvalidPage),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -161,22 +149,15 @@ pub async fn list_users(
     request_body = AdminFlag,
     responses(
         (status = 200, description = "The user as it now is.", body = UserView),
-        (status = 400, description = "`bad_request`: the body is not JSON, or not sent as \
-            `application/json`.", body = ErrorBody),
-        (status = 401, description = "No valid fresh access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-            `token_revoked`, or `fresh_token_required`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`admin_required`: the token is not an admin's.",
-            body = ErrorBody),
-        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body is over the limit.",
-            body = ErrorBody),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = FreshTokenRequired),
+        (status = 403, response = AdminRequired),
+        (status = 404, response = UserNotFound),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, description = "`validation_error`: `is_admin` is missing or not a \
             boolean, or another field is sent; \
             `errors.json` lists every problem.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
@@ -214,15 +195,10 @@ pub async fn set_admin(
     ),
     responses(
         (status = 200, description = "Revoked.", body = SessionsRevoked),
-        (status = 401, description = "No valid access token: `authorization_required`, \
-            `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-            `token_revoked`.", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
-        (status = 403, description = "`admin_required`: the token is not an admin's.",
-            body = ErrorBody),
-        (status = 404, description = "`not_found`: no user with this id.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot be reached.",
-            body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminRequired),
+        (status = 404, response = UserNotFound),
+        (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]

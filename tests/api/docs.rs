@@ -62,6 +62,29 @@ fn concrete(path: &str) -> String {
         )
 }
 
+/// An operation's responses, each `$ref` to `#/components/responses/...` resolved.
+fn resolved_responses(doc: &Value, op: &Value) -> serde_json::Map<String, Value> {
+    op["responses"]
+        .as_object()
+        .expect("responses")
+        .iter()
+        .map(|(status, response)| {
+            let resolved = match response["$ref"].as_str() {
+                Some(reference) => {
+                    let name = reference
+                        .strip_prefix("#/components/responses/")
+                        .unwrap_or_else(|| panic!("a response $ref: {reference}"));
+                    let component = &doc["components"]["responses"][name];
+                    assert!(component.is_object(), "no response component {name}");
+                    component.clone()
+                }
+                None => response.clone(),
+            };
+            (status.clone(), resolved)
+        })
+        .collect()
+}
+
 fn generated() -> Value {
     serde_json::to_value(ApiDoc::openapi()).expect("the document serializes")
 }
@@ -187,7 +210,7 @@ async fn the_served_document_is_openapi_3_with_bearer_security_and_error_bodies(
             );
             assert_eq!(*security, serde_json::json!([{"bearer": []}]), "{name}");
         }
-        let responses = op["responses"].as_object().expect("responses");
+        let responses = &resolved_responses(&doc, &op);
         assert!(
             responses.keys().any(|s| s.starts_with('2')),
             "{name}: no success response"
