@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::RunQueryDsl;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use stores_api::config::Settings;
@@ -45,7 +45,7 @@ pub struct TestUser {
 
 /// Creates a fresh PostgreSQL database on the TEST_DATABASE_URL server, returns its URL.
 pub fn fresh_postgres_database(server_url: &str) -> String {
-    let mut admin = PgConnection::establish(server_url)
+    let mut admin = stores_api::db::establish_postgres(server_url)
         .unwrap_or_else(|e| panic!("TEST_DATABASE_URL: cannot connect: {e}"));
     let name = format!("stores_test_{}", uuid::Uuid::new_v4().simple());
     diesel::sql_query(format!("CREATE DATABASE {name}"))
