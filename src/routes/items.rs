@@ -37,7 +37,7 @@ pub struct NewItem {
 impl NewItem {
     /// Reads the body; `store_exists` says whether its `store_id` (if an integer) names
     /// a store, so that one 422 lists that problem beside the others.
-    fn read(f: &mut Fields, store_exists: bool) -> Option<Self> {
+    pub fn read(f: &mut Fields, store_exists: bool) -> Option<Self> {
         let name = f.required("name", Name::parse);
         let price = f.required("price", Price::parse);
         let store_id = f.required("store_id", |v| {

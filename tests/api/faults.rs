@@ -1,10 +1,14 @@
 //! The database goes away and comes back: 503 in the contract's shape meanwhile, and
 //! recovery without a restart. Needs PostgreSQL (TEST_DATABASE_URL): a TCP proxy
-//! between the service and the server is cut and restored.
+//! between the service and the server is cut and restored. Stopping the real server
+//! would fail every other test running in parallel on it; the proxy takes the database
+//! away from this test's service only, the same way (connections reset, new ones
+//! refused).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -73,11 +77,12 @@ impl Proxy {
     }
 }
 
-#[actix_web::test]
-async fn an_unreachable_database_is_a_503_and_the_service_recovers_by_itself() {
+/// A fresh PostgreSQL database behind a proxy, and a service on it with `overrides`;
+/// None when the suite does not run on PostgreSQL.
+async fn proxied_app(overrides: &[(&str, &str)]) -> Option<(Proxy, TestApp)> {
     if !on_postgres() {
         eprintln!("skipped: needs TEST_DATABASE_URL (PostgreSQL)");
-        return;
+        return None;
     }
     let server = std::env::var("TEST_DATABASE_URL").expect("set");
     let mut url = url::Url::parse(&fresh_postgres_database(&server)).expect("url");
@@ -88,11 +93,28 @@ async fn an_unreachable_database_is_a_503_and_the_service_recovers_by_itself() {
     );
     let proxy = Proxy::start(upstream).await;
     url.set_port(Some(proxy.addr.port())).expect("port");
-    let app = TestApp::spawn_with(&[
-        ("DATABASE_URL", url.as_str()),
-        ("DATABASE_POOL_TIMEOUT", "1"),
-    ])
-    .await;
+    let mut settings = vec![("DATABASE_URL", url.as_str())];
+    settings.extend_from_slice(overrides);
+    let app = TestApp::spawn_with(&settings).await;
+    Some((proxy, app))
+}
+
+/// Polls /ready until it answers 200; false if it never does within ten seconds.
+async fn becomes_ready(app: &TestApp) -> bool {
+    for _ in 0..40 {
+        if app.get("/ready", None).await.status() == StatusCode::OK {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+#[actix_web::test]
+async fn an_unreachable_database_is_a_503_and_the_service_recovers_by_itself() {
+    let Some((proxy, app)) = proxied_app(&[("DATABASE_POOL_TIMEOUT", "1")]).await else {
+        return;
+    };
     let user = app.user().await;
 
     proxy.cut();
@@ -105,15 +127,10 @@ async fn an_unreachable_database_is_a_503_and_the_service_recovers_by_itself() {
     assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
 
     proxy.restore().await;
-    let mut ready = false;
-    for _ in 0..40 {
-        if app.get("/ready", None).await.status() == StatusCode::OK {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(ready, "/ready recovers once the database is back");
+    assert!(
+        becomes_ready(&app).await,
+        "/ready recovers once the database is back"
+    );
     let me: Value = app
         .get("/me", Some(&user.tokens.access))
         .await
@@ -124,4 +141,182 @@ async fn an_unreachable_database_is_a_503_and_the_service_recovers_by_itself() {
     // Nothing was half-written while it was down: the name is still free.
     let resp = app.register("while-down", PASSWORD).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
+}
+
+/// The pool timeout of the load test, and how late past it a 503 may still come
+/// (scheduling on a loaded two-core machine, the proxy's own latency).
+const POOL_TIMEOUT: Duration = Duration::from_secs(2);
+const MARGIN: Duration = Duration::from_millis(1500);
+/// Concurrent writers.
+const WRITERS: usize = 4;
+
+/// One POST /store a writer made, and what came of it.
+struct Attempt {
+    name: String,
+    status: StatusCode,
+    content_type: Option<String>,
+    body: String,
+    started: Instant,
+    finished: Instant,
+}
+
+/// Creates stores with distinct names until `stop`, one request at a time.
+async fn writer(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    id: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<Attempt> {
+    let mut attempts = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let name = format!("writer-{id}-{n}");
+        n += 1;
+        let started = Instant::now();
+        let resp = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("the service answers, database or not");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.text().await.expect("body");
+        attempts.push(Attempt {
+            name,
+            status,
+            content_type,
+            body,
+            started,
+            finished: Instant::now(),
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    attempts
+}
+
+/// Every store's name, page by page; checks X-Total-Count against what was listed.
+async fn stored_names(app: &TestApp, token: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    loop {
+        let path = format!("/store?limit=1000&offset={}", names.len());
+        let resp = app.get(&path, Some(token)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let total: usize = resp
+            .headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("X-Total-Count");
+        let page: Value = resp.json().await.expect("JSON body");
+        let page = page.as_array().expect("a list");
+        names.extend(
+            page.iter()
+                .map(|s| s["name"].as_str().expect("name").to_owned()),
+        );
+        if page.is_empty() || names.len() >= total {
+            assert_eq!(names.len(), total, "X-Total-Count matches the rows listed");
+            return names;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_or_doubled() {
+    let Some((proxy, app)) = proxied_app(&[("DATABASE_POOL_TIMEOUT", "2")]).await else {
+        return;
+    };
+    let user = app.user().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|id| {
+            tokio::spawn(writer(
+                app.client.clone(),
+                app.url("/store"),
+                user.tokens.access.clone(),
+                id,
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cut_started = Instant::now();
+    proxy.cut();
+    let cut_done = Instant::now();
+    let asked = Instant::now();
+    assert_error(app.get("/ready", None).await, 503, "service_unavailable").await;
+    assert!(
+        asked.elapsed() < POOL_TIMEOUT + MARGIN,
+        "/ready answers fast"
+    );
+    // Longer than the pool timeout: every writer sees at least one 503 in full.
+    tokio::time::sleep(POOL_TIMEOUT + Duration::from_secs(1)).await;
+    proxy.restore().await;
+    let restored = Instant::now();
+    assert!(becomes_ready(&app).await, "/ready recovers by itself");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut attempts = Vec::new();
+    for handle in writers {
+        attempts.extend(handle.await.expect("writer task"));
+    }
+    let mut created = std::collections::HashSet::new();
+    let mut in_flight_at_cut = std::collections::HashSet::new();
+    let mut failed = 0;
+    for a in &attempts {
+        if a.status == StatusCode::CREATED {
+            assert!(created.insert(a.name.clone()), "{} created twice", a.name);
+            continue;
+        }
+        failed += 1;
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+        assert_eq!(a.content_type.as_deref(), Some("application/json"));
+        let body: Value = serde_json::from_str(&a.body).expect("JSON error body");
+        assert_eq!(body["code"], 503, "{}", a.body);
+        assert_eq!(body["error"], "service_unavailable", "{}", a.body);
+        assert_eq!(body["status"], "Service Unavailable", "{}", a.body);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        let took = a.finished - a.started;
+        assert!(
+            took < POOL_TIMEOUT + MARGIN,
+            "a 503 took {took:?}, past the pool timeout"
+        );
+        if a.started <= cut_done && a.finished >= cut_started {
+            in_flight_at_cut.insert(a.name.clone());
+        }
+    }
+    assert!(failed > 0, "the cut was felt");
+    assert!(
+        attempts
+            .iter()
+            .any(|a| a.status == StatusCode::CREATED && a.started > restored),
+        "writes succeed again after the restore"
+    );
+
+    let stored = stored_names(&app, &user.tokens.access).await;
+    let stored_set: std::collections::HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(stored_set.len(), stored.len(), "no store stored twice");
+    for name in &created {
+        assert!(
+            stored_set.contains(name),
+            "{name} got a 201 but is not stored"
+        );
+    }
+    // A failed request stored nothing, with one exception no server can avoid: a
+    // request whose commit reached PostgreSQL just as its connection was cut cannot
+    // learn that it committed (the two generals). Only those in flight at the cut may.
+    for name in stored_set.difference(&created) {
+        assert!(
+            in_flight_at_cut.contains(name),
+            "{name} failed after the cut yet is stored"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! or on a fresh PostgreSQL database when TEST_DATABASE_URL is set, and talks HTTP to it.
 
 use std::collections::HashMap;
+use std::sync::Once;
 
 use diesel::RunQueryDsl;
 use reqwest::{Method, Response, StatusCode};
@@ -61,6 +62,27 @@ pub fn on_postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
 }
 
+/// When TEST_LOG_FILE is set, sends every test server's log to that file (appended),
+/// at RUST_LOG's level or debug, so that scripts/log-scan.sh can search a whole run for
+/// secrets. Once per test binary: the logger is global.
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let Some(path) = std::env::var_os("TEST_LOG_FILE").filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("TEST_LOG_FILE {}: {e}", path.to_string_lossy()));
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("debug"))
+            .target(env_logger::Target::Pipe(Box::new(file)))
+            .write_style(env_logger::WriteStyle::Never)
+            .init();
+    });
+}
+
 impl TestApp {
     /// A server with the test defaults.
     pub async fn spawn() -> TestApp {
@@ -69,6 +91,7 @@ impl TestApp {
 
     /// A server with some settings overridden (names as environment variables).
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        capture_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match std::env::var("TEST_DATABASE_URL") {
             Ok(server) if !server.is_empty() => fresh_postgres_database(&server),

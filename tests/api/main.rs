@@ -9,8 +9,12 @@ mod faults;
 mod guards;
 mod helpers;
 mod items;
+#[path = "../strategies/json.rs"]
+mod json_strategies;
 mod limits;
+mod props;
 mod queries;
+mod races;
 mod sessions;
 mod stores;
 mod tags;

@@ -1,0 +1,189 @@
+//! Races (issue 5, item 4): many clients at once on one username, one refresh token, or
+//! one session being logged out while it refreshes. Each test runs on both backends;
+//! the rate limiter is off so that every request reaches the code under test.
+
+use base64::Engine;
+use futures_util::future::join_all;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{assert_error, TestApp, TestUser, Tokens, PASSWORD};
+
+/// A server whose limiter lets a flood through, with refresh reuse grace `grace` seconds.
+async fn spawn(grace: &str) -> TestApp {
+    TestApp::spawn_with(&[
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ("JWT_REFRESH_REUSE_GRACE", grace),
+    ])
+    .await
+}
+
+/// The session id a token carries (read unverified: the server put it there).
+fn sid(token: &str) -> String {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    let claims: Value = serde_json::from_slice(&bytes).expect("JSON payload");
+    claims["sid"].as_str().expect("a sid").to_string()
+}
+
+/// The token pair of a 200 /refresh response.
+async fn tokens(resp: Response) -> Tokens {
+    let body: Value = resp.json().await.expect("JSON body");
+    Tokens {
+        access: body["access_token"].as_str().expect("access").to_string(),
+        refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+    }
+}
+
+/// Fires `n` refreshes of one token at once; the pairs of the 200s, every other
+/// answer checked to be 401 token_revoked.
+async fn concurrent_refreshes(app: &TestApp, refresh: &str, n: usize) -> Vec<Tokens> {
+    let responses = join_all((0..n).map(|_| app.post("/refresh", Some(refresh), None))).await;
+    let mut won = Vec::new();
+    for resp in responses {
+        if resp.status() == StatusCode::OK {
+            won.push(tokens(resp).await);
+        } else {
+            assert_error(resp, 401, "token_revoked").await;
+        }
+    }
+    won
+}
+
+/// Both tokens of a pair are refused as revoked.
+async fn assert_revoked(app: &TestApp, tokens: &Tokens) {
+    let resp = app.get("/me", Some(&tokens.access)).await;
+    assert_error(resp, 401, "token_revoked").await;
+    let resp = app.post("/refresh", Some(&tokens.refresh), None).await;
+    assert_error(resp, 401, "token_revoked").await;
+}
+
+/// The ids of `user`'s live sessions, seen through a new login (which is one of them).
+async fn live_sessions(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
+    let again = app.login(&user.username, &user.password).await;
+    let resp = app.get("/sessions", Some(&again.access)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let list: Value = resp.json().await.expect("JSON body");
+    let ids = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    (sid(&again.access), ids)
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_registrations_of_one_username_create_exactly_one_user() {
+    let app = spawn("0").await;
+    let responses = join_all((0..50).map(|_| app.register("contested-name", PASSWORD))).await;
+    let mut created = 0;
+    for resp in responses {
+        if resp.status() == StatusCode::CREATED {
+            created += 1;
+        } else {
+            // Never a 500, nor a 503 from SQLite's writer lock: a 409 for every loser.
+            let body = assert_error(resp, 409, "conflict").await;
+            assert_eq!(body["message"], "A user with that username already exists.");
+        }
+    }
+    assert_eq!(created, 1, "exactly one registration wins");
+
+    let admin = app.admin().await;
+    let resp = app
+        .get("/users?limit=1000", Some(&admin.tokens.access))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let users: Value = resp.json().await.expect("JSON body");
+    let rows = users
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|u| u["username"] == "contested-name")
+        .count();
+    assert_eq!(rows, 1, "one stored user: {users}");
+    app.login("contested-name", PASSWORD).await;
+}
+
+#[actix_web::test]
+async fn twenty_concurrent_refreshes_without_grace_win_at_most_once_and_revoke_the_session() {
+    let app = spawn("0").await;
+    let user = app.user().await;
+    let won = concurrent_refreshes(&app, &user.tokens.refresh, 20).await;
+    assert!(
+        won.len() <= 1,
+        "{} refreshes of one token succeeded",
+        won.len()
+    );
+
+    // Every loser presented a spent token: that is reuse, so the session is over, and
+    // with it whatever the winner got.
+    let resp = app.get("/me", Some(&user.tokens.access)).await;
+    assert_error(resp, 401, "token_revoked").await;
+    for pair in &won {
+        assert_eq!(sid(&pair.access), sid(&user.tokens.access));
+        assert_revoked(&app, pair).await;
+    }
+    let (current, live) = live_sessions(&app, &user).await;
+    assert_eq!(live, vec![current], "only the new login's session is live");
+}
+
+#[actix_web::test]
+async fn twenty_concurrent_refreshes_within_grace_all_continue_the_same_session() {
+    let app = spawn("30").await;
+    let user = app.user().await;
+    let won = concurrent_refreshes(&app, &user.tokens.refresh, 20).await;
+    // A double submit within the grace period is not reuse, however many copies.
+    assert_eq!(won.len(), 20, "every copy of the double submit succeeds");
+    let session = sid(&user.tokens.access);
+    for pair in &won {
+        assert_eq!(sid(&pair.access), session);
+        assert_eq!(sid(&pair.refresh), session);
+        let resp = app.get("/me", Some(&pair.access)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let resp = app.get("/sessions", Some(&won[0].access)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let list: Value = resp.json().await.expect("JSON body");
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![session.as_str()], "one session: {list}");
+    // The chain goes on from any of the answers.
+    let resp = app.post("/refresh", Some(&won[19].refresh), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn logout_racing_refresh_always_leaves_the_session_revoked() {
+    let app = spawn("0").await;
+    let user = app.user().await;
+    for round in 0..20 {
+        let login = app.login(&user.username, PASSWORD).await;
+        let (logout, refresh) = tokio::join!(
+            app.post("/logout", Some(&login.access), None),
+            app.post("/refresh", Some(&login.refresh), None),
+        );
+        assert_eq!(logout.status(), StatusCode::OK, "round {round}: logout");
+        assert_revoked(&app, &login).await;
+        if refresh.status() == StatusCode::OK {
+            // The refresh won the race: what it handed out dies with the session.
+            assert_revoked(&app, &tokens(refresh).await).await;
+        } else {
+            assert_error(refresh, 401, "token_revoked").await;
+        }
+    }
+    let (current, live) = live_sessions(&app, &user).await;
+    assert_eq!(
+        live.len(),
+        2,
+        "the user's first login and the new one: {live:?}"
+    );
+    assert!(live.contains(&current));
+    assert!(live.contains(&sid(&user.tokens.access)));
+}
