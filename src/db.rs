@@ -234,6 +234,16 @@ where
     .await?
 }
 
+/// [`run`] inside one transaction: a write and its read-back commit together or not at
+/// all, so a connection lost half-way never leaves a stored row behind an error answer.
+pub async fn transaction<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |conn| conn.transaction(f)).await
+}
+
 /// The current UTC time as stored: microseconds, the precision PostgreSQL keeps, so
 /// both backends store and compare the same value.
 pub fn now() -> chrono::NaiveDateTime {

@@ -211,7 +211,7 @@ pub async fn create_item(
         price,
         store_id,
     } = parse_object(body.0, |f| NewItem::read(f, store_exists))?;
-    let view = db::run(&state.pool, move |conn| {
+    let view = db::transaction(&state.pool, move |conn| {
         let created = Item::create(conn, name.as_str(), price, store_id)?;
         one(Item::views(conn, vec![created])?)
     })
@@ -251,7 +251,7 @@ pub async fn update_item(
 ) -> Result<HttpResponse, ApiError> {
     let ItemChanges { name, price } = body.0;
     let id = path_id(&req, "id", item::not_found)?;
-    let view = db::run(&state.pool, move |conn| {
+    let view = db::transaction(&state.pool, move |conn| {
         let updated = Item::update(conn, id, name.as_ref().map(Name::as_str), price)?;
         one(Item::views(conn, vec![updated])?)
     })

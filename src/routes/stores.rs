@@ -1,7 +1,6 @@
 //! Stores.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use diesel::Connection;
 use utoipa::ToSchema;
 
 use crate::auth::guards::{Authenticated, Fresh, FreshAdmin, MaybeAuthenticated};
@@ -122,13 +121,9 @@ pub async fn create_store(
     body: ValidJson<NameBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.0.name;
-    // One transaction: a connection lost between the insert and the read-back must
-    // not leave a stored store behind a 503.
-    let view = db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            let created = Store::create(conn, name.as_str())?;
-            one(Store::views(conn, vec![created])?)
-        })
+    let view = db::transaction(&state.pool, move |conn| {
+        let created = Store::create(conn, name.as_str())?;
+        one(Store::views(conn, vec![created])?)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

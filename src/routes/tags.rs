@@ -88,7 +88,7 @@ pub async fn create_tag(
 ) -> Result<HttpResponse, ApiError> {
     let name = body.0.name;
     let store_id = path_id(&req, "id", store::not_found)?;
-    let view = db::run(&state.pool, move |conn| {
+    let view = db::transaction(&state.pool, move |conn| {
         let created = Tag::create(conn, store_id, name.as_str())?;
         one(Tag::views(conn, vec![created])?)
     })
@@ -192,7 +192,7 @@ pub async fn link_item_tag(
 ) -> Result<HttpResponse, ApiError> {
     let item_id = path_id(&req, "id", item::not_found)?;
     let tag_id = path_id(&req, "tag_id", tag::not_found)?;
-    let view = db::run(&state.pool, move |conn| {
+    let view = db::transaction(&state.pool, move |conn| {
         let linked = Tag::link(conn, item_id, tag_id)?;
         one(Tag::views(conn, vec![linked])?)
     })
@@ -228,7 +228,7 @@ pub async fn unlink_item_tag(
 ) -> Result<HttpResponse, ApiError> {
     let item_id = path_id(&req, "id", item::not_found)?;
     let tag_id = path_id(&req, "tag_id", tag::not_found)?;
-    let (item, tag) = db::run(&state.pool, move |conn| {
+    let (item, tag) = db::transaction(&state.pool, move |conn| {
         let (item, tag) = Tag::unlink(conn, item_id, tag_id)?;
         Ok((
             one(Item::views(conn, vec![item])?)?,
