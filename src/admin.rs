@@ -1,6 +1,7 @@
 //! Operator actions shared by the start-up bootstrap and `stores-api admin ...`.
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::Revocations;
 use crate::auth::sessions::Session;
 use crate::db::DbConnection;
 use crate::error::ApiError;
@@ -96,13 +97,14 @@ pub fn create_admin(
 /// An existing account keeps its password.
 pub fn ensure_admin(
     conn: &mut DbConnection,
+    revoked: &Revocations,
     hasher: &PasswordHasher,
     name: &str,
     raw_password: &str,
 ) -> Result<Outcome, AdminError> {
     match create_admin(conn, hasher, name, raw_password) {
         Err(AdminError::Exists(_)) | Err(AdminError::Api(ApiError::Conflict(_))) => {
-            set_admin(conn, name, true)
+            set_admin(conn, revoked, name, true)
         }
         other => other,
     }
@@ -111,6 +113,7 @@ pub fn ensure_admin(
 /// Promotes or demotes; a change ends the user's sessions so no token keeps the old claim.
 pub fn set_admin(
     conn: &mut DbConnection,
+    revoked: &Revocations,
     name: &str,
     is_admin: bool,
 ) -> Result<Outcome, AdminError> {
@@ -121,15 +124,19 @@ pub fn set_admin(
         return Ok(Outcome::Unchanged(user.username, is_admin));
     }
     User::set_admin(conn, user.id, is_admin)?;
-    Session::revoke_all_for_user(conn, user.id, None)?;
+    Session::revoke_all_for_user(conn, revoked, user.id, None)?;
     Ok(Outcome::Changed(user.username, is_admin))
 }
 
 /// Ends every session of a user.
-pub fn revoke_sessions(conn: &mut DbConnection, name: &str) -> Result<Outcome, AdminError> {
+pub fn revoke_sessions(
+    conn: &mut DbConnection,
+    revoked: &Revocations,
+    name: &str,
+) -> Result<Outcome, AdminError> {
     let name = username(name)?;
     let user = User::find_by_username(conn, name.as_str())?
         .ok_or_else(|| AdminError::NoSuchUser(name.as_str().to_owned()))?;
-    let count = Session::revoke_all_for_user(conn, user.id, None)?;
+    let count = Session::revoke_all_for_user(conn, revoked, user.id, None)?;
     Ok(Outcome::Revoked(user.username, count))
 }

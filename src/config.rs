@@ -204,6 +204,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Interval of the expired-entry sweep.
     pub prune_interval: Duration,
+    /// How often each instance reads the revocations of the others.
+    pub revocation_poll_interval: Duration,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_allowed_origins: Vec<String>,
     /// Admin to create or promote at start-up.
@@ -304,6 +306,8 @@ impl Settings {
         let login_failure_limit = r.parse::<u32>("login_failure_limit");
         let max_body_bytes = r.ranged::<usize>("max_body_bytes", 256, 64 * 1024 * 1024);
         let prune_interval = r.seconds("prune_interval", 1);
+        // API.md: a logout holds on every instance within one second.
+        let revocation_poll_interval = r.fractional_seconds("revocation_poll_interval", 0.01, 1.0);
         let cors_allowed_origins = r
             .string("cors_allowed_origins")
             .split(',')
@@ -393,6 +397,7 @@ impl Settings {
             login_failure_limit,
             max_body_bytes,
             prune_interval,
+            revocation_poll_interval,
             cors_allowed_origins,
             admin,
             generated_key_file,
@@ -454,6 +459,32 @@ impl Reader<'_> {
             return T::default();
         }
         value
+    }
+
+    /// Seconds with a fraction (`0.25`), within `min..=max`.
+    fn fractional_seconds(&mut self, key: &str, min: f64, max: f64) -> Duration {
+        let value = self.string(key);
+        match value.trim().parse::<f64>() {
+            Ok(secs) if (min..=max).contains(&secs) => Duration::from_secs_f64(secs),
+            Ok(_) => {
+                self.errors.push(format!(
+                    "{}: {} is out of range ({} to {} seconds)",
+                    key.to_ascii_uppercase(),
+                    value.trim(),
+                    min,
+                    max
+                ));
+                Duration::from_secs_f64(max)
+            }
+            Err(_) => {
+                self.errors.push(format!(
+                    "{}: '{}' is not a number of seconds (like 0.25)",
+                    key.to_ascii_uppercase(),
+                    value
+                ));
+                Duration::from_secs_f64(max)
+            }
+        }
     }
 
     /// A whole number of seconds, at least `min`.
@@ -552,6 +583,28 @@ mod tests {
         assert_eq!(s.bcrypt_cost, 4, "config/test.toml applies");
         assert_eq!(s.jwt.access_ttl, Duration::from_secs(60));
         assert_eq!(s.jwt.leeway, Duration::ZERO);
+        assert_eq!(s.revocation_poll_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_revocation_poll_interval_keeps_the_one_second_bound() {
+        let ok = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", KEY),
+            ("REVOCATION_POLL_INTERVAL", "0.1"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.revocation_poll_interval, Duration::from_millis(100));
+        for bad in ["2", "0", "-1", "fast"] {
+            let err = Settings::load_from(env(&[
+                ("APP_ENV", "test"),
+                ("JWT_SECRET_KEY", KEY),
+                ("REVOCATION_POLL_INTERVAL", bad),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.0.len(), 1, "{bad}: {err}");
+            assert!(err.0[0].starts_with("REVOCATION_POLL_INTERVAL"), "{err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use stores_api::admin::{self, AdminError, Outcome};
 use stores_api::auth::password::PasswordHasher;
+use stores_api::auth::revocation::Revocations;
 use stores_api::config::Settings;
 use stores_api::db;
 use stores_api::error::ApiError;
@@ -101,15 +102,22 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
     db::migrate(&settings).map_err(|e| e.to_string())?;
     let pool = db::pool(&settings);
     let mut conn = pool.get().map_err(|e| ApiError::from(e).to_string())?;
+    // This process serves no requests: the set is thrown away, and running instances
+    // learn the revocations from the log.
+    let revoked = Revocations::new(&settings.jwt, settings.revocation_poll_interval);
     let outcome: Result<Outcome, AdminError> = match command {
         AdminCommand::Create { username } => {
             let password = read_password()?;
             let hasher = PasswordHasher::new(settings.bcrypt_cost);
             admin::create_admin(&mut conn, &hasher, &username, &password)
         }
-        AdminCommand::Promote { username } => admin::set_admin(&mut conn, &username, true),
-        AdminCommand::Demote { username } => admin::set_admin(&mut conn, &username, false),
-        AdminCommand::Revoke { username } => admin::revoke_sessions(&mut conn, &username),
+        AdminCommand::Promote { username } => {
+            admin::set_admin(&mut conn, &revoked, &username, true)
+        }
+        AdminCommand::Demote { username } => {
+            admin::set_admin(&mut conn, &revoked, &username, false)
+        }
+        AdminCommand::Revoke { username } => admin::revoke_sessions(&mut conn, &revoked, &username),
     };
     let outcome = outcome.map_err(|e| e.to_string())?;
     println!("{outcome}");

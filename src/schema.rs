@@ -34,8 +34,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revocations (id) {
+        id -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        user_id -> BigInt,
+        revoked_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, revoked_tokens);
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, revoked_tokens, revocations);
 
 diesel::table! {
     stores (id) {

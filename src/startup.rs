@@ -2,6 +2,7 @@
 //! The binary and the tests start it the same way.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Logger};
@@ -12,6 +13,7 @@ use crate::admin::{self, AdminError};
 use crate::auth::middleware::validator;
 use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::RateLimiter;
+use crate::auth::revocation::{Follower, Revocations};
 use crate::auth::sessions;
 use crate::auth::tokens::TokenService;
 use crate::config::Settings;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// Brute-force limits of the auth endpoints.
     pub limiter: RateLimiter,
+    /// The revoked set the token check consults instead of the database.
+    pub revocations: Arc<Revocations>,
     /// The settings the service started with.
     pub settings: Settings,
 }
@@ -45,6 +49,9 @@ pub enum StartupError {
     /// Binding the address failed.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
+    /// The revoked set could not be read.
+    #[error("cannot read the revoked sessions and tokens: {0}")]
+    Revocations(ApiError),
     /// A start-up task panicked or was cancelled.
     #[error("start-up task failed: {0}")]
     Task(String),
@@ -55,6 +62,7 @@ pub struct Application {
     server: Server,
     port: u16,
     state: web::Data<AppState>,
+    follower: Follower,
 }
 
 impl Application {
@@ -67,6 +75,10 @@ impl Application {
         if applied > 0 {
             log::info!("applied {applied} migration(s)");
         }
+        let revocations = Arc::new(Revocations::new(
+            &settings.jwt,
+            settings.revocation_poll_interval,
+        ));
         let state = web::Data::new(AppState {
             pool: db::pool(&settings),
             tokens: TokenService::new(&settings.jwt),
@@ -75,9 +87,13 @@ impl Application {
                 settings.auth_rate_limit_per_minute,
                 settings.login_failure_limit,
             ),
+            revocations: revocations.clone(),
             settings: settings.clone(),
         });
         let admin_line = bootstrap_admin(&state).await?;
+        // Filled before the socket is bound, so no request is checked against an empty set.
+        let mut follower = Follower::new(revocations, settings.database_url.clone());
+        follower.sync().await.map_err(StartupError::Revocations)?;
 
         let address = format!("{}:{}", settings.host, settings.port);
         let listener =
@@ -147,10 +163,17 @@ impl Application {
         if let Some(line) = admin_line {
             log::info!("admin bootstrap: {line}");
         }
+        log::info!(
+            "revocations: {} entries loaded; polled every {} ms, token checks fail closed after {} ms without a poll",
+            state.revocations.len(),
+            settings.revocation_poll_interval.as_millis(),
+            state.revocations.stale_after().as_millis(),
+        );
         Ok(Application {
             server,
             port: local.port(),
             state,
+            follower,
         })
     }
 
@@ -159,12 +182,15 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM; in-flight requests finish first. Expired sessions
-    /// and revoked-token entries are pruned in the background meanwhile.
+    /// Serves until SIGINT/SIGTERM; in-flight requests finish first. Meanwhile the
+    /// revoked set follows the database, and expired entries are pruned.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let interval = self.state.settings.revocation_poll_interval;
+        let follower = actix_web::rt::spawn(self.follower.run(interval));
         let pruner = actix_web::rt::spawn(prune_forever(self.state.clone()));
         let result = self.server.await;
         pruner.abort();
+        follower.abort();
         result
     }
 }
@@ -174,10 +200,12 @@ async fn bootstrap_admin(state: &web::Data<AppState>) -> Result<Option<String>, 
         return Ok(None);
     };
     let (pool, hasher) = (state.pool.clone(), state.passwords.clone());
+    let revocations = state.revocations.clone();
     let outcome = web::block(move || {
         let mut conn = pool.get().map_err(ApiError::from)?;
         admin::ensure_admin(
             &mut conn,
+            &revocations,
             &hasher,
             &bootstrap.username,
             bootstrap.password.expose(),
@@ -194,8 +222,12 @@ async fn prune_forever(state: web::Data<AppState>) {
         interval.tick().await;
         match db::run(&state.pool, sessions::prune_expired).await {
             Ok(0) => {}
-            Ok(n) => log::info!("pruned {n} expired session(s) and revoked-token entries"),
+            Ok(n) => log::info!("pruned {n} expired session, revoked-token and revocation row(s)"),
             Err(e) => log::warn!("pruning expired sessions failed: {e}"),
+        }
+        let dropped = state.revocations.prune(db::now());
+        if dropped > 0 {
+            log::info!("dropped {dropped} expired entries from the in-memory revoked set");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Each reads what the bearer middleware left; none parses a header.
 
 use std::future::{ready, Ready};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -10,16 +11,17 @@ use crate::auth::middleware::TokenState;
 use crate::auth::tokens::{Claims, TokenType};
 use crate::error::ApiError;
 
-/// The token of the request, if one was presented; a refused one is its error.
-fn presented(req: &HttpRequest) -> Result<Option<Claims>, ApiError> {
+/// The token of the request, if one was presented; a refused one is its error. The
+/// middleware decoded it once; this only reads what it left.
+fn presented(req: &HttpRequest) -> Result<Option<Arc<Claims>>, ApiError> {
     match req.extensions().get::<TokenState>() {
         None => Ok(None),
-        Some(TokenState::Valid(claims)) => Ok(Some((**claims).clone())),
+        Some(TokenState::Valid(claims)) => Ok(Some(Arc::clone(claims))),
         Some(TokenState::Rejected(e)) => Err(e.clone()),
     }
 }
 
-fn of_type(claims: Claims, wanted: TokenType) -> Result<Claims, ApiError> {
+fn of_type(claims: Arc<Claims>, wanted: TokenType) -> Result<Arc<Claims>, ApiError> {
     if claims.token_type == wanted {
         Ok(claims)
     } else if wanted == TokenType::Access {
@@ -29,12 +31,12 @@ fn of_type(claims: Claims, wanted: TokenType) -> Result<Claims, ApiError> {
     }
 }
 
-fn required(req: &HttpRequest, wanted: TokenType) -> Result<Claims, ApiError> {
+fn required(req: &HttpRequest, wanted: TokenType) -> Result<Arc<Claims>, ApiError> {
     let claims = presented(req)?.ok_or(ApiError::AuthorizationRequired)?;
     of_type(claims, wanted)
 }
 
-fn fresh(claims: Claims) -> Result<Claims, ApiError> {
+fn fresh(claims: Arc<Claims>) -> Result<Arc<Claims>, ApiError> {
     if claims.is_fresh() {
         Ok(claims)
     } else {
@@ -42,7 +44,7 @@ fn fresh(claims: Claims) -> Result<Claims, ApiError> {
     }
 }
 
-fn admin(claims: Claims) -> Result<Claims, ApiError> {
+fn admin(claims: Arc<Claims>) -> Result<Arc<Claims>, ApiError> {
     if claims.is_admin {
         Ok(claims)
     } else {
@@ -54,7 +56,7 @@ macro_rules! guard {
     ($(#[$doc:meta])* $name:ident, |$req:ident| $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
-        pub struct $name(pub Claims);
+        pub struct $name(pub Arc<Claims>);
 
         impl FromRequest for $name {
             type Error = ApiError;
@@ -97,7 +99,7 @@ guard!(
 
 /// An access token when one is presented; an invalid one is still a 401.
 #[derive(Debug, Clone)]
-pub struct MaybeAuthenticated(pub Option<Claims>);
+pub struct MaybeAuthenticated(pub Option<Arc<Claims>>);
 
 impl FromRequest for MaybeAuthenticated {
     type Error = ApiError;

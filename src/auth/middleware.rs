@@ -1,14 +1,14 @@
 //! The bearer middleware: decodes any token the request carries, checks that it is
 //! not revoked, and leaves the outcome in the request for the guards to judge.
 
+use std::sync::Arc;
+
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header;
 use actix_web::{web, HttpMessage};
 use actix_web_httpauth::extractors::bearer::BearerAuth;
 
-use crate::auth::sessions;
 use crate::auth::tokens::Claims;
-use crate::db;
 use crate::error::ApiError;
 use crate::routes;
 use crate::startup::AppState;
@@ -16,8 +16,8 @@ use crate::startup::AppState;
 /// What the middleware found; absent from the request when there was no token.
 #[derive(Debug, Clone)]
 pub enum TokenState {
-    /// A valid, unrevoked token.
-    Valid(Box<Claims>),
+    /// A valid, unrevoked token; guards hand out clones of the `Arc`, not of the claims.
+    Valid(Arc<Claims>),
     /// A token that was presented and refused; guards answer with this error.
     Rejected(ApiError),
 }
@@ -33,16 +33,18 @@ pub async fn validator(
     if routes::docs::is_docs_path(req.path()) {
         return Ok(req);
     }
-    let token = match &credentials {
-        Some(bearer) => Some(bearer.token().trim().to_owned()),
-        None => lenient_bearer(&req),
-    };
-    let Some(token) = token else {
-        return Ok(req);
-    };
-    let state = match req.app_data::<web::Data<AppState>>() {
-        Some(app) => check(app, &token).await,
-        None => TokenState::Rejected(ApiError::Internal("application state missing".into())),
+    let state = {
+        let token = match &credentials {
+            Some(bearer) => Some(bearer.token().trim()),
+            None => lenient_bearer(&req),
+        };
+        let Some(token) = token else {
+            return Ok(req);
+        };
+        match req.app_data::<web::Data<AppState>>() {
+            Some(app) => check(app, token).await,
+            None => TokenState::Rejected(ApiError::Internal("application state missing".into())),
+        }
     };
     req.extensions_mut().insert(state);
     Ok(req)
@@ -50,15 +52,15 @@ pub async fn validator(
 
 /// A header that actix-web-httpauth's strict parser refused but that still says
 /// Bearer (the scheme is case-insensitive, RFC 7235 2.1): its token, possibly empty.
-fn lenient_bearer(req: &ServiceRequest) -> Option<String> {
+fn lenient_bearer(req: &ServiceRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?;
     let text = value.to_str().unwrap_or("bearer ");
     let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
+/// Decodes once and consults the in-memory revoked set: no database round trip, except
+/// for a session opened on another instance since the last poll.
 async fn check(app: &AppState, token: &str) -> TokenState {
     if token.is_empty() {
         return TokenState::Rejected(ApiError::InvalidToken(
@@ -69,13 +71,8 @@ async fn check(app: &AppState, token: &str) -> TokenState {
         Ok(claims) => claims,
         Err(e) => return TokenState::Rejected(e),
     };
-    let checked = claims.clone();
-    match db::run(&app.pool, move |conn| {
-        sessions::ensure_not_revoked(conn, &checked)
-    })
-    .await
-    {
-        Ok(()) => TokenState::Valid(Box::new(claims)),
+    match app.revocations.check(&app.pool, &claims).await {
+        Ok(()) => TokenState::Valid(Arc::new(claims)),
         Err(e) => TokenState::Rejected(e),
     }
 }

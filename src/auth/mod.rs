@@ -4,5 +4,6 @@ pub mod guards;
 pub mod middleware;
 pub mod password;
 pub mod rate_limit;
+pub mod revocation;
 pub mod sessions;
 pub mod tokens;

@@ -1,7 +1,9 @@
 //! Sessions, refresh rotation with reuse detection, and revocation.
 //!
 //! Writes that depend on what is stored are single conditional UPDATEs, so two
-//! instances (or two racing requests) cannot both spend one refresh token.
+//! instances (or two racing requests) cannot both spend one refresh token. Every
+//! revocation is logged in the same transaction (for the other instances) and entered
+//! into this instance's in-memory set at once (so it holds here from the next request).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -9,10 +11,10 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use crate::auth::revocation::{self, Kind, Revocation, Revocations, SessionRow};
 use crate::auth::tokens::{Claims, TokenType};
 use crate::db::{now, DbConnection};
 use crate::error::ApiError;
-use crate::models::user::User;
 use crate::schema::{revoked_tokens, sessions};
 
 /// A login, and the refresh tokens minted for it.
@@ -137,6 +139,7 @@ impl Session {
     /// run out (a client's concurrent double submit).
     pub fn rotate(
         conn: &mut DbConnection,
+        revoked: &Revocations,
         id: &str,
         presented_jti: &str,
         new_jti: &str,
@@ -170,7 +173,7 @@ impl Session {
                     return Ok(current.to_string());
                 }
                 log::warn!("refresh token reuse detected; revoking session {id}");
-                Session::revoke(conn, id)?;
+                Session::revoke(conn, revoked, id)?;
                 return Err(ApiError::TokenRevoked);
             }
             // Compare-and-swap on the current jti: of two racing rotations one matches.
@@ -195,48 +198,96 @@ impl Session {
     }
 
     /// Ends one session.
-    pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<bool, ApiError> {
-        Ok(diesel::update(
-            sessions::table
-                .find(id)
-                .filter(sessions::revoked_at.is_null()),
-        )
-        .set(sessions::revoked_at.eq(now()))
-        .execute(conn)?
-            > 0)
+    pub fn revoke(
+        conn: &mut DbConnection,
+        revoked: &Revocations,
+        id: &str,
+    ) -> Result<bool, ApiError> {
+        let ended = end_sessions(
+            conn,
+            revoked,
+            |conn, at| {
+                diesel::update(
+                    sessions::table
+                        .find(id)
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set(sessions::revoked_at.eq(at))
+                .execute(conn)
+            },
+            |conn, at| {
+                sessions::table
+                    .find(id)
+                    .filter(sessions::revoked_at.eq(at))
+                    .select((sessions::id, sessions::user_id, sessions::expires_at))
+                    .load(conn)
+            },
+        )?;
+        Ok(ended > 0)
     }
 
     /// Ends one live session of this user; false if it is not theirs or not live.
-    pub fn revoke_owned(conn: &mut DbConnection, id: &str, user_id: i64) -> Result<bool, ApiError> {
-        Ok(diesel::update(
-            sessions::table
-                .find(id)
-                .filter(sessions::user_id.eq(user_id))
-                .filter(live()),
-        )
-        .set(sessions::revoked_at.eq(now()))
-        .execute(conn)?
-            > 0)
+    pub fn revoke_owned(
+        conn: &mut DbConnection,
+        revoked: &Revocations,
+        id: &str,
+        user_id: i64,
+    ) -> Result<bool, ApiError> {
+        let ended = end_sessions(
+            conn,
+            revoked,
+            |conn, at| {
+                diesel::update(
+                    sessions::table
+                        .find(id)
+                        .filter(sessions::user_id.eq(user_id))
+                        .filter(live()),
+                )
+                .set(sessions::revoked_at.eq(at))
+                .execute(conn)
+            },
+            |conn, at| {
+                sessions::table
+                    .find(id)
+                    .filter(sessions::revoked_at.eq(at))
+                    .select((sessions::id, sessions::user_id, sessions::expires_at))
+                    .load(conn)
+            },
+        )?;
+        Ok(ended > 0)
     }
 
     /// Ends every session of a user, but `except` when given. Returns how many.
     pub fn revoke_all_for_user(
         conn: &mut DbConnection,
+        revoked: &Revocations,
         user_id: i64,
         except: Option<&str>,
     ) -> Result<usize, ApiError> {
-        let target = sessions::table
-            .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::revoked_at.is_null());
-        let count = match except {
-            Some(keep) => diesel::update(target.filter(sessions::id.ne(keep)))
-                .set(sessions::revoked_at.eq(now()))
-                .execute(conn)?,
-            None => diesel::update(target)
-                .set(sessions::revoked_at.eq(now()))
-                .execute(conn)?,
-        };
-        Ok(count)
+        end_sessions(
+            conn,
+            revoked,
+            |conn, at| {
+                let target = sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::revoked_at.is_null());
+                match except {
+                    Some(keep) => diesel::update(target.filter(sessions::id.ne(keep)))
+                        .set(sessions::revoked_at.eq(at))
+                        .execute(conn),
+                    None => diesel::update(target)
+                        .set(sessions::revoked_at.eq(at))
+                        .execute(conn),
+                }
+            },
+            |conn, at| {
+                sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::revoked_at.eq(at))
+                    .select((sessions::id, sessions::user_id, sessions::expires_at))
+                    .load(conn)
+            },
+        )
     }
 
     /// The user's live sessions, oldest first.
@@ -261,6 +312,48 @@ impl Session {
         }
     }
 
+    /// Sessions opened or rotated from `since` on, or every live one when None: what
+    /// the revocation follower learns sessions from.
+    pub fn changed_since(
+        conn: &mut DbConnection,
+        since: Option<NaiveDateTime>,
+    ) -> Result<Vec<SessionRow>, ApiError> {
+        let columns = (
+            sessions::id,
+            sessions::user_id,
+            sessions::expires_at,
+            sessions::revoked_at,
+        );
+        Ok(match since {
+            Some(since) => sessions::table
+                .filter(
+                    sessions::created_at
+                        .ge(since)
+                        .or(sessions::refreshed_at.ge(since)),
+                )
+                .select(columns)
+                .load(conn)?,
+            None => sessions::table
+                .filter(sessions::expires_at.ge(now()))
+                .select(columns)
+                .load(conn)?,
+        })
+    }
+
+    /// One session as the revocation check needs it.
+    pub fn find_row(conn: &mut DbConnection, id: &str) -> Result<Option<SessionRow>, ApiError> {
+        Ok(sessions::table
+            .find(id)
+            .select((
+                sessions::id,
+                sessions::user_id,
+                sessions::expires_at,
+                sessions::revoked_at,
+            ))
+            .first(conn)
+            .optional()?)
+    }
+
     /// Deletes sessions whose last token expired before `cutoff`. Revoked sessions are
     /// kept until then, so every instance can still tell their tokens are revoked.
     pub fn prune(conn: &mut DbConnection, cutoff: NaiveDateTime) -> Result<usize, ApiError> {
@@ -277,31 +370,41 @@ pub struct RevokedToken;
 impl RevokedToken {
     /// Records `claims`' jti as revoked; false if it already was (the insert is the
     /// atomic "spend", so two racing refreshes cannot both succeed).
-    pub fn revoke(conn: &mut DbConnection, claims: &Claims) -> Result<bool, ApiError> {
-        let inserted = diesel::insert_into(revoked_tokens::table)
-            .values((
-                revoked_tokens::jti.eq(&claims.jti),
-                revoked_tokens::user_id.eq(claims.user_id),
-                revoked_tokens::revoked_at.eq(now()),
-                revoked_tokens::expires_at.eq(claims.expires_at().naive_utc()),
-            ))
-            .execute(conn);
+    pub fn revoke(
+        conn: &mut DbConnection,
+        revoked: &Revocations,
+        claims: &Claims,
+    ) -> Result<bool, ApiError> {
+        let expires_at = claims.expires_at().naive_utc();
+        let entry = [Revocation {
+            kind: Kind::Token,
+            subject: claims.jti.clone(),
+            user_id: claims.user_id,
+            expires_at: revoked.drop_time(expires_at),
+        }];
+        let at = now();
+        let inserted = conn.transaction(|conn| {
+            diesel::insert_into(revoked_tokens::table)
+                .values((
+                    revoked_tokens::jti.eq(&claims.jti),
+                    revoked_tokens::user_id.eq(claims.user_id),
+                    revoked_tokens::revoked_at.eq(at),
+                    revoked_tokens::expires_at.eq(expires_at),
+                ))
+                .execute(conn)?;
+            revocation::log(conn, &entry, at)
+        });
         match inserted {
-            Ok(_) => Ok(true),
+            Ok(()) => {
+                revoked.note(&entry);
+                Ok(true)
+            }
             Err(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
             )) => Ok(false),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Whether this jti was revoked.
-    pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, ApiError> {
-        Ok(
-            diesel::select(diesel::dsl::exists(revoked_tokens::table.find(jti)))
-                .get_result(conn)?,
-        )
     }
 
     /// Deletes entries whose tokens have expired anyway.
@@ -313,38 +416,66 @@ impl RevokedToken {
     }
 }
 
-/// Refuses a decoded token whose session (or, without a session, whose jti or user)
-/// is gone. Runs on every authenticated request, before any guard.
-pub fn ensure_not_revoked(conn: &mut DbConnection, claims: &Claims) -> Result<(), ApiError> {
-    match claims.sid.as_deref() {
-        Some(sid) => {
-            let owner: Option<(i64, Option<NaiveDateTime>)> = sessions::table
-                .find(sid)
-                .select((sessions::user_id, sessions::revoked_at))
-                .first(conn)
-                .optional()?;
-            match owner {
-                Some((user_id, None)) if user_id == claims.user_id => Ok(()),
-                Some((user_id, _)) if user_id != claims.user_id => Err(ApiError::InvalidToken(
-                    "The token's session belongs to another user.",
-                )),
-                _ => Err(ApiError::TokenRevoked),
-            }
+/// Ends the sessions `update` marks with `at`, logs those `ended` finds, and enters them
+/// into `revoked`: all or nothing. The write comes first so that on SQLite the
+/// transaction holds the writer lock from its first statement. Returns how many ended.
+fn end_sessions<U, E>(
+    conn: &mut DbConnection,
+    revoked: &Revocations,
+    update: U,
+    ended: E,
+) -> Result<usize, ApiError>
+where
+    U: FnOnce(&mut DbConnection, NaiveDateTime) -> QueryResult<usize>,
+    E: FnOnce(&mut DbConnection, NaiveDateTime) -> QueryResult<Vec<(String, i64, NaiveDateTime)>>,
+{
+    let at = now();
+    let (count, entries) = conn.transaction(|conn| {
+        let count = update(conn, at)?;
+        if count == 0 {
+            return Ok((0, Vec::new()));
         }
-        None => {
-            if RevokedToken::is_revoked(conn, &claims.jti)? || !User::exists(conn, claims.user_id)?
-            {
-                Err(ApiError::TokenRevoked)
-            } else {
-                Ok(())
-            }
-        }
-    }
+        let entries: Vec<Revocation> = ended(conn, at)?
+            .into_iter()
+            .map(|(id, user_id, expires_at)| Revocation {
+                kind: Kind::Session,
+                subject: id,
+                user_id,
+                expires_at: revoked.drop_time(expires_at),
+            })
+            .collect();
+        revocation::log(conn, &entries, at)?;
+        Ok::<_, diesel::result::Error>((count, entries))
+    })?;
+    revoked.note(&entries);
+    Ok(count)
+}
+
+/// Before a user is deleted: logs the user itself, then ends their sessions. Their
+/// sessions cascade away with the user, so only this entry tells the other instances
+/// to refuse the user's tokens, sid-less ones included.
+pub fn revoke_user(
+    conn: &mut DbConnection,
+    revoked: &Revocations,
+    user_id: i64,
+) -> Result<(), ApiError> {
+    let at = now();
+    let entry = [Revocation {
+        kind: Kind::User,
+        subject: user_id.to_string(),
+        user_id,
+        expires_at: revoked.user_drop_time(at),
+    }];
+    revocation::log(conn, &entry, at)?;
+    revoked.note(&entry);
+    Session::revoke_all_for_user(conn, revoked, user_id, None)?;
+    Ok(())
 }
 
 /// Logs out: ends what `scope` names. A token without a session has its jti revoked.
 pub fn logout(
     conn: &mut DbConnection,
+    revoked: &Revocations,
     claims: &Claims,
     scope: LogoutScope,
 ) -> Result<(), ApiError> {
@@ -352,24 +483,27 @@ pub fn logout(
     let sid = claims.sid.as_deref();
     match (scope, sid) {
         (LogoutScope::Local, Some(sid)) => {
-            Session::revoke(conn, sid)?;
+            Session::revoke(conn, revoked, sid)?;
         }
         (LogoutScope::Global, _) => {
-            Session::revoke_all_for_user(conn, claims.user_id, None)?;
+            Session::revoke_all_for_user(conn, revoked, claims.user_id, None)?;
         }
         (LogoutScope::Others, _) => {
-            Session::revoke_all_for_user(conn, claims.user_id, sid)?;
+            Session::revoke_all_for_user(conn, revoked, claims.user_id, sid)?;
         }
         (LogoutScope::Local, None) => {}
     }
     if sid.is_none() && scope != LogoutScope::Others {
-        RevokedToken::revoke(conn, claims)?;
+        RevokedToken::revoke(conn, revoked, claims)?;
     }
     Ok(())
 }
 
-/// Deletes expired sessions and revoked-token entries; returns how many rows went.
+/// Deletes expired sessions, revoked-token entries and revocation log rows; returns
+/// how many rows went.
 pub fn prune_expired(conn: &mut DbConnection) -> Result<usize, ApiError> {
     let cutoff = now();
-    Ok(Session::prune(conn, cutoff)? + RevokedToken::prune(conn, cutoff)?)
+    Ok(Session::prune(conn, cutoff)?
+        + RevokedToken::prune(conn, cutoff)?
+        + revocation::prune_log(conn, cutoff)?)
 }

@@ -312,11 +312,20 @@ pub async fn refresh(
     let expires_at = chrono::Utc::now() + state.tokens.refresh_ttl();
     let grace = state.tokens.refresh_reuse_grace();
     let sid = claims.sid.clone();
+    let revoked = state.revocations.clone();
     let (user, jti) = db::run(&state.pool, move |conn| {
         let user = User::find(conn, claims.user_id)?.ok_or(ApiError::TokenRevoked)?;
         let jti = match claims.sid.as_deref() {
-            Some(sid) => Session::rotate(conn, sid, &claims.jti, &new_jti, expires_at, grace)?,
-            None if RevokedToken::revoke(conn, &claims)? => new_jti,
+            Some(sid) => Session::rotate(
+                conn,
+                &revoked,
+                sid,
+                &claims.jti,
+                &new_jti,
+                expires_at,
+                grace,
+            )?,
+            None if RevokedToken::revoke(conn, &revoked, &claims)? => new_jti,
             None => return Err(ApiError::TokenRevoked),
         };
         Ok((user, jti))
@@ -372,8 +381,9 @@ pub async fn logout(
         }
     };
     let claims = token.0;
+    let revoked = state.revocations.clone();
     db::run(&state.pool, move |conn| {
-        sessions::logout(conn, &claims, scope)
+        sessions::logout(conn, &revoked, &claims, scope)
     })
     .await?;
     Ok(HttpResponse::Ok().json(Message::new("Successfully logged out")))
@@ -451,9 +461,10 @@ pub async fn change_password(
         return Err(ApiError::Validation(errors));
     }
     let hash = state.passwords.hash(new_password.into_inner()).await?;
+    let revoked = state.revocations.clone();
     db::run(&state.pool, move |conn| {
         User::set_password_hash(conn, id, &hash)?;
-        Session::revoke_all_for_user(conn, id, claims.sid.as_deref())
+        Session::revoke_all_for_user(conn, &revoked, id, claims.sid.as_deref())
     })
     .await?;
     Ok(HttpResponse::Ok().json(Message::new("Password changed.")))
@@ -521,8 +532,9 @@ pub async fn revoke_session(
         .hyphenated()
         .to_string();
     let user_id = token.0.user_id;
+    let revocations = state.revocations.clone();
     let revoked = db::run(&state.pool, move |conn| {
-        Session::revoke_owned(conn, &sid, user_id)
+        Session::revoke_owned(conn, &revocations, &sid, user_id)
     })
     .await?;
     if !revoked {

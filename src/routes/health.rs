@@ -49,14 +49,17 @@ pub async fn health() -> HttpResponse {
     path = "/ready",
     tag = "health",
     summary = "Readiness",
-    description = "Public. The process answers and so does the database.",
+    description = "Public. The process answers, so does the database, and the in-memory \
+                   revoked set has been refreshed from it recently (else token checks \
+                   answer 503 too).",
     responses(
         (status = 200, description = "Ready to serve.", body = Readiness),
         (status = 503, response = ServiceUnavailable),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if db::ping(&state.pool).await {
+    // A stale revoked set makes every token check fail closed: not ready either.
+    if !state.revocations.is_stale() && db::ping(&state.pool).await {
         Ok(HttpResponse::Ok().json(Readiness {
             status: "ready",
             database: state.settings.database_url.backend(),

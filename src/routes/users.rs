@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::guards::{Admin, Authenticated, Fresh, FreshAdmin};
-use crate::auth::sessions::Session;
+use crate::auth::sessions::{self, Session};
 use crate::db;
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{boolean, path_id, Fields, FromJsonBody, Page, ValidJson};
@@ -92,8 +92,12 @@ pub async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", user::not_found)?;
     token.ensure_self_or_admin(id)?;
+    let revoked = state.revocations.clone();
     let deleted = db::run(&state.pool, move |conn| {
-        Session::revoke_all_for_user(conn, id, None)?;
+        if !User::exists(conn, id)? {
+            return Ok(false);
+        }
+        sessions::revoke_user(conn, &revoked, id)?;
         User::delete(conn, id)
     })
     .await?;
@@ -169,13 +173,14 @@ pub async fn set_admin(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", user::not_found)?;
     let is_admin = body.0.is_admin;
+    let revoked = state.revocations.clone();
     let updated = db::run(&state.pool, move |conn| {
         let before = User::get(conn, id)?;
         if before.is_admin == is_admin {
             return Ok(before);
         }
         let after = User::set_admin(conn, id, is_admin)?.ok_or_else(|| user::not_found(id))?;
-        Session::revoke_all_for_user(conn, id, None)?;
+        Session::revoke_all_for_user(conn, &revoked, id, None)?;
         Ok(after)
     })
     .await?;
@@ -208,9 +213,10 @@ pub async fn revoke_user_sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", user::not_found)?;
+    let revoked = state.revocations.clone();
     let count = db::run(&state.pool, move |conn| {
         User::get(conn, id)?;
-        Session::revoke_all_for_user(conn, id, None)
+        Session::revoke_all_for_user(conn, &revoked, id, None)
     })
     .await?;
     Ok(HttpResponse::Ok().json(SessionsRevoked {

@@ -24,6 +24,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub settings: Settings,
+    /// The DATABASE_URL it runs on, for a second instance on the same database.
+    pub database_url: String,
     /// Keeps the SQLite file (and data dir) alive for the test's duration.
     _dir: tempfile::TempDir,
 }
@@ -97,6 +99,21 @@ impl TestApp {
             Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
             _ => dir.path().join("test.db").display().to_string(),
         };
+        TestApp::spawn_on(dir, database_url, overrides).await
+    }
+
+    /// Another instance of the service on this one's database (the same PostgreSQL
+    /// database, or the same SQLite file), as a second replica behind a load balancer.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestApp::spawn_on(dir, self.database_url.clone(), &[]).await
+    }
+
+    async fn spawn_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        overrides: &[(&str, &str)],
+    ) -> TestApp {
         let mut env: HashMap<String, String> = [
             ("APP_ENV", "test"),
             ("HOST", "127.0.0.1"),
@@ -114,6 +131,7 @@ impl TestApp {
         for (k, v) in overrides {
             env.insert(k.to_string(), v.to_string());
         }
+        let database_url = env["DATABASE_URL"].clone();
         let settings = Settings::load_from(env).expect("test settings");
         let app = Application::build(settings.clone())
             .await
@@ -127,6 +145,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             settings,
+            database_url,
             _dir: dir,
         }
     }

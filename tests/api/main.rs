@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod cluster;
 mod docs;
 mod errors;
 mod faults;

@@ -1,0 +1,649 @@
+//! The revoked set in memory, so that the token check needs no database round trip.
+//!
+//! It holds the sessions this instance knows (owner, expiry, revoked or not), the
+//! revoked jtis of sid-less tokens, and deleted users. It is filled at start-up, kept in
+//! step with the `revocations` log and new sessions by a [`Follower`] polling every
+//! REVOCATION_POLL_INTERVAL over its own connection, and written at once by this
+//! instance's own revocations. Entries leave memory (and the log) once every token they
+//! cover has expired, so memory is bounded by live tokens, not by history.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::auth::sessions::Session;
+use crate::auth::tokens::Claims;
+use crate::config::{DatabaseUrl, JwtSettings};
+use crate::db::{self, ConnectionManager, DbConnection, Pool};
+use crate::error::ApiError;
+use crate::schema::revocations;
+
+/// How far back each poll re-reads the log and the sessions. A row's timestamp is taken
+/// before its transaction commits, so a poll can see a later row before an earlier one
+/// commits (and rows from instances whose clocks differ a little); re-reading the window
+/// every time, idempotently, still catches it.
+const REREAD_WINDOW: Duration = Duration::from_secs(10);
+/// The fail-closed bound never goes below this, so one slow poll is not an outage.
+const MIN_STALE_AFTER: Duration = Duration::from_secs(3);
+/// The fail-closed bound in poll intervals, when that is longer.
+const STALE_AFTER_POLLS: u32 = 10;
+
+/// What a revocation log row covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A session: every token carrying its `sid`.
+    Session,
+    /// One sid-less token, by `jti`.
+    Token,
+    /// A deleted user: every token whose `sub` names them.
+    User,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Session => "session",
+            Kind::Token => "token",
+            Kind::User => "user",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "session" => Some(Kind::Session),
+            "token" => Some(Kind::Token),
+            "user" => Some(Kind::User),
+            _ => None,
+        }
+    }
+}
+
+/// One revocation, as logged and as entered into the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// What it covers.
+    pub kind: Kind,
+    /// The sid, the jti, or the user id as text.
+    pub subject: String,
+    /// The owner (or the deleted user).
+    pub user_id: i64,
+    /// When the entry may be dropped: the covered tokens' expiry plus the leeway.
+    pub expires_at: NaiveDateTime,
+}
+
+/// A session as the follower reads it.
+#[derive(Debug, Clone, Queryable)]
+pub struct SessionRow {
+    /// The sid.
+    pub id: String,
+    /// The owner.
+    pub user_id: i64,
+    /// When its newest token expires.
+    pub expires_at: NaiveDateTime,
+    /// Set once ended.
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// What one poll brought back.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Log rows.
+    pub revocations: Vec<Revocation>,
+    /// New or rotated sessions.
+    pub sessions: Vec<SessionRow>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SessionEntry {
+    user_id: i64,
+    /// Unix seconds after which the entry is dropped.
+    drop_after: i64,
+    revoked: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sessions: HashMap<Uuid, SessionEntry>,
+    /// Revoked jtis of sid-less tokens, with their drop time.
+    tokens: HashMap<String, i64>,
+    /// Deleted users, with their drop time.
+    users: HashMap<i64, i64>,
+}
+
+/// The answer of the in-memory lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Not revoked.
+    Valid,
+    /// Revoked (session, jti or user).
+    Revoked,
+    /// The `sid` names another user's session.
+    ForeignSession,
+    /// The `sid` names a session this instance has not seen yet.
+    UnknownSession,
+    /// The set has not been refreshed within the bound: it cannot be trusted.
+    Stale,
+}
+
+/// The in-memory revoked set. Reads take a shared lock and allocate nothing.
+#[derive(Debug)]
+pub struct Revocations {
+    state: RwLock<State>,
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the start of the last successful sync, plus one;
+    /// 0 until the first.
+    synced: AtomicU64,
+    stale_after: Duration,
+    leeway: chrono::Duration,
+    user_horizon: chrono::Duration,
+}
+
+impl Revocations {
+    /// An empty set, stale until its first sync.
+    pub fn new(jwt: &JwtSettings, poll_interval: Duration) -> Self {
+        let leeway = chrono::Duration::seconds(jwt.leeway.as_secs() as i64);
+        let longest = jwt.refresh_ttl.max(jwt.access_ttl);
+        Revocations {
+            state: RwLock::default(),
+            epoch: Instant::now(),
+            synced: AtomicU64::new(0),
+            stale_after: stale_after(poll_interval),
+            leeway,
+            user_horizon: chrono::Duration::seconds(longest.as_secs() as i64) + leeway,
+        }
+    }
+
+    /// How long the set stays trusted without a successful poll.
+    pub fn stale_after(&self) -> Duration {
+        self.stale_after
+    }
+
+    /// When an entry covering tokens that expire at `expires_at` may be dropped.
+    pub fn drop_time(&self, expires_at: NaiveDateTime) -> NaiveDateTime {
+        expires_at
+            .checked_add_signed(self.leeway)
+            .unwrap_or(NaiveDateTime::MAX)
+    }
+
+    /// When a deleted user's entry may be dropped: once every token this service could
+    /// have minted for them has expired. (A token minted elsewhere with a longer
+    /// lifetime than JWT_REFRESH_TOKEN_EXPIRES outlives it.)
+    pub fn user_drop_time(&self, deleted_at: NaiveDateTime) -> NaiveDateTime {
+        deleted_at
+            .checked_add_signed(self.user_horizon)
+            .unwrap_or(NaiveDateTime::MAX)
+    }
+
+    /// Whether the last successful sync is older than the bound.
+    pub fn is_stale(&self) -> bool {
+        self.is_stale_at(Instant::now())
+    }
+
+    fn is_stale_at(&self, now: Instant) -> bool {
+        match self.synced.load(Ordering::Acquire) {
+            0 => true,
+            synced => {
+                let now = now.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
+                now.saturating_sub(synced) > self.stale_after.as_millis() as u64
+            }
+        }
+    }
+
+    /// Records a successful sync that started at `started`.
+    fn mark_synced(&self, started: Instant) {
+        let ms = started.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
+        self.synced.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    /// The in-memory verdict on a decoded token; no database access.
+    pub fn lookup(&self, claims: &Claims) -> Lookup {
+        // Fail closed (RFC 8725 3.11 lets the application refuse more; OWASP Session
+        // Management: server-side invalidation must hold): a set that has not been
+        // refreshed lately may miss a logout done on another instance, so nothing is
+        // accepted on its word.
+        if self.is_stale() {
+            return Lookup::Stale;
+        }
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        if state.users.contains_key(&claims.user_id) {
+            return Lookup::Revoked;
+        }
+        let Some(sid) = claims.sid.as_deref() else {
+            return if state.tokens.contains_key(claims.jti.as_str()) {
+                Lookup::Revoked
+            } else {
+                Lookup::Valid
+            };
+        };
+        // The decoder refused malformed sids already.
+        let Ok(sid) = Uuid::parse_str(sid) else {
+            return Lookup::Revoked;
+        };
+        match state.sessions.get(&sid) {
+            None => Lookup::UnknownSession,
+            Some(entry) if entry.user_id != claims.user_id => Lookup::ForeignSession,
+            Some(entry) if entry.revoked => Lookup::Revoked,
+            Some(_) => Lookup::Valid,
+        }
+    }
+
+    /// Refuses a revoked token. Only a `sid` this instance has not seen yet (a session
+    /// opened on another instance since the last poll) costs a database read; what it
+    /// finds is kept.
+    pub async fn check(&self, pool: &Pool, claims: &Claims) -> Result<(), ApiError> {
+        let lookup = match self.lookup(claims) {
+            Lookup::UnknownSession => {
+                let sid = claims.sid.clone().unwrap_or_default();
+                match db::run(pool, move |conn| Session::find_row(conn, &sid)).await? {
+                    Some(row) => {
+                        self.learn_sessions(std::slice::from_ref(&row));
+                        self.lookup(claims)
+                    }
+                    None => Lookup::Revoked,
+                }
+            }
+            other => other,
+        };
+        match lookup {
+            Lookup::Valid => Ok(()),
+            Lookup::Revoked | Lookup::UnknownSession => Err(ApiError::TokenRevoked),
+            Lookup::ForeignSession => Err(ApiError::InvalidToken(
+                "The token's session belongs to another user.",
+            )),
+            Lookup::Stale => Err(ApiError::ServiceUnavailable),
+        }
+    }
+
+    /// Enters revocations (logged ones, or this instance's own as they happen).
+    pub fn note(&self, revoked: &[Revocation]) {
+        if revoked.is_empty() {
+            return;
+        }
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        for r in revoked {
+            let drop_after = r.expires_at.and_utc().timestamp();
+            match r.kind {
+                Kind::Session => {
+                    if let Ok(sid) = Uuid::parse_str(&r.subject) {
+                        state.merge_session(sid, r.user_id, drop_after, true);
+                    }
+                }
+                Kind::Token => {
+                    let entry = state.tokens.entry(r.subject.clone()).or_insert(drop_after);
+                    *entry = (*entry).max(drop_after);
+                }
+                Kind::User => {
+                    let entry = state.users.entry(r.user_id).or_insert(drop_after);
+                    *entry = (*entry).max(drop_after);
+                }
+            }
+        }
+    }
+
+    /// Enters sessions as read from the database.
+    pub fn learn_sessions(&self, rows: &[SessionRow]) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        for row in rows {
+            if let Ok(sid) = Uuid::parse_str(&row.id) {
+                let drop_after = self.drop_time(row.expires_at).and_utc().timestamp();
+                state.merge_session(sid, row.user_id, drop_after, row.revoked_at.is_some());
+            }
+        }
+    }
+
+    /// Drops entries whose tokens have all expired; returns how many went.
+    pub fn prune(&self, now: NaiveDateTime) -> usize {
+        let now = now.and_utc().timestamp();
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let before = state.len();
+        state.sessions.retain(|_, e| e.drop_after >= now);
+        state.tokens.retain(|_, drop_after| *drop_after >= now);
+        state.users.retain(|_, drop_after| *drop_after >= now);
+        before - state.len()
+    }
+
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl State {
+    /// Idempotent and order-free: revoked is sticky and the later expiry wins, so a
+    /// row read twice, or a session read after its revocation, changes nothing.
+    fn merge_session(&mut self, sid: Uuid, user_id: i64, drop_after: i64, revoked: bool) {
+        let entry = self.sessions.entry(sid).or_insert(SessionEntry {
+            user_id,
+            drop_after,
+            revoked,
+        });
+        entry.revoked |= revoked;
+        entry.drop_after = entry.drop_after.max(drop_after);
+    }
+
+    fn len(&self) -> usize {
+        self.sessions.len() + self.tokens.len() + self.users.len()
+    }
+}
+
+fn stale_after(poll_interval: Duration) -> Duration {
+    (poll_interval * STALE_AFTER_POLLS).max(MIN_STALE_AFTER)
+}
+
+/// Appends revocations to the log (inside the caller's transaction).
+pub fn log(
+    conn: &mut DbConnection,
+    revoked: &[Revocation],
+    at: NaiveDateTime,
+) -> Result<(), diesel::result::Error> {
+    for r in revoked {
+        diesel::insert_into(revocations::table)
+            .values((
+                revocations::kind.eq(r.kind.as_str()),
+                revocations::subject.eq(&r.subject),
+                revocations::user_id.eq(r.user_id),
+                revocations::revoked_at.eq(at),
+                revocations::expires_at.eq(r.expires_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Reads the log and the sessions: everything still live when `since` is None (the
+/// start-up fill), else what was written from `since` on.
+pub fn fetch(conn: &mut DbConnection, since: Option<NaiveDateTime>) -> Result<Batch, ApiError> {
+    let rows: Vec<(String, String, i64, NaiveDateTime)> = match since {
+        Some(since) => revocations::table
+            .filter(revocations::revoked_at.ge(since))
+            .select((
+                revocations::kind,
+                revocations::subject,
+                revocations::user_id,
+                revocations::expires_at,
+            ))
+            .load(conn)?,
+        None => revocations::table
+            .filter(revocations::expires_at.ge(db::now()))
+            .select((
+                revocations::kind,
+                revocations::subject,
+                revocations::user_id,
+                revocations::expires_at,
+            ))
+            .load(conn)?,
+    };
+    let revocations = rows
+        .into_iter()
+        .filter_map(|(kind, subject, user_id, expires_at)| {
+            Some(Revocation {
+                kind: Kind::parse(&kind)?,
+                subject,
+                user_id,
+                expires_at,
+            })
+        })
+        .collect();
+    Ok(Batch {
+        revocations,
+        sessions: Session::changed_since(conn, since)?,
+    })
+}
+
+/// Deletes log rows nobody needs any more.
+pub fn prune_log(conn: &mut DbConnection, cutoff: NaiveDateTime) -> Result<usize, ApiError> {
+    Ok(
+        diesel::delete(revocations::table.filter(revocations::expires_at.lt(cutoff)))
+            .execute(conn)?,
+    )
+}
+
+/// Keeps a [`Revocations`] in step with the database, over a connection of its own so
+/// that a busy pool cannot starve it into the fail-closed state.
+pub struct Follower {
+    set: Arc<Revocations>,
+    manager: ConnectionManager,
+    conn: Option<DbConnection>,
+    since: Option<NaiveDateTime>,
+    failing: bool,
+}
+
+impl Follower {
+    /// A follower for `set` on the database at `url`; nothing is read yet.
+    pub fn new(set: Arc<Revocations>, url: DatabaseUrl) -> Self {
+        Follower {
+            set,
+            manager: ConnectionManager::new(url),
+            conn: None,
+            since: None,
+            failing: false,
+        }
+    }
+
+    /// One poll: reads what changed and enters it. On failure the connection is dropped
+    /// (the next poll opens a new one) and the set ages towards the fail-closed bound.
+    pub async fn sync(&mut self) -> Result<(), ApiError> {
+        let started = Instant::now();
+        let read_at = db::now();
+        let since = self.since;
+        let (conn, manager) = (self.conn.take(), self.manager.clone());
+        let (conn, fetched) = web::block(move || {
+            let mut conn = match conn {
+                Some(conn) => conn,
+                None => match r2d2::ManageConnection::connect(&manager) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        log::debug!("revocation follower cannot connect: {e}");
+                        return (None, Err(ApiError::ServiceUnavailable));
+                    }
+                },
+            };
+            match fetch(&mut conn, since) {
+                Ok(batch) => (Some(conn), Ok(batch)),
+                Err(e) => (None, Err(e)),
+            }
+        })
+        .await?;
+        self.conn = conn;
+        let batch = fetched?;
+        self.set.note(&batch.revocations);
+        self.set.learn_sessions(&batch.sessions);
+        self.set.mark_synced(started);
+        self.since = Some(read_at - REREAD_WINDOW);
+        Ok(())
+    }
+
+    /// Polls every `interval` until dropped, logging only changes of health.
+    pub async fn run(mut self, interval: Duration) {
+        let mut ticker = actix_web::rt::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            match self.sync().await {
+                Ok(()) if self.failing => {
+                    self.failing = false;
+                    log::info!("revocation follower: database reachable again");
+                }
+                Ok(()) => {}
+                Err(e) if !self.failing => {
+                    self.failing = true;
+                    log::warn!(
+                        "revocation follower: poll failed ({e}); token checks answer 503 after {} ms without a successful poll",
+                        self.set.stale_after().as_millis()
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::tokens::{Freshness, TokenType};
+    use crate::config::Secret;
+    use jsonwebtoken::Algorithm;
+
+    fn jwt(leeway: u64) -> JwtSettings {
+        JwtSettings {
+            secret: Secret::new("k"),
+            algorithm: Algorithm::HS256,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(3600),
+            leeway: Duration::from_secs(leeway),
+            issuer: None,
+            audience: None,
+            refresh_reuse_grace: Duration::ZERO,
+        }
+    }
+
+    /// A set with 5 s of leeway, just synced.
+    fn set() -> Revocations {
+        let set = Revocations::new(&jwt(5), Duration::from_millis(250));
+        set.mark_synced(Instant::now());
+        set
+    }
+
+    fn claims(user_id: i64, sid: Option<&str>, jti: &str) -> Claims {
+        Claims {
+            sub: user_id.to_string(),
+            token_type: TokenType::Access,
+            fresh: Freshness::Flag(false),
+            jti: jti.into(),
+            iat: None,
+            nbf: None,
+            exp: 0,
+            is_admin: false,
+            sid: sid.map(str::to_owned),
+            iss: None,
+            aud: None,
+            user_id,
+        }
+    }
+
+    fn at(secs: i64) -> NaiveDateTime {
+        chrono::DateTime::from_timestamp(secs, 0)
+            .expect("in range")
+            .naive_utc()
+    }
+
+    const SID: &str = "6f1c2d0e-7a4b-4c59-9d7e-2b1f0a3c4d5e";
+
+    #[test]
+    fn a_revoked_session_stays_revoked_whatever_order_rows_arrive_in() {
+        let set = set();
+        let token = claims(7, Some(SID), "j");
+        assert_eq!(set.lookup(&token), Lookup::UnknownSession);
+        let live = SessionRow {
+            id: SID.into(),
+            user_id: 7,
+            expires_at: at(2_000),
+            revoked_at: None,
+        };
+        set.learn_sessions(std::slice::from_ref(&live));
+        assert_eq!(set.lookup(&token), Lookup::Valid);
+        assert_eq!(
+            set.lookup(&claims(8, Some(SID), "j")),
+            Lookup::ForeignSession
+        );
+        set.note(&[Revocation {
+            kind: Kind::Session,
+            subject: SID.into(),
+            user_id: 7,
+            expires_at: at(2_005),
+        }]);
+        // The session read again as live (an older read, or the overlap window) does
+        // not bring it back.
+        set.learn_sessions(&[live]);
+        assert_eq!(set.lookup(&token), Lookup::Revoked);
+    }
+
+    #[test]
+    fn pruning_drops_only_entries_past_their_drop_time() {
+        let set = set();
+        set.note(&[
+            Revocation {
+                kind: Kind::Token,
+                subject: "old".into(),
+                user_id: 1,
+                expires_at: at(1_000),
+            },
+            Revocation {
+                kind: Kind::Token,
+                subject: "young".into(),
+                user_id: 1,
+                expires_at: at(3_000),
+            },
+            Revocation {
+                kind: Kind::User,
+                subject: "2".into(),
+                user_id: 2,
+                expires_at: at(1_000),
+            },
+        ]);
+        set.learn_sessions(&[SessionRow {
+            id: SID.into(),
+            user_id: 7,
+            expires_at: at(1_996),
+            revoked_at: Some(at(10)),
+        }]);
+        assert_eq!(set.len(), 4);
+        // The session expires at 1996, plus 5 s of leeway: still held at 2000.
+        assert_eq!(set.prune(at(2_000)), 2);
+        assert_eq!(set.lookup(&claims(7, Some(SID), "j")), Lookup::Revoked);
+        assert_eq!(set.lookup(&claims(1, None, "young")), Lookup::Revoked);
+        assert_eq!(set.lookup(&claims(1, None, "old")), Lookup::Valid);
+        assert_eq!(set.lookup(&claims(2, None, "x")), Lookup::Valid);
+        assert_eq!(set.prune(at(2_002)), 1);
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_user_s_tokens_are_revoked_with_or_without_a_session() {
+        let set = set();
+        set.note(&[Revocation {
+            kind: Kind::User,
+            subject: "9".into(),
+            user_id: 9,
+            expires_at: at(i64::from(u32::MAX)),
+        }]);
+        assert_eq!(set.lookup(&claims(9, None, "j")), Lookup::Revoked);
+        assert_eq!(set.lookup(&claims(9, Some(SID), "j")), Lookup::Revoked);
+        assert_eq!(set.lookup(&claims(10, None, "j")), Lookup::Valid);
+    }
+
+    #[test]
+    fn without_a_recent_sync_every_token_is_refused() {
+        let set = set();
+        let token = claims(1, None, "j");
+        let now = Instant::now();
+        assert!(!set.is_stale_at(now));
+        assert!(!set.is_stale_at(now + set.stale_after() - Duration::from_millis(10)));
+        assert!(set.is_stale_at(now + set.stale_after() + Duration::from_millis(10)));
+        assert_eq!(set.stale_after(), MIN_STALE_AFTER);
+        // A set that never synced is stale too.
+        let fresh = Revocations::new(&jwt(0), Duration::from_millis(250));
+        assert_eq!(fresh.lookup(&token), Lookup::Stale);
+        fresh.mark_synced(Instant::now());
+        assert_eq!(fresh.lookup(&token), Lookup::Valid);
+        // A long poll interval stretches the bound.
+        assert_eq!(stale_after(Duration::from_secs(1)), Duration::from_secs(10));
+    }
+}
