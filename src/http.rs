@@ -1,5 +1,7 @@
-//! Cross-cutting HTTP middleware: CORS, request ids, and the contract's body for
-//! errors that actix produces without us.
+//! Cross-cutting HTTP concerns: CORS, request ids, the client's address, and the
+//! contract's body for errors that actix produces without us.
+
+use std::net::{IpAddr, SocketAddr};
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -7,9 +9,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, ResponseError};
+use actix_web::{HttpMessage, HttpRequest, ResponseError};
 
-use crate::config::Settings;
+use crate::config::{IpNetwork, Settings};
 use crate::error::ApiError;
 
 /// The header that carries a request's id, in and out.
@@ -79,6 +81,50 @@ pub async fn request_id(
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+/// The client's address: the TCP peer, unless the peer is one of `trusted` proxies;
+/// then the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// Each proxy appends the address it saw, so the entries left of the last one our
+/// proxies wrote are whatever the client sent: believing the left-most one would let
+/// any client pick its address and escape the per-address limits (OWASP Authentication
+/// Cheat Sheet; MDN X-Forwarded-For, "Security and privacy concerns").
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    // Several X-Forwarded-For lines are one list, in order (RFC 9110 5.3).
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut nearest = peer;
+    for entry in entries.iter().rev() {
+        // Something that is not an address was written by the client, not by a proxy
+        // of ours: the last trusted hop is the best address there is.
+        let Some(ip) = parse_forwarded_ip(entry) else {
+            return Some(nearest);
+        };
+        if !is_trusted(ip) {
+            return Some(ip);
+        }
+        nearest = ip;
+    }
+    Some(nearest)
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`).
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
 }
 
 /// Middleware: gives the contract's body to error responses actix made without us (an
