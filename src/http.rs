@@ -1,5 +1,6 @@
-//! Cross-cutting HTTP concerns: CORS, request ids, the client's address, and the
-//! contract's body for errors that actix produces without us.
+//! Cross-cutting HTTP concerns: CORS, request ids, the client's address, the headers
+//! every response carries, and the contract's body for errors that actix produces
+//! without us.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -13,6 +14,7 @@ use actix_web::{HttpMessage, HttpRequest, ResponseError};
 
 use crate::config::{IpNetwork, Settings};
 use crate::error::ApiError;
+use crate::routes::docs::is_docs_path;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -127,13 +129,17 @@ fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
         .ok()
 }
 
-/// Middleware: gives the contract's body to error responses actix made without us (an
-/// unknown method on a resource, a CORS refusal, and so on).
+/// Middleware, the innermost of those that see every response: gives the contract's
+/// body to error responses actix made without us (an unknown method on a resource, a
+/// CORS refusal, and so on), and adds the headers every response carries (see
+/// [`security_headers`]).
 pub async fn render_bare_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let res = next.call(req).await?;
+    // The inner services answer every failure as a response: the router, the handlers
+    // and the extractors through `ApiError`, CORS and the bearer check by design.
+    let mut res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     let is_json = res
         .headers()
@@ -143,7 +149,30 @@ pub async fn render_bare_errors(
     if (status.is_client_error() || status.is_server_error()) && !is_json {
         let (req, _) = res.into_parts();
         let response = ApiError::from_status(status).error_response();
-        return Ok(ServiceResponse::new(req, response).map_into_right_body());
+        res = ServiceResponse::new(req, response.map_into_boxed_body());
     }
-    Ok(res.map_into_left_body())
+    security_headers(&mut res);
+    Ok(res)
+}
+
+/// The headers of every response the application answers.
+///
+/// - `X-Content-Type-Options: nosniff`: a browser must not guess an HTML or script type
+///   from a JSON body (OWASP HTTP Headers and REST Security Cheat Sheets).
+/// - `Cache-Control: no-store` on every API response whose handler chose no caching of
+///   its own: most carry data of one user (and `GET /item` differs with a token), and
+///   a cache keyed on the URL alone would hand it to the next one (OWASP REST Security
+///   Cheat Sheet, "Security headers"). Token responses set it themselves with
+///   `Pragma: no-cache` (RFC 6749 5.1). The document and Swagger UI files are the same
+///   for everyone and stay cacheable.
+fn security_headers<B>(res: &mut ServiceResponse<B>) {
+    let cacheable = is_docs_path(res.request().path()) && !res.status().is_client_error();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !cacheable && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }
