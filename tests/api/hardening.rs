@@ -8,7 +8,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use stores_api::routes;
 
-use crate::helpers::{TestApp, PASSWORD};
+use crate::helpers::{assert_error, TestApp, PASSWORD};
 
 const SPA: &str = "https://app.example.com";
 
@@ -207,4 +207,88 @@ async fn the_document_and_swagger_ui_are_nosniff_and_cacheable() {
     // An unknown file there is an error like any other: not to be stored.
     let resp = app.get("/swagger-ui/no-such-file.js", None).await;
     assert_eq!(check("missing file", &resp, true), StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn registering_with_a_common_password_is_refused_with_the_other_problems() {
+    let app = TestApp::spawn().await;
+    for common in ["password123", "  Qwertyuiop  ", "ILOVEYOU"] {
+        let resp = app.register("erin", common).await;
+        let body = assert_error(resp, 422, "validation_error").await;
+        assert_eq!(
+            body["errors"]["json"]["password"],
+            json!(["This password is too common."]),
+            "{body}"
+        );
+    }
+    // Listed with the body's other problems, not instead of them.
+    let resp = app
+        .post(
+            "/register",
+            None,
+            Some(json!({"username": "x", "password": "letmein1", "role": "admin"})),
+        )
+        .await;
+    let body = assert_error(resp, 422, "validation_error").await;
+    let fields = body["errors"]["json"].as_object().expect("errors.json");
+    assert_eq!(fields["password"], json!(["This password is too common."]));
+    assert!(
+        fields.contains_key("username") && fields.contains_key("role"),
+        "{body}"
+    );
+    // Nothing was stored: the name is still free for a good password.
+    let resp = app.register("erin", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn changing_to_a_common_password_is_refused_and_the_old_one_still_works() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let resp = app
+        .request(
+            Method::PUT,
+            "/me/password",
+            Some(&user.tokens.access),
+            Some(json!({"current_password": PASSWORD, "new_password": "Baseball1"})),
+        )
+        .await;
+    let body = assert_error(resp, 422, "validation_error").await;
+    assert_eq!(
+        body["errors"]["json"]["new_password"],
+        json!(["This password is too common."]),
+        "{body}"
+    );
+    app.login(&user.username, PASSWORD).await;
+    let resp = app.get("/me", Some(&user.tokens.access)).await;
+    assert_eq!(resp.status(), StatusCode::OK, "the session was kept");
+}
+
+#[actix_web::test]
+async fn a_common_admin_bootstrap_password_stops_start_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("APP_ENV", "test"),
+        ("PORT", "0"),
+        ("JWT_SECRET_KEY", crate::helpers::TEST_KEY),
+        ("BCRYPT_COST", "4"),
+        ("ADMIN_USERNAME", "root"),
+        ("ADMIN_PASSWORD", "administrator"),
+        (
+            "DATABASE_URL",
+            &dir.path().join("t.db").display().to_string(),
+        ),
+        ("DATA_DIR", &dir.path().display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let settings = stores_api::config::Settings::load_from(env).expect("settings");
+    let Err(err) = stores_api::startup::Application::build(settings).await else {
+        panic!("started with a common admin password");
+    };
+    assert_eq!(
+        err.to_string(),
+        "ADMIN_USERNAME/ADMIN_PASSWORD: password: This password is too common."
+    );
 }
