@@ -9,6 +9,7 @@ mod faults;
 mod guards;
 mod hardening;
 mod helpers;
+mod hostile;
 mod items;
 mod limits;
 mod queries;
