@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -143,6 +144,68 @@ impl DatabaseUrl {
     }
 }
 
+/// An IP address or a CIDR block (`10.0.0.0/8`, `fd00::/8`), as in `TRUSTED_PROXIES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Parses `192.0.2.7`, `192.0.2.0/24`, `2001:db8::1` or `2001:db8::/32`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let (address, prefix) = match raw.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (raw, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("'{raw}' is not an IP address or CIDR block"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("'{raw}' has an invalid prefix length (0 to {max})"))?,
+        };
+        Ok(IpNetwork { address, prefix })
+    }
+
+    /// Whether `ip` is in the block. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a
+    /// dual-stack listener reports IPv4 peers) counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `prefix` bits of `a` and `b` are equal.
+fn prefix_matches(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let (whole, rest) = (usize::from(prefix / 8), prefix % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (a[whole] & mask) == (b[whole] & mask)
+}
+
 /// Everything about minting and checking tokens.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
@@ -208,6 +271,8 @@ pub struct Settings {
     pub revocation_poll_interval: Duration,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (empty: none).
+    pub trusted_proxies: Vec<IpNetwork>,
     /// Admin to create or promote at start-up.
     pub admin: Option<AdminBootstrap>,
     /// Set when the key was generated or read from `data_dir` (development only).
@@ -324,6 +389,16 @@ impl Settings {
                 ));
             }
         }
+        let trusted_proxies = r
+            .string("trusted_proxies")
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .filter_map(|p| {
+                IpNetwork::parse(p)
+                    .map_err(|e| r.errors.push(format!("TRUSTED_PROXIES: {e}")))
+                    .ok()
+            })
+            .collect::<Vec<_>>();
         let admin = match (
             r.optional_string("admin_username"),
             r.optional_string("admin_password"),
@@ -399,6 +474,7 @@ impl Settings {
             prune_interval,
             revocation_poll_interval,
             cors_allowed_origins,
+            trusted_proxies,
             admin,
             generated_key_file,
         })
@@ -640,6 +716,49 @@ mod tests {
         assert!(DatabaseUrl::parse(":memory:").is_err());
         let url = DatabaseUrl::parse("postgres://u:hunter2@localhost/db").unwrap();
         assert!(!url.redacted().contains("hunter2"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_blocks() {
+        let s = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", KEY),
+            ("TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.7 ,fd00::/8"),
+        ]))
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let [private, single, v6] = s.trusted_proxies.as_slice() else {
+            panic!("three entries expected: {:?}", s.trusted_proxies);
+        };
+        assert!(private.contains(ip("10.200.3.4")));
+        assert!(private.contains(ip("::ffff:10.1.2.3")), "IPv4-mapped");
+        assert!(!private.contains(ip("11.0.0.1")));
+        assert!(single.contains(ip("192.0.2.7")));
+        assert!(!single.contains(ip("192.0.2.8")));
+        assert!(v6.contains(ip("fd12::1")));
+        assert!(!v6.contains(ip("fe80::1")));
+        assert!(IpNetwork::parse("192.0.2.0/23")
+            .unwrap()
+            .contains(ip("192.0.3.255")));
+        let default =
+            Settings::load_from(env(&[("APP_ENV", "test"), ("JWT_SECRET_KEY", KEY)])).unwrap();
+        assert!(
+            default.trusted_proxies.is_empty(),
+            "nothing trusted by default"
+        );
+    }
+
+    #[test]
+    fn an_invalid_trusted_proxy_is_a_start_up_error_line() {
+        let err = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", KEY),
+            ("TRUSTED_PROXIES", "10.0.0.1,nginx,10.0.0.0/33"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].starts_with("TRUSTED_PROXIES: 'nginx'"), "{err}");
+        assert!(err.0[1].contains("prefix"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Cross-cutting HTTP middleware: CORS, request ids, and the contract's body for
-//! errors that actix produces without us.
+//! Cross-cutting HTTP concerns: CORS, request ids, the client's address, the headers
+//! every response carries, and the contract's body for errors that actix produces
+//! without us.
+
+use std::net::{IpAddr, SocketAddr};
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -7,10 +10,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, ResponseError};
+use actix_web::{HttpMessage, HttpRequest, ResponseError};
 
-use crate::config::Settings;
+use crate::config::{IpNetwork, Settings};
 use crate::error::ApiError;
+use crate::routes::docs::is_docs_path;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -81,13 +85,61 @@ pub async fn request_id(
     Ok(res)
 }
 
-/// Middleware: gives the contract's body to error responses actix made without us (an
-/// unknown method on a resource, a CORS refusal, and so on).
+/// The client's address: the TCP peer, unless the peer is one of `trusted` proxies;
+/// then the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// Each proxy appends the address it saw, so the entries left of the last one our
+/// proxies wrote are whatever the client sent: believing the left-most one would let
+/// any client pick its address and escape the per-address limits (OWASP Authentication
+/// Cheat Sheet; MDN X-Forwarded-For, "Security and privacy concerns").
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    // Several X-Forwarded-For lines are one list, in order (RFC 9110 5.3).
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut nearest = peer;
+    for entry in entries.iter().rev() {
+        // Something that is not an address was written by the client, not by a proxy
+        // of ours: the last trusted hop is the best address there is.
+        let Some(ip) = parse_forwarded_ip(entry) else {
+            return Some(nearest);
+        };
+        if !is_trusted(ip) {
+            return Some(ip);
+        }
+        nearest = ip;
+    }
+    Some(nearest)
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`).
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
+}
+
+/// Middleware, the innermost of those that see every response: gives the contract's
+/// body to error responses actix made without us (an unknown method on a resource, a
+/// CORS refusal, and so on), and adds the headers every response carries (see
+/// [`security_headers`]).
 pub async fn render_bare_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let res = next.call(req).await?;
+    // The inner services answer every failure as a response: the router, the handlers
+    // and the extractors through `ApiError`, CORS and the bearer check by design.
+    let mut res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     let is_json = res
         .headers()
@@ -97,7 +149,30 @@ pub async fn render_bare_errors(
     if (status.is_client_error() || status.is_server_error()) && !is_json {
         let (req, _) = res.into_parts();
         let response = ApiError::from_status(status).error_response();
-        return Ok(ServiceResponse::new(req, response).map_into_right_body());
+        res = ServiceResponse::new(req, response.map_into_boxed_body());
     }
-    Ok(res.map_into_left_body())
+    security_headers(&mut res);
+    Ok(res)
+}
+
+/// The headers of every response the application answers.
+///
+/// - `X-Content-Type-Options: nosniff`: a browser must not guess an HTML or script type
+///   from a JSON body (OWASP HTTP Headers and REST Security Cheat Sheets).
+/// - `Cache-Control: no-store` on every API response whose handler chose no caching of
+///   its own: most carry data of one user (and `GET /item` differs with a token), and
+///   a cache keyed on the URL alone would hand it to the next one (OWASP REST Security
+///   Cheat Sheet, "Security headers"). Token responses set it themselves with
+///   `Pragma: no-cache` (RFC 6749 5.1). The document and Swagger UI files are the same
+///   for everyone and stay cacheable.
+fn security_headers<B>(res: &mut ServiceResponse<B>) {
+    let cacheable = is_docs_path(res.request().path()) && !res.status().is_client_error();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !cacheable && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }

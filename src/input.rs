@@ -1,9 +1,10 @@
 //! Request input: JSON bodies checked field by field (so a form can show every
 //! problem at once), query strings, and the newtypes that are valid once parsed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::LazyLock;
 
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -459,8 +460,23 @@ impl Username {
     }
 }
 
+/// Django's list of the 20,000 most common passwords, lowercased (see assets/README.md).
+const COMMON_PASSWORDS: &str = include_str!("../assets/common-passwords.txt");
+
+/// The list as a set, built on first use.
+static COMMON: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| COMMON_PASSWORDS.lines().map(str::trim).collect());
+
+/// Whether `password` is on the common list, ignoring case and surrounding whitespace
+/// (so "  Password1 " is as guessable as "password1").
+pub fn is_common_password(password: &str) -> bool {
+    COMMON.contains(password.trim().to_lowercase().as_str())
+}
+
 /// A password being set: at least 8 characters and at most 72 bytes (bcrypt's limit;
-/// longer is refused, never truncated).
+/// longer is refused, never truncated), and not one of the most common passwords
+/// (NIST SP 800-63B 5.1.1.2: check new passwords against values known to be commonly
+/// used; no composition rules).
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewPassword(String);
 
@@ -509,7 +525,9 @@ impl PartialSchema for NewPassword {
             ))
             .description(Some(format!(
                 "A new password: at least 8 characters and at most {bytes} bytes of UTF-8 \
-                 (bcrypt's limit; a longer one is refused, never truncated). Not trimmed."
+                 (bcrypt's limit; a longer one is refused, never truncated), and not one of \
+                 the 20,000 most common passwords (compared ignoring case and surrounding \
+                 whitespace). Not trimmed."
             )))
             .examples([json!("correct-horse-battery")])
             .into()
@@ -527,6 +545,9 @@ impl NewPassword {
         }
         if raw.len() > MAX_PASSWORD_BYTES {
             return Err(format!("Must be at most {MAX_PASSWORD_BYTES} bytes long."));
+        }
+        if is_common_password(&raw) {
+            return Err("This password is too common.".into());
         }
         Ok(NewPassword(raw))
     }
@@ -608,5 +629,29 @@ mod tests {
         assert!(NewPassword::parse(&json!("€".repeat(24))).is_ok());
         assert!(NewPassword::parse(&json!("€".repeat(25))).is_err());
         assert!(NewPassword::parse(&json!("short")).is_err());
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case_and_padding() {
+        for common in [
+            "password",
+            "PassWord123",
+            "  qwertyuiop ",
+            "iloveyou",
+            "12345678",
+        ] {
+            assert_eq!(
+                NewPassword::parse(&json!(common)),
+                Err("This password is too common.".to_string()),
+                "{common}"
+            );
+        }
+        assert!(
+            is_common_password("123456"),
+            "short entries are on the list too"
+        );
+        assert!(NewPassword::parse(&json!("correct-horse-battery")).is_ok());
+        // The whole list was loaded, not a prefix of it.
+        assert!(COMMON.len() > 19_000, "{}", COMMON.len());
     }
 }

@@ -12,6 +12,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::error::ApiError;
+use crate::http::client_ip;
 use crate::startup::AppState;
 
 /// How long a failed login counts against its username.
@@ -144,8 +145,10 @@ impl FromRequest for AuthRateLimit {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (Some(state), Some(peer)) = (req.app_data::<web::Data<AppState>>(), req.peer_addr())
-        else {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Ok(AuthRateLimit));
+        };
+        let Some(ip) = client_ip(req, &state.settings.trusted_proxies) else {
             return ready(Ok(AuthRateLimit));
         };
         let route = match req.path() {
@@ -158,7 +161,7 @@ impl FromRequest for AuthRateLimit {
         ready(
             state
                 .limiter
-                .check_address(route, peer.ip())
+                .check_address(route, ip)
                 .map(|()| AuthRateLimit),
         )
     }

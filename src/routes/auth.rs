@@ -11,6 +11,7 @@ use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session
 use crate::auth::tokens::{Minted, Subject};
 use crate::db;
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
+use crate::http::client_ip;
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Username, ValidJson};
 use crate::models::user::{User, UserView};
 use crate::routes::docs::{
@@ -115,14 +116,14 @@ fn token_response(state: &AppState, access: Minted, refresh: Option<Minted>) -> 
         })
 }
 
-fn client_info(req: &HttpRequest) -> ClientInfo {
+fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
     ClientInfo {
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: client_ip(req, &state.settings.trusted_proxies).map(|ip| ip.to_string()),
     }
 }
 
@@ -223,7 +224,11 @@ pub async fn login(
         .tokens
         .refresh(subject, &uuid::Uuid::new_v4().to_string())?;
     let access = state.tokens.access(subject, true)?;
-    let (jti, expires_at, client) = (refresh.jti.clone(), refresh.expires_at, client_info(&req));
+    let (jti, expires_at, client) = (
+        refresh.jti.clone(),
+        refresh.expires_at,
+        client_info(&req, &state),
+    );
     let user_id = user.id;
     db::run(&state.pool, move |conn| {
         Session::open(conn, &sid, user_id, Some(&jti), expires_at, &client)
@@ -270,7 +275,7 @@ pub async fn fresh_login(
         },
         true,
     )?;
-    let (expires_at, client, user_id) = (access.expires_at, client_info(&req), user.id);
+    let (expires_at, client, user_id) = (access.expires_at, client_info(&req, &state), user.id);
     db::run(&state.pool, move |conn| {
         Session::open(conn, &sid, user_id, None, expires_at, &client)
     })

@@ -8,7 +8,9 @@ mod docs;
 mod errors;
 mod faults;
 mod guards;
+mod hardening;
 mod helpers;
+mod hostile;
 mod items;
 #[path = "../strategies/json.rs"]
 mod json_strategies;
