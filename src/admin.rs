@@ -1,5 +1,7 @@
 //! Operator actions shared by the start-up bootstrap and `stores-api admin ...`.
 
+use diesel::Connection;
+
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::Revocations;
 use crate::auth::sessions::Session;
@@ -123,8 +125,11 @@ pub fn set_admin(
     if user.is_admin == is_admin {
         return Ok(Outcome::Unchanged(user.username, is_admin));
     }
-    User::set_admin(conn, user.id, is_admin)?;
-    Session::revoke_all_for_user(conn, revoked, user.id, None)?;
+    // Together or not at all: a demotion must never leave admin tokens alive.
+    conn.transaction::<_, ApiError, _>(|conn| {
+        User::set_admin(conn, user.id, is_admin)?;
+        Session::revoke_all_for_user(conn, revoked, user.id, None)
+    })?;
     Ok(Outcome::Changed(user.username, is_admin))
 }
 

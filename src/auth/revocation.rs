@@ -370,26 +370,19 @@ pub fn log(
 /// Reads the log and the sessions: everything still live when `since` is None (the
 /// start-up fill), else what was written from `since` on.
 pub fn fetch(conn: &mut DbConnection, since: Option<NaiveDateTime>) -> Result<Batch, ApiError> {
-    let rows: Vec<(String, String, i64, NaiveDateTime)> = match since {
-        Some(since) => revocations::table
-            .filter(revocations::revoked_at.ge(since))
-            .select((
-                revocations::kind,
-                revocations::subject,
-                revocations::user_id,
-                revocations::expires_at,
-            ))
-            .load(conn)?,
-        None => revocations::table
-            .filter(revocations::expires_at.ge(db::now()))
-            .select((
-                revocations::kind,
-                revocations::subject,
-                revocations::user_id,
-                revocations::expires_at,
-            ))
-            .load(conn)?,
+    let query = revocations::table
+        .select((
+            revocations::kind,
+            revocations::subject,
+            revocations::user_id,
+            revocations::expires_at,
+        ))
+        .into_boxed();
+    let query = match since {
+        Some(since) => query.filter(revocations::revoked_at.ge(since)),
+        None => query.filter(revocations::expires_at.ge(db::now())),
     };
+    let rows: Vec<(String, String, i64, NaiveDateTime)> = query.load(conn)?;
     let revocations = rows
         .into_iter()
         .filter_map(|(kind, subject, user_id, expires_at)| {

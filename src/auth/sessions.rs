@@ -215,13 +215,7 @@ impl Session {
                 .set(sessions::revoked_at.eq(at))
                 .execute(conn)
             },
-            |conn, at| {
-                sessions::table
-                    .find(id)
-                    .filter(sessions::revoked_at.eq(at))
-                    .select((sessions::id, sessions::user_id, sessions::expires_at))
-                    .load(conn)
-            },
+            |conn, at| ended_at(conn, id, at),
         )?;
         Ok(ended > 0)
     }
@@ -246,13 +240,7 @@ impl Session {
                 .set(sessions::revoked_at.eq(at))
                 .execute(conn)
             },
-            |conn, at| {
-                sessions::table
-                    .find(id)
-                    .filter(sessions::revoked_at.eq(at))
-                    .select((sessions::id, sessions::user_id, sessions::expires_at))
-                    .load(conn)
-            },
+            |conn, at| ended_at(conn, id, at),
         )?;
         Ok(ended > 0)
     }
@@ -419,6 +407,19 @@ impl RevokedToken {
 /// Ends the sessions `update` marks with `at`, logs those `ended` finds, and enters them
 /// into `revoked`: all or nothing. The write comes first so that on SQLite the
 /// transaction holds the writer lock from its first statement. Returns how many ended.
+/// The session `id` if this very revocation (stamped `at`) ended it.
+fn ended_at(
+    conn: &mut DbConnection,
+    id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<(String, i64, NaiveDateTime)>> {
+    sessions::table
+        .find(id)
+        .filter(sessions::revoked_at.eq(at))
+        .select((sessions::id, sessions::user_id, sessions::expires_at))
+        .load(conn)
+}
+
 fn end_sessions<U, E>(
     conn: &mut DbConnection,
     revoked: &Revocations,

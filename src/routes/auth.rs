@@ -469,7 +469,7 @@ pub async fn change_password(
     }
     let hash = state.passwords.hash(new_password.into_inner()).await?;
     let revoked = state.revocations.clone();
-    db::run(&state.pool, move |conn| {
+    db::transaction(&state.pool, move |conn| {
         User::set_password_hash(conn, id, &hash)?;
         Session::revoke_all_for_user(conn, &revoked, id, claims.sid.as_deref())
     })

@@ -93,7 +93,7 @@ pub async fn delete_user(
     let id = path_id(&req, "id", user::not_found)?;
     token.ensure_self_or_admin(id)?;
     let revoked = state.revocations.clone();
-    let deleted = db::run(&state.pool, move |conn| {
+    let deleted = db::transaction(&state.pool, move |conn| {
         if !User::exists(conn, id)? {
             return Ok(false);
         }
@@ -174,7 +174,8 @@ pub async fn set_admin(
     let id = path_id(&req, "id", user::not_found)?;
     let is_admin = body.0.is_admin;
     let revoked = state.revocations.clone();
-    let updated = db::run(&state.pool, move |conn| {
+    // Together or not at all: a demotion must never leave admin tokens alive.
+    let updated = db::transaction(&state.pool, move |conn| {
         let before = User::get(conn, id)?;
         if before.is_admin == is_admin {
             return Ok(before);

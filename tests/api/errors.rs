@@ -1,14 +1,13 @@
 //! API.md's error table, row by row, as a client meets it: the status, the stable
 //! `error` code, the full body shape, and the Bearer challenge on every 401.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, flask_payload, forge, TestApp, TestUser, ADMIN_PASSWORD, PASSWORD, TEST_KEY,
+    assert_error, b64, flask_payload, forge, sign_raw, TestApp, TestUser, ADMIN_PASSWORD, PASSWORD,
+    TEST_KEY,
 };
 
 /// Secrets that must never appear in an error body.
@@ -81,22 +80,6 @@ async fn get_with_authorization(app: &TestApp, path: &str, authorization: &str) 
         .expect("request sent")
 }
 
-fn b64(json: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(json.to_string())
-}
-
-/// A token with a hand-written header, signed with `key` by `algorithm`.
-fn sign_raw(header: Value, payload: &Value, key: &str, algorithm: Algorithm) -> String {
-    let message = format!("{}.{}", b64(&header), b64(payload));
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(key.as_bytes()),
-        algorithm,
-    )
-    .expect("sign");
-    format!("{message}.{signature}")
-}
-
 async fn register_expecting(app: &TestApp, username: &str, password: &str, status: StatusCode) {
     let resp = app.register(username, password).await;
     let got = resp.status();
@@ -135,7 +118,7 @@ async fn tokens_that_are_not_ours_or_not_valid_are_refused_with_the_right_code()
 
     // The hand-built signer makes tokens the server accepts: the refusals below are
     // about the one thing each of them changes.
-    let control = sign_raw(hs256.clone(), &good, TEST_KEY, Algorithm::HS256);
+    let control = sign_raw(&hs256, &good, TEST_KEY, Algorithm::HS256);
     assert_me(&app, &control, &alice).await;
 
     let hs512 = jsonwebtoken::encode(
@@ -189,7 +172,7 @@ async fn tokens_that_are_not_ours_or_not_valid_are_refused_with_the_right_code()
         (
             "a kid header",
             sign_raw(
-                json!({"alg": "HS256", "typ": "JWT", "kid": "../../etc/passwd"}),
+                &json!({"alg": "HS256", "typ": "JWT", "kid": "../../etc/passwd"}),
                 &good,
                 TEST_KEY,
                 Algorithm::HS256,
@@ -200,7 +183,7 @@ async fn tokens_that_are_not_ours_or_not_valid_are_refused_with_the_right_code()
         (
             "a jku header",
             sign_raw(
-                json!({"alg": "HS256", "jku": "https://attacker.example/jwks.json"}),
+                &json!({"alg": "HS256", "jku": "https://attacker.example/jwks.json"}),
                 &good,
                 TEST_KEY,
                 Algorithm::HS256,
@@ -211,7 +194,7 @@ async fn tokens_that_are_not_ours_or_not_valid_are_refused_with_the_right_code()
         (
             "a crit header",
             sign_raw(
-                json!({"alg": "HS256", "crit": ["exp"]}),
+                &json!({"alg": "HS256", "crit": ["exp"]}),
                 &good,
                 TEST_KEY,
                 Algorithm::HS256,

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Once;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use diesel::RunQueryDsl;
+use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use stores_api::config::Settings;
@@ -315,4 +318,21 @@ pub fn flask_payload(user_id: i64, overrides: Value) -> Value {
         }
     }
     payload
+}
+
+/// base64url without padding of a JSON value, as a JWT segment.
+pub fn b64(json: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+/// `header.payload` signed with HMAC by `algorithm` under `key`, whatever the header says.
+pub fn sign_raw(header: &Value, payload: &Value, key: &str, algorithm: Algorithm) -> String {
+    let message = format!("{}.{}", b64(header), b64(payload));
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(key.as_bytes()),
+        algorithm,
+    )
+    .expect("sign");
+    format!("{message}.{signature}")
 }

@@ -7,30 +7,14 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::errors::expect_error;
-use crate::helpers::{flask_payload, forge, TestApp, TestUser, TEST_KEY};
+use crate::helpers::{b64, flask_payload, forge, sign_raw, TestApp, TestUser, TEST_KEY};
 
 const OTHER_KEY: &str = "an-attackers-own-key-an-attackers-own-key";
-
-fn b64(json: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(json.to_string())
-}
-
-/// `header.payload` signed with HMAC by `algorithm` under `key`, whatever the header says.
-fn sign_raw(header: &Value, payload: &Value, key: &str, algorithm: Algorithm) -> String {
-    let message = format!("{}.{}", b64(header), b64(payload));
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(key.as_bytes()),
-        algorithm,
-    )
-    .expect("sign");
-    format!("{message}.{signature}")
-}
 
 /// A server, its logged-in admin, and a non-admin victim.
 struct Scene {
