@@ -104,6 +104,7 @@ impl Application {
         let server_state = state.clone();
         let max_body = settings.max_body_bytes;
         let server = HttpServer::new(move || {
+            let trusted = server_state.settings.trusted_proxies.clone();
             App::new()
                 .app_data(server_state.clone())
                 .app_data(
@@ -121,8 +122,14 @@ impl Application {
                 .wrap(from_fn(http::request_id))
                 // No request header, query string or body: nothing secret reaches the log.
                 .wrap(
-                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms rid=%{x-request-id}o")
-                        .custom_request_replace("method", |req| req.method().to_string()),
+                    // The client's address as the rate limits see it (TRUSTED_PROXIES),
+                    // not the proxy's.
+                    Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms rid=%{x-request-id}o")
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .custom_request_replace("client", move |req| {
+                            http::client_ip(req.request(), &trusted)
+                                .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+                        }),
                 )
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))

@@ -1,0 +1,89 @@
+//! The access log of the real binary: one line per request with the client's address
+//! (from X-Forwarded-For only behind a trusted proxy), method, path, status and request
+//! id, and never a token or a password.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+#[tokio::test]
+async fn each_request_is_one_line_with_the_client_address_and_no_secret() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_stores-api"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_ENV", "test")
+        .env("PORT", port.to_string())
+        .env("DATA_DIR", dir.path())
+        .env("DATABASE_URL", dir.path().join("log.db"))
+        .env("JWT_SECRET_KEY", "access-log-test-key-access-log-test-key")
+        .env("BCRYPT_COST", "4")
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("server starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let creds = json!({"username": "logged", "password": "a-password-nobody-logs"});
+    let resp = client
+        .post(format!("{base}/register"))
+        .header("X-Forwarded-For", "198.51.100.23")
+        .json(&creds)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), 201);
+    let resp = client
+        .get(format!("{base}/me?probe=1"))
+        .header("X-Forwarded-For", "10.9.8.7, 203.0.113.9")
+        .bearer_auth("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.not-a-real-signature")
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(resp.status(), 401);
+    let request_id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Request-Id")
+        .to_owned();
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let _ = server.wait();
+    let text = std::fs::read_to_string(&log_path).expect("log");
+
+    let register: Vec<&str> = text.lines().filter(|l| l.contains("/register")).collect();
+    assert_eq!(register.len(), 1, "{text}");
+    assert!(
+        register[0].contains("198.51.100.23 \"POST /register\" 201"),
+        "{text}"
+    );
+    let me: Vec<&str> = text.lines().filter(|l| l.contains("/me")).collect();
+    assert_eq!(me.len(), 1, "{text}");
+    // The right-most address a trusted proxy appended; no query string.
+    assert!(me[0].contains("203.0.113.9 \"GET /me\" 401"), "{text}");
+    assert!(me[0].contains(&format!("rid={request_id}")), "{text}");
+    for secret in ["a-password-nobody-logs", "eyJhbGciOiJIUzI1NiJ9", "not-a-real-signature"] {
+        assert!(!text.contains(secret), "the log holds {secret}:\n{text}");
+    }
+}
