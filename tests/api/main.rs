@@ -7,6 +7,7 @@ mod docs;
 mod errors;
 mod faults;
 mod guards;
+mod hashing;
 mod helpers;
 mod items;
 mod limits;
