@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
+use crate::auth::password::default_hashing_threads;
+
 const DEFAULTS: &str = include_str!("../config/default.toml");
 const DEV_KEY_FILE: &str = "jwt_secret.key";
 /// RFC 7518 3.2: an HMAC key must be at least as long as the hash output (32 bytes for HS256).
@@ -259,6 +261,10 @@ pub struct Settings {
     pub jwt: JwtSettings,
     /// bcrypt work factor.
     pub bcrypt_cost: u32,
+    /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; 0 in the files: half the cores).
+    pub password_hash_threads: usize,
+    /// Password hashing jobs that may wait before logins are shed with 503.
+    pub password_hash_queue: usize,
     /// Requests per minute per client to the auth endpoints (0: off).
     pub auth_rate_limit_per_minute: u32,
     /// Failed logins per username in 15 minutes before 429 (0: off).
@@ -367,6 +373,11 @@ impl Settings {
                 "BCRYPT_COST: production requires at least {MIN_PRODUCTION_BCRYPT_COST}"
             ));
         }
+        let password_hash_threads = match r.ranged::<usize>("password_hash_threads", 0, 1024) {
+            0 => default_hashing_threads(),
+            n => n,
+        };
+        let password_hash_queue = r.ranged::<usize>("password_hash_queue", 0, 100_000);
         let auth_rate_limit_per_minute = r.parse::<u32>("auth_rate_limit_per_minute");
         let login_failure_limit = r.parse::<u32>("login_failure_limit");
         let max_body_bytes = r.ranged::<usize>("max_body_bytes", 256, 64 * 1024 * 1024);
@@ -468,6 +479,8 @@ impl Settings {
                 refresh_reuse_grace,
             },
             bcrypt_cost,
+            password_hash_threads,
+            password_hash_queue,
             auth_rate_limit_per_minute,
             login_failure_limit,
             max_body_bytes,
@@ -660,6 +673,10 @@ mod tests {
         assert_eq!(s.jwt.access_ttl, Duration::from_secs(60));
         assert_eq!(s.jwt.leeway, Duration::ZERO);
         assert_eq!(s.revocation_poll_interval, Duration::from_millis(250));
+        assert!(
+            s.password_hash_threads >= 1,
+            "0 means half the cores, at least one"
+        );
     }
 
     #[test]
@@ -681,6 +698,26 @@ mod tests {
             assert_eq!(err.0.len(), 1, "{bad}: {err}");
             assert!(err.0[0].starts_with("REVOCATION_POLL_INTERVAL"), "{err}");
         }
+    }
+
+    #[test]
+    fn hashing_pool_settings_are_checked() {
+        let s = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("PASSWORD_HASH_THREADS", "3"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+        ]))
+        .unwrap();
+        assert_eq!((s.password_hash_threads, s.password_hash_queue), (3, 0));
+        let err = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("PASSWORD_HASH_THREADS", "-1"),
+            ("PASSWORD_HASH_QUEUE", "many"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].starts_with("PASSWORD_HASH_THREADS"), "{err}");
+        assert!(err.0[1].starts_with("PASSWORD_HASH_QUEUE"), "{err}");
     }
 
     #[test]

@@ -111,11 +111,14 @@ pub enum ApiError {
     #[error("The request body is larger than the limit of {0} bytes.")]
     PayloadTooLarge(usize),
     /// Rate limited; retry after this many seconds.
-    #[error("Too many attempts. Try again in {0} seconds.")]
+    #[error("Too many attempts. Try again in {0} s.")]
     TooManyRequests(u64),
     /// The database cannot be reached.
     #[error("The service is temporarily unavailable. Try again shortly.")]
     ServiceUnavailable,
+    /// Shed under load (the password hashing queue is full); retry after this many seconds.
+    #[error("The service is busy. Try again in {0} s.")]
+    Overloaded(u64),
     /// Anything else. The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -171,7 +174,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyRequests(_) => "too_many_requests",
-            ApiError::ServiceUnavailable => "service_unavailable",
+            ApiError::ServiceUnavailable | ApiError::Overloaded(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -225,7 +228,9 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ServiceUnavailable | ApiError::Overloaded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -254,7 +259,7 @@ impl ResponseError for ApiError {
         if let Some(challenge) = self.challenge() {
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
-        if let ApiError::TooManyRequests(seconds) = self {
+        if let ApiError::TooManyRequests(seconds) | ApiError::Overloaded(seconds) = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*seconds)));
         }
         response.json(body)

@@ -82,7 +82,11 @@ impl Application {
         let state = web::Data::new(AppState {
             pool: db::pool(&settings),
             tokens: TokenService::new(&settings.jwt),
-            passwords: PasswordHasher::new(settings.bcrypt_cost),
+            passwords: PasswordHasher::with_pool(
+                settings.bcrypt_cost,
+                settings.password_hash_threads,
+                settings.password_hash_queue,
+            ),
             limiter: RateLimiter::new(
                 settings.auth_rate_limit_per_minute,
                 settings.login_failure_limit,

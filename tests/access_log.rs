@@ -83,7 +83,11 @@ async fn each_request_is_one_line_with_the_client_address_and_no_secret() {
     // The right-most address a trusted proxy appended; no query string.
     assert!(me[0].contains("203.0.113.9 \"GET /me\" 401"), "{text}");
     assert!(me[0].contains(&format!("rid={request_id}")), "{text}");
-    for secret in ["a-password-nobody-logs", "eyJhbGciOiJIUzI1NiJ9", "not-a-real-signature"] {
+    for secret in [
+        "a-password-nobody-logs",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "not-a-real-signature",
+    ] {
         assert!(!text.contains(secret), "the log holds {secret}:\n{text}");
     }
 }

@@ -1,6 +1,16 @@
-//! bcrypt hashing and verification, always on the blocking pool.
+//! bcrypt hashing and verification, on a dedicated bounded pool.
+//!
+//! bcrypt at cost 12 holds a core for about 275 ms. On actix's blocking pool (up to 512
+//! threads) a login storm would take every core from the async workers, and every
+//! token-checked request would wait behind it. Here a fixed number of threads hash, at
+//! most `queue` jobs wait, and a job beyond that is shed at once with 503 and
+//! `Retry-After`: a storm costs its own logins latency, never the rest of the API.
 
-use actix_web::web;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 
@@ -12,22 +22,119 @@ pub const MAX_PASSWORD_BYTES: usize = 72;
 /// costs (OWASP Authentication Cheat Sheet: authentication responses).
 const DUMMY_SALT_AND_DIGEST: &str = "Kq8Zf1mB7yQwE3sV5nT9cO1mB7yQwE3sV5nT9cO1mB7yQwE3sV5nS";
 
+/// Seconds a shed client is told to wait: a queued hash is done within a few seconds.
+const SHED_RETRY_AFTER_SECS: u64 = 1;
+
+/// Jobs that may wait for a hashing thread by default: with one thread at cost 12, the
+/// last of them is answered within about 16 x 275 ms = 4.4 s, well inside client timeouts.
+pub const DEFAULT_HASHING_QUEUE: usize = 16;
+
+/// One unit of hashing work.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The default number of hashing threads: half the cores, at least one. bcrypt keeps a
+/// core fully busy, so hashing on every core would leave the async workers (the token
+/// check, the database driver) fighting for CPU during a login storm; with half, the
+/// rest of the API keeps at least half the machine whatever the login rate.
+pub fn default_hashing_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 2).max(1)
+}
+
+/// A fixed set of threads taking jobs from a bounded queue.
+#[derive(Debug)]
+struct HashingPool {
+    sender: SyncSender<Job>,
+}
+
+impl HashingPool {
+    /// Starts `threads` threads behind a queue of `queue` waiting jobs.
+    fn start(threads: usize, queue: usize) -> Self {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..threads.max(1) {
+            let receiver = Arc::clone(&receiver);
+            let spawned = std::thread::Builder::new()
+                .name(format!("bcrypt-{i}"))
+                .spawn(move || work(&receiver));
+            if let Err(e) = spawned {
+                // The pool runs with the threads it got; with none, every job is shed
+                // once the queue fills, which is visible and safe.
+                log::error!("cannot start password hashing thread {i}: {e}");
+            }
+        }
+        HashingPool { sender }
+    }
+
+    /// Runs `f` on the pool, or refuses at once when the queue is full.
+    async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // A client that gave up while its job waited costs no hash.
+            if !tx.is_closed() {
+                let _ = tx.send(f());
+            }
+        });
+        match self.sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                log::warn!("password hashing queue full: request shed");
+                return Err(ApiError::Overloaded(SHED_RETRY_AFTER_SECS));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ApiError::Internal("password hashing pool stopped".into()));
+            }
+        }
+        rx.await
+            .map_err(|_| ApiError::Internal("password hashing job failed".into()))
+    }
+}
+
+/// A hashing thread: takes jobs until every sender is gone.
+fn work(receiver: &Mutex<Receiver<Job>>) {
+    loop {
+        // Holding the lock only while waiting for the next job; a poisoned lock means
+        // another thread panicked while waiting, which cannot leave the receiver broken.
+        let next = match receiver.lock() {
+            Ok(guard) => guard.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = next else { return };
+        // A panicking job drops its result sender (the caller gets a 500); the thread
+        // lives on so the pool keeps its size.
+        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+            log::error!("a password hashing job panicked");
+        }
+    }
+}
+
 /// Hashes and verifies passwords with the configured work factor.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     cost: u32,
     dummy_hash: String,
+    pool: Arc<HashingPool>,
 }
 
 impl PasswordHasher {
-    /// A hasher with bcrypt cost `cost`.
+    /// A hasher with bcrypt cost `cost` on a pool of the default size.
     pub fn new(cost: u32) -> Self {
+        Self::with_pool(cost, default_hashing_threads(), DEFAULT_HASHING_QUEUE)
+    }
+
+    /// A hasher with bcrypt cost `cost`, `threads` hashing threads and at most `queue`
+    /// jobs waiting for them.
+    pub fn with_pool(cost: u32, threads: usize, queue: usize) -> Self {
         PasswordHasher {
             cost,
             dummy_hash: format!("$2b${cost:02}${DUMMY_SALT_AND_DIGEST}"),
+            pool: Arc::new(HashingPool::start(threads, queue)),
         }
     }
-
     /// Hashes `password` (already validated to be at most 72 bytes).
     pub fn hash_blocking(&self, password: &str) -> Result<String, ApiError> {
         bcrypt::hash(password, self.cost)
@@ -46,16 +153,20 @@ impl PasswordHasher {
         matched && hash.is_some() && !too_long
     }
 
-    /// Hashes off the async workers.
+    /// Hashes on the pool; `ApiError::Overloaded` when its queue is full.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         let hasher = self.clone();
-        web::block(move || hasher.hash_blocking(&password)).await?
+        self.pool
+            .run(move || hasher.hash_blocking(&password))
+            .await?
     }
 
-    /// Verifies off the async workers.
+    /// Verifies on the pool; `ApiError::Overloaded` when its queue is full.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
         let hasher = self.clone();
-        Ok(web::block(move || hasher.verify_blocking(&password, hash.as_deref())).await?)
+        self.pool
+            .run(move || hasher.verify_blocking(&password, hash.as_deref()))
+            .await
     }
 }
 
@@ -79,6 +190,43 @@ mod tests {
         assert!(hasher.verify_blocking(&exact, Some(&hash)));
         // bcrypt would truncate this to the stored password; we must not.
         assert!(!hasher.verify_blocking(&"x".repeat(73), Some(&hash)));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_sheds_at_once_and_the_pool_recovers() {
+        let pool = Arc::new(HashingPool::start(1, 1));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        // Occupies the only thread until the gate opens.
+        let busy = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move {
+                pool.run(move || {
+                    let _ = started_tx.send(());
+                    let _ = gate_rx.recv();
+                    1
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // Fills the queue's one slot.
+        assert!(pool.sender.try_send(Box::new(|| ())).is_ok());
+        assert!(matches!(pool.run(|| 3).await, Err(ApiError::Overloaded(1))));
+        gate_tx.send(()).unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), 1);
+        assert_eq!(pool.run(|| 4).await.unwrap(), 4, "the pool recovers");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_internal_error_and_the_thread_survives() {
+        let pool = HashingPool::start(1, 1);
+        let result: Result<(), ApiError> = pool.run(|| panic!("boom")).await;
+        assert!(matches!(result, Err(ApiError::Internal(_))));
+        assert_eq!(pool.run(|| 5).await.unwrap(), 5);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::config::JwtSettings;
@@ -138,7 +138,6 @@ pub struct Subject<'a> {
 pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
-    validation: Validation,
     header: Header,
     settings: JwtSettings,
 }
@@ -147,29 +146,12 @@ impl TokenService {
     /// Builds the keys and the validation rules once.
     pub fn new(settings: &JwtSettings) -> Self {
         let secret = settings.secret.expose().as_bytes();
-        // Pin exactly one algorithm (RFC 8725 2.1, 3.1); jsonwebtoken's defaults differ
-        // from the contract (60 s leeway, nbf unchecked), so every rule is set here.
-        let mut validation = Validation::new(settings.algorithm);
-        validation.leeway = settings.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        match &settings.audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        if let Some(iss) = &settings.issuer {
-            validation.set_issuer(&[iss]);
-            required.push("iss");
-        }
-        validation.set_required_spec_claims(&required);
+        // Exactly one algorithm is minted and accepted (RFC 8725 2.1, 3.1); the claim
+        // rules (exact leeway, nbf checked, iss/aud required when configured) are in
+        // `check_registered_claims`, not jsonwebtoken's defaults (60 s leeway, no nbf).
         TokenService {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
-            validation,
             header: Header::new(settings.algorithm),
             settings: settings.clone(),
         }
@@ -240,14 +222,39 @@ impl TokenService {
     /// Checks a token's header, signature and registered claims, in that order
     /// (a badly signed expired token is invalid, not expired), and parses `sub`.
     /// Type, freshness and revocation are the caller's business.
+    ///
+    /// This runs on every request, so each part is parsed once: `jsonwebtoken::decode`
+    /// parses the header twice and the claims twice (once for the caller, once for its
+    /// own checks). The signature is still jsonwebtoken's (constant-time HMAC compare);
+    /// the claim checks below are its rules with the contract's settings.
     pub fn decode(&self, token: &str) -> Result<Claims, ApiError> {
+        const MALFORMED: ApiError = ApiError::InvalidToken("The token is malformed.");
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::InvalidToken("The token is too large."));
         }
-        check_header(token)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| decode_error(e.kind()))?;
-        let mut claims = data.claims;
+        let (message, signature) = token.rsplit_once('.').ok_or(MALFORMED)?;
+        let (header, payload) = message.split_once('.').ok_or(MALFORMED)?;
+        self.check_header(header)?;
+        let signed = jsonwebtoken::crypto::verify(
+            signature,
+            message.as_bytes(),
+            &self.decoding,
+            self.settings.algorithm,
+        )
+        .map_err(|e| decode_error(e.kind()))?;
+        if !signed {
+            return Err(ApiError::InvalidToken("Signature verification failed."));
+        }
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| MALFORMED)?;
+        let mut claims: Claims = serde_json::from_slice(&payload).map_err(|e| {
+            // serde names a missing field this way; exp (and iss/aud below) are required.
+            if e.to_string().starts_with("missing field") {
+                ApiError::InvalidToken("The token is missing a required claim.")
+            } else {
+                ApiError::InvalidToken("The token's claims are malformed.")
+            }
+        })?;
+        self.check_registered_claims(&claims, Utc::now().timestamp())?;
         claims.user_id =
             claims
                 .sub
@@ -268,46 +275,92 @@ impl TokenService {
         }
         Ok(claims)
     }
-}
 
-/// Refuses header parameters we do not support before the library looks at the token.
-fn check_header(token: &str) -> Result<(), ApiError> {
-    const MALFORMED: ApiError = ApiError::InvalidToken("The token is malformed.");
-    let encoded = token.split('.').next().ok_or(MALFORMED)?;
-    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MALFORMED)?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes).map_err(|_| MALFORMED)?;
-    if header
-        .keys()
-        .any(|k| !ALLOWED_HEADER_PARAMS.contains(&k.as_str()))
-    {
-        return Err(ApiError::InvalidToken(
-            "The token header carries unsupported parameters.",
-        ));
+    /// Refuses header parameters we do not support, a `typ` other than JWT, and any
+    /// algorithm but the configured one (RFC 8725 2.1, 3.1, 3.10).
+    fn check_header(&self, encoded: &str) -> Result<(), ApiError> {
+        const MALFORMED: ApiError = ApiError::InvalidToken("The token is malformed.");
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MALFORMED)?;
+        let header: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|_| MALFORMED)?;
+        if header
+            .keys()
+            .any(|k| !ALLOWED_HEADER_PARAMS.contains(&k.as_str()))
+        {
+            return Err(ApiError::InvalidToken(
+                "The token header carries unsupported parameters.",
+            ));
+        }
+        match header.get("typ") {
+            None => {}
+            Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
+            Some(_) => return Err(ApiError::InvalidToken("The token type header is not JWT.")),
+        }
+        match header.get("alg") {
+            Some(serde_json::Value::String(alg))
+                if alg.parse::<Algorithm>().ok() == Some(self.settings.algorithm) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(ApiError::InvalidToken(
+                "The token's algorithm is not allowed.",
+            )),
+            None => Err(MALFORMED),
+        }
     }
-    match header.get("typ") {
-        None => Ok(()),
-        Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("JWT") => Ok(()),
-        Some(_) => Err(ApiError::InvalidToken("The token type header is not JWT.")),
+
+    /// exp, nbf, iss and aud at `now`, with jsonwebtoken's rules and order: required
+    /// claims first, then times (with the exact leeway), then issuer and audience.
+    fn check_registered_claims(&self, claims: &Claims, now: i64) -> Result<(), ApiError> {
+        const MISSING: ApiError = ApiError::InvalidToken("The token is missing a required claim.");
+        let issuer = self.settings.issuer.as_deref();
+        let audience = self.settings.audience.as_deref();
+        if (issuer.is_some() && claims.iss.is_none())
+            || (audience.is_some() && claims.aud.is_none())
+        {
+            return Err(MISSING);
+        }
+        // Times before 1970 are not NumericDates we issue or accept.
+        if claims.exp < 0 || claims.nbf.is_some_and(|nbf| nbf < 0) {
+            return Err(ApiError::InvalidToken("The token's claims are malformed."));
+        }
+        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp < now.saturating_sub(leeway) {
+            return Err(ApiError::TokenExpired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return Err(ApiError::InvalidToken("The token is not yet valid."));
+        }
+        if let (Some(expected), Some(iss)) = (issuer, claims.iss.as_deref()) {
+            if iss != expected {
+                return Err(ApiError::InvalidToken(
+                    "The token's issuer is not accepted.",
+                ));
+            }
+        }
+        let audience_ok = match (audience, &claims.aud) {
+            (Some(expected), Some(Audience::One(aud))) => aud == expected,
+            (Some(expected), Some(Audience::Many(auds))) => auds.iter().any(|a| a == expected),
+            _ => true,
+        };
+        if !audience_ok {
+            return Err(ApiError::InvalidToken(
+                "The token's audience is not accepted.",
+            ));
+        }
+        Ok(())
     }
 }
 
 fn decode_error(kind: &ErrorKind) -> ApiError {
     match kind {
-        ErrorKind::ExpiredSignature => ApiError::TokenExpired,
         ErrorKind::InvalidSignature => ApiError::InvalidToken("Signature verification failed."),
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
             ApiError::InvalidToken("The token's algorithm is not allowed.")
         }
-        ErrorKind::ImmatureSignature => ApiError::InvalidToken("The token is not yet valid."),
-        ErrorKind::InvalidIssuer => ApiError::InvalidToken("The token's issuer is not accepted."),
-        ErrorKind::InvalidAudience => {
-            ApiError::InvalidToken("The token's audience is not accepted.")
-        }
-        ErrorKind::MissingRequiredClaim(_) => {
-            ApiError::InvalidToken("The token is missing a required claim.")
-        }
-        ErrorKind::Json(_) => ApiError::InvalidToken("The token's claims are malformed."),
         _ => ApiError::InvalidToken("The token is malformed."),
     }
 }
@@ -316,7 +369,6 @@ fn decode_error(kind: &ErrorKind) -> ApiError {
 mod tests {
     use super::*;
     use crate::config::Secret;
-    use jsonwebtoken::Algorithm;
     use std::time::Duration;
 
     const KEY: &str = "unit-test-key-unit-test-key-unit-test-key";
@@ -551,6 +603,104 @@ mod tests {
         assert!(matches!(
             service.decode(&no_aud),
             Err(ApiError::InvalidToken(_))
+        ));
+    }
+
+    fn claims_at(exp: i64, nbf: Option<i64>) -> Claims {
+        Claims {
+            sub: "7".into(),
+            token_type: TokenType::Access,
+            fresh: Freshness::Flag(false),
+            jti: "j".into(),
+            iat: None,
+            nbf,
+            exp,
+            is_admin: false,
+            sid: None,
+            iss: None,
+            aud: None,
+            user_id: 0,
+        }
+    }
+
+    #[test]
+    fn time_checks_are_exact_to_the_second() {
+        let service = TokenService::new(&settings());
+        let now = 1_700_000_000;
+        let check = |claims: Claims| service.check_registered_claims(&claims, now);
+        assert!(
+            check(claims_at(now, Some(now))).is_ok(),
+            "valid through its exp second"
+        );
+        assert!(matches!(
+            check(claims_at(now - 1, None)),
+            Err(ApiError::TokenExpired)
+        ));
+        assert!(matches!(
+            check(claims_at(now + 60, Some(now + 1))),
+            Err(ApiError::InvalidToken("The token is not yet valid."))
+        ));
+        assert!(matches!(
+            check(claims_at(-1, None)),
+            Err(ApiError::InvalidToken("The token's claims are malformed."))
+        ));
+        let mut lenient = settings();
+        lenient.leeway = Duration::from_secs(5);
+        let service = TokenService::new(&lenient);
+        let check = |claims: Claims| service.check_registered_claims(&claims, now);
+        assert!(check(claims_at(now - 5, Some(now + 5))).is_ok());
+        assert!(matches!(
+            check(claims_at(now - 6, None)),
+            Err(ApiError::TokenExpired)
+        ));
+    }
+
+    #[test]
+    fn an_audience_list_must_name_ours() {
+        let mut configured = settings();
+        configured.audience = Some("apps".into());
+        let service = TokenService::new(&configured);
+        let listed = sign(
+            payload(serde_json::json!({"aud": ["web", "apps"]})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(service.decode(&listed).is_ok());
+        let others = sign(
+            payload(serde_json::json!({"aud": ["web"]})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(matches!(
+            service.decode(&others),
+            Err(ApiError::InvalidToken(
+                "The token's audience is not accepted."
+            ))
+        ));
+    }
+
+    #[test]
+    fn a_missing_exp_is_named_and_a_tampered_payload_is_badly_signed() {
+        let service = TokenService::new(&settings());
+        let no_exp = sign(
+            payload(serde_json::json!({"exp": null})),
+            Algorithm::HS256,
+            KEY,
+        );
+        assert!(matches!(
+            service.decode(&no_exp),
+            Err(ApiError::InvalidToken(
+                "The token is missing a required claim."
+            ))
+        ));
+        let minted = service.access(subject(), false).unwrap().token;
+        let mut parts: Vec<&str> = minted.split('.').collect();
+        let forged =
+            URL_SAFE_NO_PAD.encode(payload(serde_json::json!({"is_admin": true})).to_string());
+        parts[1] = &forged;
+        assert!(matches!(
+            service.decode(&parts.join(".")),
+            Err(ApiError::InvalidToken("Signature verification failed."))
         ));
     }
 

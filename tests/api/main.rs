@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod guards;
 mod hardening;
+mod hashing;
 mod helpers;
 mod hostile;
 mod items;

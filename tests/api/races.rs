@@ -9,10 +9,12 @@ use serde_json::Value;
 
 use crate::helpers::{assert_error, TestApp, TestUser, Tokens, PASSWORD};
 
-/// A server whose limiter lets a flood through, with refresh reuse grace `grace` seconds.
+/// A server whose limiter and hashing queue let a flood through (the race is the
+/// point here, not load shedding), with refresh reuse grace `grace` seconds.
 async fn spawn(grace: &str) -> TestApp {
     TestApp::spawn_with(&[
         ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ("PASSWORD_HASH_QUEUE", "64"),
         ("JWT_REFRESH_REUSE_GRACE", grace),
     ])
     .await

@@ -1,0 +1,66 @@
+//! Password hashing runs on a bounded pool: a login storm beyond its queue is shed at
+//! once with 503 and Retry-After, never a 500, and the rest of the API keeps answering.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use crate::helpers::{assert_error, TestApp};
+
+#[actix_web::test]
+async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
+    // One hashing thread, one waiting slot, slow hashes: most of a burst cannot fit.
+    // No admin bootstrap, so no hash is running when the burst starts.
+    let app = TestApp::spawn_with(&[
+        ("BCRYPT_COST", "10"),
+        ("PASSWORD_HASH_THREADS", "1"),
+        ("PASSWORD_HASH_QUEUE", "1"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("ADMIN_USERNAME", ""),
+        ("ADMIN_PASSWORD", ""),
+    ])
+    .await;
+    let mut storm = JoinSet::new();
+    for i in 0..12 {
+        let request = app
+            .client
+            .post(app.url("/login"))
+            .json(&json!({"username": format!("nobody-{i}"), "password": "wrong-password"}));
+        storm.spawn(async move { request.send().await.expect("login sent") });
+    }
+    // Answered while the pool is busy (status only: timings are the load kit's business).
+    let health = app.get("/health", None).await;
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let (mut shed, mut answered) = (0, 0);
+    while let Some(joined) = storm.join_next().await {
+        let resp = joined.expect("login task");
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => answered += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                shed += 1;
+                let retry_after: u64 = resp.headers()["retry-after"]
+                    .to_str()
+                    .expect("ascii")
+                    .parse()
+                    .expect("seconds");
+                assert!(retry_after >= 1, "{retry_after}");
+                assert_error(resp, 503, "service_unavailable").await;
+            }
+            other => panic!("a login in the storm got {other}"),
+        }
+    }
+    assert!(shed >= 1, "nothing was shed ({answered} answered)");
+    assert!(answered >= 1, "nothing was hashed ({shed} shed)");
+
+    // Once the storm is over, logins are hashed again.
+    let resp = app
+        .post(
+            "/login",
+            None,
+            Some(json!({"username": "nobody", "password": "wrong-password"})),
+        )
+        .await;
+    assert_error(resp, 401, "invalid_credentials").await;
+}
