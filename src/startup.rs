@@ -193,6 +193,11 @@ impl Application {
         self.port
     }
 
+    /// The state every handler shares (benchmarks drive the token check with it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
     /// Serves until SIGINT/SIGTERM; in-flight requests finish first. Meanwhile the
     /// revoked set follows the database, and expired entries are pruned.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -42,7 +42,7 @@ pub async fn validator(
             return Ok(req);
         };
         match req.app_data::<web::Data<AppState>>() {
-            Some(app) => check(app, token).await,
+            Some(app) => check_token(app, token).await,
             None => TokenState::Rejected(ApiError::Internal("application state missing".into())),
         }
     };
@@ -59,9 +59,10 @@ fn lenient_bearer(req: &ServiceRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-/// Decodes once and consults the in-memory revoked set: no database round trip, except
-/// for a session opened on another instance since the last poll.
-async fn check(app: &AppState, token: &str) -> TokenState {
+/// The token check of every request: decodes once and consults the in-memory revoked
+/// set; no database round trip, except for a session opened on another instance since
+/// the last poll.
+pub async fn check_token(app: &AppState, token: &str) -> TokenState {
     if token.is_empty() {
         return TokenState::Rejected(ApiError::InvalidToken(
             "The Authorization header holds no token.",
