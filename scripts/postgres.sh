@@ -134,4 +134,20 @@ if ! out="$(PGPASSWORD="$PG_PASSWORD" PGCONNECT_TIMEOUT=10 psql -X -w -q -t -A \
 fi
 log "TCP password login verified"
 
+# 7. Drop the databases earlier test runs left behind (each API test creates one named
+#    stores_test_<uuid>): those nobody is connected to and made over an hour ago
+#    (PG_TEST_DB_MAX_AGE), so a test run going on beside this one keeps its own.
+stale="$(as_postgres psql -X -q -t -A -p "$PG_PORT" -c "
+    SELECT d.datname FROM pg_database d
+    WHERE d.datname LIKE 'stores\\_test\\_%'
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)
+      AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification
+          < now() - interval '${PG_TEST_DB_MAX_AGE:-1 hour}'" 2>/dev/null || true)"
+count=0
+[ -n "$stale" ] && log "dropping $(printf '%s\n' $stale | wc -l) test databases left by earlier runs"
+for db in $stale; do
+    as_postgres dropdb -p "$PG_PORT" --if-exists "$db" 2>/dev/null && count=$((count + 1))
+done
+if [ "$count" -gt 0 ]; then log "dropped $count"; fi
+
 printf 'postgres://postgres:%s@%s:%s/postgres\n' "$(urlencode "$PG_PASSWORD")" "$PG_HOST" "$PG_PORT"
