@@ -199,7 +199,7 @@ NOTES=()
 
 # run_wrk NAME CONNECTIONS THREADS SCRIPT PATH [wrk args...]: one wrk per instance, at
 # once, connections split between them; appends a row and leaves the raw output in
-# $TMP/NAME-*.out.
+# $TMP/NAME.N.out (N: the instance).
 run_wrk() {
     local name="$1" conns="$2" threads="$3" script="$4" path="$5"
     shift 5
@@ -210,11 +210,11 @@ run_wrk() {
     for n in $(seq 0 $((INSTANCES - 1))); do
         LOAD_TOKENS_FILE="$TMP/refresh-tokens-$n" \
             wrk -t"$t" -c"$per" -d"${DURATION}s" --timeout 10s -s "load/$script" "$@" \
-            "http://127.0.0.1:${PORTS[$n]}$path" >"$TMP/$name-$n.out" 2>&1 &
+            "http://127.0.0.1:${PORTS[$n]}$path" >"$TMP/$name.$n.out" 2>&1 &
         wrk_pids+=("$!")
     done
     for n in "${wrk_pids[@]}"; do wait "$n"; done
-    ROWS+=("$(cat "$TMP/$name"-*.out | awk -v name="$name" '
+    ROWS+=("$(cat "$TMP/$name".*.out | awk -v name="$name" '
         /^RESULT/ { rps += $2; p50 += $3; if ($4 > p99) p99 = $4; st += $5; so += $6; k++ }
         END {
             if (k == 0) { printf "%s|-|-|-|wrk failed\n", name; exit }
@@ -232,7 +232,7 @@ row_field() {
 }
 
 auth=(-H "Authorization: Bearer $ACCESS")
-status_line() { grep -h '^STATUS' "$TMP/$1"-*.out | awk '{ ok += $2; s += $3; l += $4; o += $5 }
+status_line() { grep -h "^STATUS" "$TMP/$1".*.out | awk '{ ok += $2; s += $3; l += $4; o += $5 }
     END { printf "%d ok, %d shed with 503, %d rate limited with 429, %d other", ok, s, l, o }'; }
 
 # Memory: at idle (started, seeded, nothing running), then the peak under 64 connections
@@ -273,7 +273,7 @@ for scenario in "${SCENARIOS[@]}"; do
             for n in $(seq 0 $((INSTANCES - 1))); do
                 LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
                     wrk -t1 -c"$(( STORM_CONNECTIONS / INSTANCES ))" -d"$((DURATION + 2))s" --timeout 10s \
-                    -s load/login.lua "http://127.0.0.1:${PORTS[$n]}/login" >"$TMP/storm-$n.out" 2>&1 &
+                    -s load/login.lua "http://127.0.0.1:${PORTS[$n]}/login" >"$TMP/storm.$n.out" 2>&1 &
                 storm_pids+=("$!")
             done
             sleep 1  # let the hashing pool fill before measuring
