@@ -3,14 +3,15 @@
 //! bcrypt at cost 12 holds a core for about 275 ms. On actix's blocking pool (up to 512
 //! threads) a login storm would take every core from the async workers, and every
 //! token-checked request would wait behind it. Here a fixed number of threads hash, at
-//! most `queue` jobs wait, and a job beyond that is shed at once with 503 and
-//! `Retry-After`: a storm costs its own logins latency, never the rest of the API.
+//! most `queue` jobs wait, and a request beyond that is shed at once with 503 and
+//! `Retry-After`, before it does anything else (a login, before its user lookup): a
+//! storm costs its own logins latency, never the rest of the API.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
@@ -41,54 +42,73 @@ pub fn default_hashing_threads() -> usize {
     (cores / 2).max(1)
 }
 
-/// A fixed set of threads taking jobs from a bounded queue.
+/// A fixed set of threads taking jobs from a queue, with at most `threads + queue` jobs
+/// admitted (running or waiting) at any time.
 #[derive(Debug)]
 struct HashingPool {
-    sender: SyncSender<Job>,
+    sender: Sender<Job>,
+    slots: Arc<Semaphore>,
+}
+
+/// A place in the hashing pool, taken before any other work for the request (a login
+/// takes it before looking the user up), so that a shed request costs nothing else.
+#[derive(Debug)]
+pub struct HashingSlot {
+    /// Given back to the pool when dropped.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl HashingPool {
-    /// Starts `threads` threads behind a queue of `queue` waiting jobs.
+    /// Starts `threads` threads admitting at most `threads + queue` jobs.
     fn start(threads: usize, queue: usize) -> Self {
-        let (sender, receiver) = mpsc::sync_channel::<Job>(queue);
+        let threads = threads.max(1);
+        let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
-        for i in 0..threads.max(1) {
+        for i in 0..threads {
             let receiver = Arc::clone(&receiver);
             let spawned = std::thread::Builder::new()
                 .name(format!("bcrypt-{i}"))
                 .spawn(move || work(&receiver));
             if let Err(e) = spawned {
-                // The pool runs with the threads it got; with none, every job is shed
-                // once the queue fills, which is visible and safe.
+                // The pool runs with the threads it got; with none, jobs wait until
+                // their clients give up and new ones are shed, which is visible and safe.
                 log::error!("cannot start password hashing thread {i}: {e}");
             }
         }
-        HashingPool { sender }
+        HashingPool {
+            sender,
+            slots: Arc::new(Semaphore::new(threads.saturating_add(queue))),
+        }
     }
 
-    /// Runs `f` on the pool, or refuses at once when the queue is full.
-    async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// A slot, or `ApiError::Overloaded` at once when every slot is taken.
+    fn reserve(&self) -> Result<HashingSlot, ApiError> {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Ok(HashingSlot { _permit: permit }),
+            Err(_) => {
+                log::warn!("password hashing pool full: request shed");
+                Err(ApiError::Overloaded(SHED_RETRY_AFTER_SECS))
+            }
+        }
+    }
+
+    /// Runs `f` on the pool in `slot`, which is given back when the job is done.
+    async fn run<T, F>(&self, slot: HashingSlot, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
+            let _slot = slot;
             // A client that gave up while its job waited costs no hash.
             if !tx.is_closed() {
                 let _ = tx.send(f());
             }
         });
-        match self.sender.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                log::warn!("password hashing queue full: request shed");
-                return Err(ApiError::Overloaded(SHED_RETRY_AFTER_SECS));
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(ApiError::Internal("password hashing pool stopped".into()));
-            }
-        }
+        self.sender
+            .send(job)
+            .map_err(|_| ApiError::Internal("password hashing pool stopped".into()))?;
         rx.await
             .map_err(|_| ApiError::Internal("password hashing job failed".into()))
     }
@@ -153,19 +173,39 @@ impl PasswordHasher {
         matched && hash.is_some() && !too_long
     }
 
-    /// Hashes on the pool; `ApiError::Overloaded` when its queue is full.
+    /// Takes a place in the hashing pool for a later `verify_in`; `ApiError::Overloaded`
+    /// at once when the pool is full.
+    pub fn reserve(&self) -> Result<HashingSlot, ApiError> {
+        self.pool.reserve()
+    }
+
+    /// Hashes on the pool; `ApiError::Overloaded` when it is full.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let slot = self.reserve()?;
         let hasher = self.clone();
         self.pool
-            .run(move || hasher.hash_blocking(&password))
+            .run(slot, move || hasher.hash_blocking(&password))
             .await?
     }
 
-    /// Verifies on the pool; `ApiError::Overloaded` when its queue is full.
+    /// Verifies on the pool; `ApiError::Overloaded` when it is full.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
+        let slot = self.reserve()?;
+        self.verify_in(slot, password, hash).await
+    }
+
+    /// Verifies on the pool in a slot taken earlier with `reserve`.
+    pub async fn verify_in(
+        &self,
+        slot: HashingSlot,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, ApiError> {
         let hasher = self.clone();
         self.pool
-            .run(move || hasher.verify_blocking(&password, hash.as_deref()))
+            .run(slot, move || {
+                hasher.verify_blocking(&password, hash.as_deref())
+            })
             .await
     }
 }
@@ -193,40 +233,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_sheds_at_once_and_the_pool_recovers() {
-        let pool = Arc::new(HashingPool::start(1, 1));
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
+    async fn a_full_pool_sheds_at_once_and_recovers() {
+        let pool = HashingPool::start(1, 1);
         let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-        // Occupies the only thread until the gate opens.
-        let busy = tokio::spawn({
-            let pool = Arc::clone(&pool);
-            async move {
-                pool.run(move || {
-                    let _ = started_tx.send(());
-                    let _ = gate_rx.recv();
-                    1
-                })
-                .await
-            }
-        });
-        tokio::task::spawn_blocking(move || started_rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        // Fills the queue's one slot.
-        assert!(pool.sender.try_send(Box::new(|| ())).is_ok());
-        assert!(matches!(pool.run(|| 3).await, Err(ApiError::Overloaded(1))));
+        let running = pool.reserve().unwrap();
+        let waiting = pool.reserve().unwrap();
+        assert!(matches!(pool.reserve(), Err(ApiError::Overloaded(1))));
+        // The running job holds its slot until it is done, the waiting one until it runs.
+        let busy = pool.run(running, move || gate_rx.recv().is_ok());
+        drop(waiting);
+        let third = pool.reserve().unwrap();
+        assert!(matches!(pool.reserve(), Err(ApiError::Overloaded(1))));
         gate_tx.send(()).unwrap();
-        assert_eq!(busy.await.unwrap().unwrap(), 1);
-        assert_eq!(pool.run(|| 4).await.unwrap(), 4, "the pool recovers");
+        assert!(busy.await.unwrap());
+        assert_eq!(pool.run(third, || 4).await.unwrap(), 4, "the pool recovers");
+        let slots: Vec<_> = (0..2).map(|_| pool.reserve().unwrap()).collect();
+        assert_eq!(slots.len(), 2, "every slot came back");
     }
 
     #[tokio::test]
     async fn a_panicking_job_is_an_internal_error_and_the_thread_survives() {
         let pool = HashingPool::start(1, 1);
-        let result: Result<(), ApiError> = pool.run(|| panic!("boom")).await;
+        let result: Result<(), ApiError> =
+            pool.run(pool.reserve().unwrap(), || panic!("boom")).await;
         assert!(matches!(result, Err(ApiError::Internal(_))));
-        assert_eq!(pool.run(|| 5).await.unwrap(), 5);
+        assert_eq!(pool.run(pool.reserve().unwrap(), || 5).await.unwrap(), 5);
     }
 
     #[test]

@@ -170,13 +170,18 @@ pub async fn register(
 async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User, ApiError> {
     let username = credentials.username;
     state.limiter.check_username(&username)?;
+    // Shed before the user lookup: a login that cannot be hashed costs no query.
+    let slot = state.passwords.reserve()?;
     let lookup = username.clone();
     let user = db::run(&state.pool, move |conn| {
         User::find_by_username(conn, &lookup)
     })
     .await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = state.passwords.verify(credentials.password, hash).await?;
+    let ok = state
+        .passwords
+        .verify_in(slot, credentials.password, hash)
+        .await?;
     match user {
         Some(user) if ok => {
             state.limiter.record_success(&username);

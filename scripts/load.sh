@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# The load kit of issue 6: starts the release server itself and runs named wrk scenarios.
+# `bash scripts/load.sh --help` explains it; PERFORMANCE.md holds the figures it gave.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ALL_SCENARIOS="health read write login refresh login-storm"
+
+usage() {
+    cat <<'EOF'
+Usage: bash scripts/load.sh [options] [scenario ...]
+
+Builds the release binary (cargo build --release), starts the server on a fresh SQLite
+file in a temp dir (or on a fresh database of a PostgreSQL server), creates a user, a
+store and an item, runs the scenarios with wrk (installed with apt-get when missing) and
+prints one table: scenario | req/s | p50 | p99 | errors (non-2xx/3xx + socket errors).
+Then: resident memory at idle and its peak under a 64-connection read, and (SQLite)
+the time from exec to the first 200 of GET /ready.
+
+Scenarios (default: all, in this order):
+  health       GET /health
+  read         GET /item/{id} with a valid access token
+  write        PUT /item/{id} {"price": 12.5} with a valid access token
+  login        POST /login (bcrypt at BCRYPT_COST), LOAD_LOGIN_CONNECTIONS connections
+  refresh      POST /refresh, each thread chaining its session's rotated refresh tokens
+  login-storm  read at rest, then read again while logins flood (32 connections):
+               read p99 at rest and under the storm, and the logins' 200/503/429 counts
+
+Options:
+  -d, --duration SECS     seconds per scenario run (default 8; env LOAD_DURATION)
+  -c, --connections N     connections for health/read/write (default 32; LOAD_CONNECTIONS)
+  -t, --threads N         wrk threads (default 2; LOAD_THREADS)
+      --postgres [URL]    use PostgreSQL: URL, else $LOAD_DATABASE_URL, else the URL printed
+                          by scripts/postgres.sh. A fresh database is created and dropped.
+      --instances N       1 (default) or 2: N servers on one PostgreSQL database, each
+                          driven at once by its own wrk with connections/N; req/s summed,
+                          p50 averaged, p99 the worst, errors summed
+      --no-build          use target/release/stores-api as it is
+  -h, --help              this text
+
+Environment: BCRYPT_COST (default 12, the production default), LOAD_LOGIN_CONNECTIONS
+(default 4), LOAD_STORM_CONNECTIONS (default 32), LOAD_RUST_LOG (server log filter,
+default warn: the per-request access log is info). The auth rate limits are off
+(AUTH_RATE_LIMIT_PER_MINUTE=0, LOGIN_FAILURE_LIMIT=0): every request comes from
+127.0.0.1, so with them on the kit would measure 429s, not logins.
+
+Examples:
+  bash scripts/load.sh                                   # everything on SQLite, ~2 minutes
+  bash scripts/load.sh -d 5 health read                  # two scenarios
+  bash scripts/load.sh --postgres                        # on the local PostgreSQL 15
+  bash scripts/load.sh --postgres --instances 2 health read write
+EOF
+}
+
+DURATION="${LOAD_DURATION:-8}"
+CONNECTIONS="${LOAD_CONNECTIONS:-32}"
+THREADS="${LOAD_THREADS:-2}"
+LOGIN_CONNECTIONS="${LOAD_LOGIN_CONNECTIONS:-4}"
+STORM_CONNECTIONS="${LOAD_STORM_CONNECTIONS:-32}"
+COST="${BCRYPT_COST:-12}"
+SERVER_RUST_LOG="${LOAD_RUST_LOG:-warn}"
+POSTGRES=""
+PG_SERVER_URL="${LOAD_DATABASE_URL:-}"
+INSTANCES=1
+BUILD=1
+SCENARIOS=()
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        -d|--duration) DURATION="$2"; shift 2 ;;
+        -c|--connections) CONNECTIONS="$2"; shift 2 ;;
+        -t|--threads) THREADS="$2"; shift 2 ;;
+        --postgres)
+            POSTGRES=1
+            if [ $# -gt 1 ] && [[ "$2" == postgres://* || "$2" == postgresql://* ]]; then
+                PG_SERVER_URL="$2"; shift
+            fi
+            shift ;;
+        --instances) INSTANCES="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        -*) echo "load: unknown option $1 (see --help)" >&2; exit 2 ;;
+        *)
+            case " $ALL_SCENARIOS " in
+                *" $1 "*) SCENARIOS+=("$1") ;;
+                *) echo "load: unknown scenario $1 (one of: $ALL_SCENARIOS)" >&2; exit 2 ;;
+            esac
+            shift ;;
+    esac
+done
+[ ${#SCENARIOS[@]} -gt 0 ] || read -r -a SCENARIOS <<<"$ALL_SCENARIOS"
+case "$INSTANCES" in 1|2) ;; *) echo "load: --instances is 1 or 2" >&2; exit 2 ;; esac
+if [ "$INSTANCES" = 2 ] && [ -z "$POSTGRES" ]; then
+    echo "load: --instances 2 needs --postgres (SQLite is for one instance)" >&2; exit 2
+fi
+
+log() { printf 'load: %s\n' "$*" >&2; }
+
+if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk (apt-get install -y wrk)"
+    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || { log "ERROR: $tool is needed"; exit 1; }
+done
+
+cd "$ROOT"
+if [ "$BUILD" = 1 ]; then
+    log "building the release binary (cargo build --release)"
+    cargo build --release --bin stores-api >&2
+fi
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/stores-api"
+[ -x "$BIN" ] || { log "ERROR: no binary at $BIN"; exit 1; }
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/stores-load.XXXXXX")"
+PIDS=()
+PG_DB=""
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$PG_DB" ]; then
+        psql "$PG_SERVER_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -n "$POSTGRES" ]; then
+    if [ -z "$PG_SERVER_URL" ]; then
+        PG_SERVER_URL="$(bash "$ROOT/scripts/postgres.sh" | tail -n1)"
+    fi
+    PG_DB="stores_load_$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
+    psql "$PG_SERVER_URL" -q -c "CREATE DATABASE $PG_DB" >/dev/null
+    DATABASE_URL="$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_SERVER_URL" "$PG_DB")"
+    BACKEND=postgresql
+else
+    DATABASE_URL="$TMP/load.db"
+    BACKEND=sqlite
+fi
+KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+now_ns() { date +%s%N; }
+
+# start_server N: instance N on a free port; sets PORTS[N] and STARTUP_MS[N].
+PORTS=()
+STARTUP_MS=()
+start_server() {
+    local n="$1" port start waited=0
+    port="$(free_port)"
+    start="$(now_ns)"
+    APP_ENV=production HOST=127.0.0.1 PORT="$port" DATABASE_URL="$DATABASE_URL" \
+        JWT_SECRET_KEY="$KEY" BCRYPT_COST="$COST" DATA_DIR="$TMP" \
+        AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_FAILURE_LIMIT=0 RUST_LOG="$SERVER_RUST_LOG" \
+        "$BIN" >"$TMP/server-$n.log" 2>&1 &
+    PIDS+=("$!")
+    until curl -fsS -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null; do
+        sleep 0.01
+        waited=$((waited + 1))
+        if [ "$waited" -gt 3000 ] || ! kill -0 "${PIDS[$n]}" 2>/dev/null; then
+            log "ERROR: instance $n did not become ready; its log:"
+            tail -n 20 "$TMP/server-$n.log" >&2
+            exit 1
+        fi
+    done
+    PORTS[n]="$port"
+    STARTUP_MS[n]=$(( ($(now_ns) - start) / 1000000 ))
+}
+
+for n in $(seq 0 $((INSTANCES - 1))); do
+    start_server "$n"
+done
+BASE="http://127.0.0.1:${PORTS[0]}"
+log "$BACKEND, $INSTANCES instance(s) ready in ${STARTUP_MS[*]} ms; seeding"
+
+json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+post_json() { curl -fsS -X POST "$BASE$1" -H 'Content-Type: application/json' "${@:3}" -d "$2"; }
+
+USERNAME="load-user"
+PASSWORD="load-password-1"
+post_json /register "{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\"}" >/dev/null
+login_body="{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\"}"
+ACCESS="$(post_json /login "$login_body" | json_field access_token)"
+STORE_ID="$(post_json /store '{"name": "Load store"}' -H "Authorization: Bearer $ACCESS" | json_field id)"
+ITEM_ID="$(post_json /item "{\"name\": \"Load item\", \"price\": 10.5, \"store_id\": $STORE_ID}" \
+    -H "Authorization: Bearer $ACCESS" | json_field id)"
+curl -fsS -o /dev/null "$BASE/item/$ITEM_ID" -H "Authorization: Bearer $ACCESS"
+
+ROWS=()
+NOTES=()
+
+# run_wrk NAME CONNECTIONS THREADS SCRIPT PATH [wrk args...]: one wrk per instance, at
+# once, connections split between them; appends a row and leaves the raw output in
+# $TMP/NAME.N.out (N: the instance).
+run_wrk() {
+    local name="$1" conns="$2" threads="$3" script="$4" path="$5"
+    shift 5
+    local per=$(( conns / INSTANCES )) n
+    [ "$per" -ge 1 ] || per=1
+    local t=$(( threads < per ? threads : per ))
+    local wrk_pids=()
+    for n in $(seq 0 $((INSTANCES - 1))); do
+        LOAD_TOKENS_FILE="$TMP/refresh-tokens-$n" \
+            wrk -t"$t" -c"$per" -d"${DURATION}s" --timeout 10s -s "load/$script" "$@" \
+            "http://127.0.0.1:${PORTS[$n]}$path" >"$TMP/$name.$n.out" 2>&1 &
+        wrk_pids+=("$!")
+    done
+    for n in "${wrk_pids[@]}"; do wait "$n"; done
+    ROWS+=("$(cat "$TMP/$name".*.out | awk -v name="$name" '
+        /^RESULT/ { rps += $2; p50 += $3; if ($4 > p99) p99 = $4; st += $5; so += $6; k++ }
+        END {
+            if (k == 0) { printf "%s|-|-|-|wrk failed\n", name; exit }
+            printf "%s|%.0f|%.2f ms|%.2f ms|%d (%d non-2xx, %d socket)\n",
+                name, rps, p50 / k, p99, st + so, st, so
+        }')")
+}
+
+# The value of column N (1-based) of the row named NAME.
+row_field() {
+    local r
+    for r in "${ROWS[@]}"; do
+        if [ "${r%%|*}" = "$1" ]; then printf '%s\n' "$r" | cut -d'|' -f"$2"; return; fi
+    done
+}
+
+auth=(-H "Authorization: Bearer $ACCESS")
+status_line() { grep -h "^STATUS" "$TMP/$1".*.out | awk '{ ok += $2; s += $3; l += $4; o += $5 }
+    END { printf "%d ok, %d shed with 503, %d rate limited with 429, %d other", ok, s, l, o }'; }
+
+# Memory: at idle (started, seeded, nothing running), then the peak under 64 connections
+# of token-checked reads, before any other scenario can set the high-water mark.
+mem() { awk -v k="$2:" '$1 == k { print $2 / 1024 }' "/proc/$1/status"; }
+rss_idle=()
+for n in $(seq 0 $((INSTANCES - 1))); do rss_idle+=("$(mem "${PIDS[$n]}" VmRSS)"); done
+log "memory: 64-connection read (${DURATION}s)"
+run_wrk read-64 64 "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
+rss_peak=()
+for n in $(seq 0 $((INSTANCES - 1))); do rss_peak+=("$(mem "${PIDS[$n]}" VmHWM)"); done
+
+for scenario in "${SCENARIOS[@]}"; do
+    log "scenario $scenario (${DURATION}s)"
+    case "$scenario" in
+        health) run_wrk health "$CONNECTIONS" "$THREADS" get.lua /health ;;
+        read) run_wrk read "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}" ;;
+        write) run_wrk write "$CONNECTIONS" "$THREADS" write.lua "/item/$ITEM_ID" "${auth[@]}" ;;
+        login)
+            LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
+                run_wrk login "$LOGIN_CONNECTIONS" "$THREADS" login.lua /login
+            NOTES+=("login: $(status_line login) (BCRYPT_COST=$COST)") ;;
+        refresh)
+            # One session per chain, one connection per wrk thread, so that each chain
+            # presents its tokens in order; instance n gets the sessions of file n.
+            chains=$(( THREADS * 2 > 4 ? THREADS * 2 : 4 ))
+            for n in $(seq 0 $((INSTANCES - 1))); do
+                : >"$TMP/refresh-tokens-$n"
+                for _ in $(seq 1 $(( chains / INSTANCES ))); do
+                    post_json /login "$login_body" | json_field refresh_token >>"$TMP/refresh-tokens-$n"
+                done
+            done
+            run_wrk refresh "$chains" "$chains" refresh.lua /refresh ;;
+        login-storm)
+            run_wrk read-at-rest "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
+            log "login storm: $STORM_CONNECTIONS connections of logins during the read"
+            storm_pids=()
+            for n in $(seq 0 $((INSTANCES - 1))); do
+                LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
+                    wrk -t1 -c"$(( STORM_CONNECTIONS / INSTANCES ))" -d"$((DURATION + 2))s" --timeout 10s \
+                    -s load/login.lua "http://127.0.0.1:${PORTS[$n]}/login" >"$TMP/storm.$n.out" 2>&1 &
+                storm_pids+=("$!")
+            done
+            sleep 1  # let the hashing pool fill before measuring
+            run_wrk read-in-storm "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
+            for n in "${storm_pids[@]}"; do wait "$n"; done
+            rest="$(row_field read-at-rest 4)"
+            storm="$(row_field read-in-storm 4)"
+            NOTES+=("login-storm: read p99 ${rest} at rest, ${storm} in the storm ($(python3 -c \
+                'import sys; print("%.1fx" % (float(sys.argv[2].split()[0]) / float(sys.argv[1].split()[0])))' \
+                "$rest" "$storm")); storm logins: $(status_line storm)") ;;
+    esac
+done
+
+printf '\nstores-api load kit: %s, %s instance(s), %ss per run, %s connections, %s wrk threads, BCRYPT_COST=%s, %s cores\n\n' \
+    "$BACKEND" "$INSTANCES" "$DURATION" "$CONNECTIONS" "$THREADS" "$COST" "$(nproc)"
+{
+    echo "scenario|req/s|p50|p99|errors"
+    printf '%s\n' "${ROWS[@]}"
+} | column -t -s '|' -o ' | '
+echo
+health_rps="$(row_field health 2)"
+read_rps="$(row_field read 2)"
+if [ -n "$health_rps" ] && [ -n "$read_rps" ]; then
+    printf 'read/health: %s%%\n' "$(python3 -c 'import sys; print(round(100 * float(sys.argv[2]) / float(sys.argv[1])))' "$health_rps" "$read_rps")"
+fi
+for note in "${NOTES[@]}"; do printf '%s\n' "$note"; done
+for n in $(seq 0 $((INSTANCES - 1))); do
+    printf 'instance %s: RSS idle %.1f MB, peak (VmHWM) after 64 connections %.1f MB, exec to /ready 200: %s ms (%s)\n' \
+        "$n" "${rss_idle[$n]}" "${rss_peak[$n]}" "${STARTUP_MS[$n]}" \
+        "$([ "$n" = 0 ] && echo "fresh database, migrations included" || echo "database already migrated")"
+done
