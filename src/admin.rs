@@ -1,11 +1,9 @@
 //! Operator actions shared by the start-up bootstrap and `stores-api admin ...`.
 
-use diesel::Connection;
-
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::Revocations;
 use crate::auth::sessions::Session;
-use crate::db::DbConnection;
+use crate::db::{self, DbConnection};
 use crate::error::ApiError;
 use crate::input::{NewPassword, Username};
 use crate::models::user::User;
@@ -126,7 +124,7 @@ pub fn set_admin(
         return Ok(Outcome::Unchanged(user.username, is_admin));
     }
     // Together or not at all: a demotion must never leave admin tokens alive.
-    conn.transaction::<_, ApiError, _>(|conn| {
+    db::in_transaction(conn, |conn| {
         User::set_admin(conn, user.id, is_admin)?;
         Session::revoke_all_for_user(conn, revoked, user.id, None)
     })?;

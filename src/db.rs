@@ -241,7 +241,41 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    run(pool, move |conn| conn.transaction(f)).await
+    run(pool, move |conn| in_transaction(conn, f)).await
+}
+
+/// Runs `f` in a transaction on `conn`. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads before it writes must upgrade its lock, and SQLite refuses
+/// that upgrade at once (SQLITE_BUSY, no busy timeout, to avoid deadlock) whenever
+/// another writer is active; taking the write lock up front makes it wait its turn
+/// instead. Measured: PUT /item under 32 connections answered 40% 503s without it.
+pub fn in_transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => match Manager::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                // Diesel leaves the transaction open when COMMIT fails; end it.
+                let _ = Manager::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            // The caller's error is the one to report; a failed rollback on top of it
+            // marks the connection broken and the pool drops it.
+            let _ = Manager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
 }
 
 /// The current UTC time as stored: microseconds, the precision PostgreSQL keeps, so

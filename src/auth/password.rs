@@ -100,10 +100,13 @@ impl HashingPool {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _slot = slot;
             // A client that gave up while its job waited costs no hash.
-            if !tx.is_closed() {
-                let _ = tx.send(f());
+            let result = (!tx.is_closed()).then(f);
+            // The slot is free before the answer leaves: whoever sees the answer may
+            // take it at once.
+            drop(slot);
+            if let Some(result) = result {
+                let _ = tx.send(result);
             }
         });
         self.sender
