@@ -139,6 +139,10 @@ pub fn pool(settings: &Settings) -> Pool {
     r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(0))
+        // No `SELECT 1` before every checkout (r2d2's default): on PostgreSQL it is a
+        // round trip per request. A connection that died is seen by `has_broken` when
+        // its query fails and is dropped then; that request answers 503.
+        .test_on_check_out(false)
         .connection_timeout(settings.database_pool_timeout)
         .build_unchecked(ConnectionManager::new(settings.database_url.clone()))
 }

@@ -12,7 +12,7 @@ use crate::input::Price;
 use crate::models::group_by_key;
 use crate::models::store::{Store, StoreRef};
 use crate::models::tag::{Tag, TagRef};
-use crate::schema::{items, items_tags, tags};
+use crate::schema::{items, items_tags, stores, tags};
 
 /// A stored item.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -64,6 +64,9 @@ pub struct ItemView {
     /// Its tags, by id.
     pub tags: Vec<TagRef>,
 }
+
+/// An item, its store's name, and one of its tags (none for an item without tags).
+type ItemRow = (Item, String, Option<(i64, String)>);
 
 /// The 404 for an item id.
 pub fn not_found(id: i64) -> ApiError {
@@ -119,6 +122,41 @@ impl Item {
             .first(conn)
             .optional()?
             .ok_or_else(|| not_found(id))
+    }
+
+    /// One item as the API shows it, in one query (the hot read: GET /item/{id}):
+    /// the item joined to its store and, row by row, to its tags.
+    pub fn view(conn: &mut DbConnection, id: i64) -> Result<ItemView, ApiError> {
+        let rows: Vec<ItemRow> = items::table
+            .inner_join(stores::table)
+            .left_join(items_tags::table.inner_join(tags::table))
+            .filter(items::id.eq(id))
+            .order(tags::id.nullable())
+            .select((
+                Item::as_select(),
+                stores::name,
+                (tags::id, tags::name).nullable(),
+            ))
+            .load(conn)?;
+        let mut rows = rows.into_iter();
+        let Some((item, store_name, first_tag)) = rows.next() else {
+            return Err(not_found(id));
+        };
+        let tags = first_tag
+            .into_iter()
+            .chain(rows.filter_map(|(_, _, tag)| tag))
+            .map(|(id, name)| TagRef { id, name })
+            .collect();
+        Ok(ItemView {
+            store: StoreRef {
+                id: item.store_id,
+                name: store_name,
+            },
+            tags,
+            price: Price::from_cents(item.price_cents),
+            id: item.id,
+            name: item.name,
+        })
     }
 
     /// A page of items by id, and the total.

@@ -167,11 +167,7 @@ pub async fn get_item(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", item::not_found)?;
-    let view = db::run(&state.pool, move |conn| {
-        let found = Item::get(conn, id)?;
-        one(Item::views(conn, vec![found])?)
-    })
-    .await?;
+    let view = db::run(&state.pool, move |conn| Item::view(conn, id)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

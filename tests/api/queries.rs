@@ -109,3 +109,43 @@ fn views_cost_a_fixed_number_of_queries_whatever_the_list_length() {
     let items = Item::views(conn, all_items).expect("views");
     assert!(items.iter().all(|i| i.tags.len() == 3));
 }
+
+#[test]
+fn one_item_is_read_in_one_query_and_matches_its_batched_view() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn = connection(&dir);
+    let conn = &mut *conn;
+    let store = Store::create(conn, "Corner").expect("store");
+    let item = Item::create(conn, "Lamp", Price::from_cents(1999), store.id).expect("item");
+    let bare = Item::create(conn, "Bare", Price::from_cents(5), store.id).expect("item");
+    // Linked out of id order: the view lists tags by id.
+    let tags: Vec<Tag> = ["b", "a", "c"]
+        .iter()
+        .map(|name| Tag::create(conn, store.id, name).expect("tag"))
+        .collect();
+    for tag in tags.iter().rev() {
+        Tag::link(conn, item.id, tag.id).expect("link");
+    }
+
+    let mut view = None;
+    let queries = count_queries(conn, |c| view = Some(Item::view(c, item.id)));
+    assert_eq!(queries, 1, "GET /item/{{id}} is one query");
+    let view = serde_json::to_value(view.expect("ran").expect("view")).expect("json");
+    let batched = Item::views(conn, vec![item.clone()]).expect("views");
+    assert_eq!(view, serde_json::to_value(&batched[0]).expect("json"));
+    let ids: Vec<i64> = view["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|t| t["id"].as_i64())
+        .collect();
+    assert_eq!(ids, tags.iter().map(|t| t.id).collect::<Vec<_>>());
+
+    let bare_view = serde_json::to_value(Item::view(conn, bare.id).expect("view")).expect("json");
+    assert_eq!(bare_view["tags"], serde_json::json!([]), "{bare_view}");
+    assert_eq!(bare_view["store"]["name"], "Corner");
+    assert!(matches!(
+        Item::view(conn, bare.id + 100),
+        Err(stores_api::error::ApiError::NotFound(_))
+    ));
+}
