@@ -319,9 +319,9 @@ async fn a_request_head_over_actix_s_buffer_gets_a_bare_431_or_a_closed_connecti
     // while it is still sending (API.md allows a bare 431 for oversized headers).
     let scene = Scene::new().await;
     let token = "A".repeat(200 * 1024);
-    let sent = scene
-        .app
-        .client
+    // A client of its own: actix closes that connection, and a pooled client could
+    // hand the dead connection to the next request of the test.
+    let sent = reqwest::Client::new()
         .post(scene.app.url("/store"))
         .bearer_auth(&token)
         .json(&json!({"name": "Loot"}))
