@@ -20,18 +20,13 @@ BIN="$TARGET_DIR/debug/stores-api"
 
 export PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
+
 log() { printf 'interop: %s\n' "$*" >&2; }
 
 # 1. The venv: reuse it when its interpreter still works, else (re)create it.
-if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    log "creating virtualenv in ${VENV#"$ROOT"/}"
-    rm -rf "$VENV"
-    mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV" || {
-        log "ERROR: '$PYTHON -m venv' failed (on Debian's own python3: apt-get install -y python3-venv)"
-        exit 1
-    }
-fi
+ensure_venv "$VENV"
 
 # 2. Requirements: install when the venv has not seen this requirements.txt yet.
 want="$(sha256sum "$REQS" | cut -d' ' -f1)"

@@ -28,6 +28,8 @@ cd "$ROOT"
 SERVER_LOG_PREFIX=schemathesis
 # shellcheck source=scripts/lib/server.sh
 . "$ROOT/scripts/lib/server.sh"
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/target/schemathesis-venv"
@@ -45,15 +47,7 @@ installed="$("$ST" --version 2>/dev/null || true)"
 if [ "$installed" = "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
     log "using schemathesis $SCHEMATHESIS_VERSION from ${VENV#"$ROOT"/}"
 else
-    if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-        log "creating virtualenv in ${VENV#"$ROOT"/}"
-        rm -rf "$VENV"
-        mkdir -p "$(dirname "$VENV")"
-        "$PYTHON" -m venv "$VENV" || {
-            log "ERROR: '$PYTHON -m venv' failed (on Debian's own python3: apt-get install -y python3-venv)"
-            exit 1
-        }
-    fi
+    ensure_venv "$VENV"
     log "installing schemathesis==$SCHEMATHESIS_VERSION into ${VENV#"$ROOT"/}"
     "$VENV/bin/python" -m pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
     log "installed $("$ST" --version)"

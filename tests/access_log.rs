@@ -2,43 +2,34 @@
 //! (from X-Forwarded-For only behind a trusted proxy), method, path, status and request
 //! id, and never a token or a password.
 
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::Stdio;
 
 use serde_json::json;
 
 #[tokio::test]
 async fn each_request_is_one_line_with_the_client_address_and_no_secret() {
     let dir = tempfile::tempdir().expect("dir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_stores-api"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("APP_ENV", "test")
-        .env("PORT", port.to_string())
-        .env("DATA_DIR", dir.path())
-        .env("DATABASE_URL", dir.path().join("log.db"))
-        .env("JWT_SECRET_KEY", "access-log-test-key-access-log-test-key")
-        .env("BCRYPT_COST", "4")
-        .env("TRUSTED_PROXIES", "127.0.0.1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("server starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("APP_ENV", "test".to_owned()),
+        ("DATA_DIR", dir.path().display().to_string()),
+        (
+            "DATABASE_URL",
+            dir.path().join("log.db").display().to_string(),
+        ),
+        (
+            "JWT_SECRET_KEY",
+            "access-log-test-key-access-log-test-key".to_owned(),
+        ),
+        ("BCRYPT_COST", "4".to_owned()),
+        ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let (mut server, base) = common::start(&env, common::free_port(), Stdio::from(log)).await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let creds = json!({"username": "logged", "password": "a-password-nobody-logs"});
     let resp = client
@@ -64,11 +55,7 @@ async fn each_request_is_one_line_with_the_client_address_and_no_secret() {
         .expect("X-Request-Id")
         .to_owned();
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    common::terminate(&server);
     let _ = server.wait();
     let text = std::fs::read_to_string(&log_path).expect("log");
 
