@@ -148,32 +148,24 @@ impl DatabaseUrl {
 
 /// An IP address or a CIDR block (`10.0.0.0/8`, `fd00::/8`), as in `TRUSTED_PROXIES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNetwork {
-    address: IpAddr,
-    prefix: u8,
-}
+pub struct IpNetwork(ipnet::IpNet);
 
 impl IpNetwork {
     /// Parses `192.0.2.7`, `192.0.2.0/24`, `2001:db8::1` or `2001:db8::/32`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        let (address, prefix) = match raw.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (raw, None),
-        };
-        let address: IpAddr = address
-            .parse()
-            .map_err(|_| format!("'{raw}' is not an IP address or CIDR block"))?;
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("'{raw}' has an invalid prefix length (0 to {max})"))?,
-        };
-        Ok(IpNetwork { address, prefix })
+        if let Ok(address) = raw.parse::<IpAddr>() {
+            return Ok(IpNetwork(ipnet::IpNet::from(address)));
+        }
+        match raw.split_once('/') {
+            Some((address, _)) if address.parse::<IpAddr>().is_ok() => {
+                raw.parse::<ipnet::IpNet>().map(IpNetwork).map_err(|_| {
+                    let max = if address.contains(':') { 128 } else { 32 };
+                    format!("'{raw}' has an invalid prefix length (0 to {max})")
+                })
+            }
+            _ => Err(format!("'{raw}' is not an IP address or CIDR block")),
+        }
     }
 
     /// Whether `ip` is in the block. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a
@@ -183,29 +175,8 @@ impl IpNetwork {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
-}
-
-/// Whether the first `prefix` bits of `a` and `b` are equal.
-fn prefix_matches(a: &[u8], b: &[u8], prefix: u8) -> bool {
-    let (whole, rest) = (usize::from(prefix / 8), prefix % 8);
-    if a[..whole] != b[..whole] {
-        return false;
-    }
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    (a[whole] & mask) == (b[whole] & mask)
 }
 
 /// Everything about minting and checking tokens.
