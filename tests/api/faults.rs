@@ -1,5 +1,7 @@
 //! The database goes away and comes back: 503 in the contract's shape meanwhile, and
-//! recovery without a restart. Needs PostgreSQL (TEST_DATABASE_URL): a TCP proxy
+//! recovery without a restart. Also a database that stops answering (a lock held
+//! elsewhere): queries that cannot start are 503 within the pool timeout (both
+//! backends). The cut tests need PostgreSQL (TEST_DATABASE_URL): a TCP proxy
 //! between the service and the server is cut and restored. Stopping the real server
 //! would fail every other test running in parallel on it; the proxy takes the database
 //! away from this test's service only, the same way (connections reset, new ones
@@ -319,4 +321,85 @@ async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_
             "{name} failed after the cut yet is stored"
         );
     }
+}
+
+/// A lock that stops every write to `items` until it is released; taken from a
+/// connection of the test's own, as another program on the same database would.
+fn lock_items_for(app: &TestApp, hold: Duration) -> std::thread::JoinHandle<()> {
+    use diesel::connection::SimpleConnection;
+    let pool = stores_api::db::pool(&app.settings);
+    let mut conn = pool.get().expect("a connection of the test's own");
+    let lock = if on_postgres() {
+        "BEGIN; LOCK TABLE items IN EXCLUSIVE MODE;"
+    } else {
+        "BEGIN IMMEDIATE;"
+    };
+    conn.batch_execute(lock).expect("lock");
+    std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        conn.batch_execute("COMMIT;").expect("unlock");
+    })
+}
+
+#[actix_web::test]
+async fn queries_that_cannot_start_while_the_database_is_stuck_are_503_within_the_pool_timeout() {
+    // Two database threads, both stuck behind the lock: the requests queued after them
+    // must not wait for the lock too, but give up when the pool timeout has passed.
+    let app =
+        TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
+    let admin = app.admin().await;
+    let token = admin.tokens.access.as_str();
+    let resp = app
+        .post("/store", Some(token), Some(json!({"name": "Stuck"})))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let store: Value = resp.json().await.expect("store");
+    let resp = app
+        .post(
+            "/item",
+            Some(token),
+            Some(json!({"name": "Held", "price": 1, "store_id": store["id"]})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let item: Value = resp.json().await.expect("item");
+    let path = format!("/item/{}", item["id"]);
+
+    let hold = Duration::from_secs(4);
+    let unlock = lock_items_for(&app, hold);
+    let started = Instant::now();
+    let writes = (1..=6).map(|cents| {
+        let (app, path) = (&app, &path);
+        async move {
+            let resp = app
+                .request(
+                    reqwest::Method::PUT,
+                    path,
+                    Some(token),
+                    Some(json!({"price": f64::from(cents) / 100.0})),
+                )
+                .await;
+            (resp.status(), started.elapsed(), resp)
+        }
+    });
+    let answers = futures_util::future::join_all(writes).await;
+    unlock.join().expect("the lock holder");
+
+    let mut shed = 0;
+    for (status, after, resp) in answers {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            shed += 1;
+            assert!(
+                after < hold - Duration::from_millis(1500),
+                "a 503 came only after {after:?}, with the lock held for {hold:?}"
+            );
+            assert_error(resp, 503, "service_unavailable").await;
+        } else {
+            assert_eq!(status, StatusCode::OK, "{:?}", resp.text().await);
+        }
+    }
+    // Two writes were running when the lock went (they finish after it); the other
+    // four could not start.
+    assert!(shed >= 4, "{shed} of 6 writes were turned away");
+    assert_eq!(app.get(&path, Some(token)).await.status(), StatusCode::OK);
 }
