@@ -92,24 +92,58 @@ impl ConnectionManager {
 /// through here (or calls [`keep_openssl_at_exit`] first).
 pub fn establish_postgres(url: &str) -> Result<PgConnection, ConnectionError> {
     keep_openssl_at_exit();
-    PgConnection::establish(&without_gss_probe(url))
+    PgConnection::establish(&connection_url(url))
 }
 
-/// `url` with `gssencmode=disable` unless it chooses a GSS mode itself. libpq's default
-/// (`prefer`) probes Kerberos on every connect, and Kerberos tears its locks down at
-/// exit just as OpenSSL does: a pool thread connecting then aborts the process
-/// (measured here: 1 exit in 100 with 8 threads connecting). Nothing here uses GSSAPI
-/// encryption; a deployment that does sets `gssencmode` in DATABASE_URL explicitly.
-fn without_gss_probe(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if !parsed.query_pairs().any(|(k, _)| k == "gssencmode") => {
-            parsed
-                .query_pairs_mut()
-                .append_pair("gssencmode", "disable");
-            parsed.into()
+/// `url` with libpq's defaults changed where they cost without protecting anything;
+/// whatever the URL (or libpq's `PGGSSENCMODE` / `PGSSLMODE`) chooses is kept.
+///
+/// - `gssencmode=disable`: libpq's default (`prefer`) probes Kerberos on every connect,
+///   and Kerberos tears its locks down at exit just as OpenSSL does: a pool thread
+///   connecting then aborts the process (measured here: 1 exit in 100 with 8 threads
+///   connecting). A deployment that uses GSSAPI encryption sets `gssencmode` itself.
+/// - `sslmode=disable` for a server on a loopback address: libpq's default (`prefer`)
+///   negotiates TLS there, which encrypts bytes that never leave the kernel and checks
+///   no certificate (`prefer` never does), at about a fifth of the throughput of
+///   GET /item/{id} on PostgreSQL (PERFORMANCE.md). Any other host keeps libpq's default.
+fn connection_url(url: &str) -> String {
+    connection_url_given(url, |name| std::env::var_os(name).is_some())
+}
+
+/// [`connection_url`], with the question "is this libpq variable set" answered by
+/// `set_by_env`.
+fn connection_url_given(url: &str, set_by_env: impl Fn(&str) -> bool) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let has = |key: &str| parsed.query_pairs().any(|(k, _)| k == key);
+    let gss = !has("gssencmode") && !set_by_env("PGGSSENCMODE");
+    // `postgres:` is not a scheme the url crate knows, so an IPv4 host comes as a name.
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         }
-        _ => url.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let ssl = loopback && !has("sslmode") && !has("host") && !set_by_env("PGSSLMODE");
+    {
+        let mut query = parsed.query_pairs_mut();
+        if gss {
+            query.append_pair("gssencmode", "disable");
+        }
+        if ssl {
+            query.append_pair("sslmode", "disable");
+        }
     }
+    if !gss && !ssl {
+        return url.to_owned();
+    }
+    parsed.into()
 }
 
 /// Stops OpenSSL (loaded by libpq, for TLS and SCRAM) from tearing its global state down
@@ -430,21 +464,59 @@ pub async fn ping(pool: &Pool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::without_gss_probe;
+    use super::connection_url_given;
+
+    fn connection_url(url: &str) -> String {
+        connection_url_given(url, |_| false)
+    }
 
     #[test]
     fn connections_skip_the_kerberos_probe_unless_the_url_chooses_a_gss_mode() {
         assert_eq!(
-            without_gss_probe("postgres://u:p@127.0.0.1:5432/db"),
-            "postgres://u:p@127.0.0.1:5432/db?gssencmode=disable"
+            connection_url("postgres://u:p@db.example:5432/db"),
+            "postgres://u:p@db.example:5432/db?gssencmode=disable"
         );
         assert_eq!(
-            without_gss_probe("postgres://u:p@h/db?sslmode=require"),
+            connection_url("postgres://u:p@h/db?sslmode=require"),
             "postgres://u:p@h/db?sslmode=require&gssencmode=disable"
         );
         assert_eq!(
-            without_gss_probe("postgres://u:p@h/db?gssencmode=require"),
+            connection_url("postgres://u:p@h/db?gssencmode=require"),
             "postgres://u:p@h/db?gssencmode=require"
         );
+    }
+
+    #[test]
+    fn a_server_on_loopback_is_reached_without_tls_unless_the_url_asks_for_it() {
+        for host in ["127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST", "[::1]"] {
+            assert_eq!(
+                connection_url(&format!("postgres://u:p@{host}:5432/db")),
+                format!("postgres://u:p@{host}:5432/db?gssencmode=disable&sslmode=disable"),
+            );
+        }
+        assert_eq!(
+            connection_url("postgres://u:p@127.0.0.1/db?sslmode=require"),
+            "postgres://u:p@127.0.0.1/db?sslmode=require&gssencmode=disable"
+        );
+        assert_eq!(
+            connection_url("postgres://u:p@localhost/db?sslmode=verify-full&gssencmode=prefer"),
+            "postgres://u:p@localhost/db?sslmode=verify-full&gssencmode=prefer"
+        );
+        // A `host` parameter overrides the URL's host: nothing is assumed then.
+        assert_eq!(
+            connection_url("postgres://u:p@localhost/db?host=db.example"),
+            "postgres://u:p@localhost/db?host=db.example&gssencmode=disable"
+        );
+        // libpq's own variables choose too.
+        assert_eq!(
+            connection_url_given("postgres://u:p@127.0.0.1/db", |name| name == "PGSSLMODE"),
+            "postgres://u:p@127.0.0.1/db?gssencmode=disable"
+        );
+        for host in ["10.0.0.5", "db.internal", "[2001:db8::1]"] {
+            assert_eq!(
+                connection_url(&format!("postgres://u:p@{host}/db")),
+                format!("postgres://u:p@{host}/db?gssencmode=disable"),
+            );
+        }
     }
 }
