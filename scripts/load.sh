@@ -17,6 +17,11 @@ prints one table: scenario | req/s | p50 | p99 | errors (non-2xx/3xx + socket er
 Then: resident memory at idle and its peak under a 64-connection read, and (SQLite)
 the time from exec to the first 200 of GET /ready.
 
+With --url it starts nothing and drives a server that is already running (this one
+elsewhere, or another implementation of the same endpoints, such as a Flask-JWT-Extended
+one): it registers a user of its own (load-<random>), logs in, creates a store and an
+item through the API, and runs the same scenarios; memory is reported only with --pid.
+
 Scenarios (default: all, in this order):
   health       GET /health
   read         GET /item/{id} with a valid access token
@@ -36,6 +41,11 @@ Options:
                           driven at once by its own wrk with connections/N; req/s summed,
                           p50 averaged, p99 the worst, errors summed
       --no-build          use target/release/stores-api as it is
+      --url BASE          drive the server at BASE (http://host:port) instead of starting one
+      --pid PID           with --url: the server's process, for the memory lines
+      --rounds N          run health and read N times, alternated, and report each
+                          round's read/health and their median (default 1; LOAD_ROUNDS).
+                          The machine's noise then hits both scenarios alike.
   -h, --help              this text
 
 Environment: BCRYPT_COST (default 12, the production default), LOAD_LOGIN_CONNECTIONS
@@ -49,6 +59,8 @@ Examples:
   bash scripts/load.sh -d 5 health read                  # two scenarios
   bash scripts/load.sh --postgres                        # on the local PostgreSQL 15
   bash scripts/load.sh --postgres --instances 2 health read write
+  bash scripts/load.sh --rounds 3 health read            # the throughput ratio, 3 rounds
+  bash scripts/load.sh --url http://127.0.0.1:5000 health read write   # another server
 EOF
 }
 
@@ -63,6 +75,9 @@ POSTGRES=""
 PG_SERVER_URL="${LOAD_DATABASE_URL:-}"
 INSTANCES=1
 BUILD=1
+TARGET_URL=""
+TARGET_PID=""
+ROUNDS="${LOAD_ROUNDS:-1}"
 SCENARIOS=()
 
 while [ $# -gt 0 ]; do
@@ -79,6 +94,9 @@ while [ $# -gt 0 ]; do
             shift ;;
         --instances) INSTANCES="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --url) TARGET_URL="${2%/}"; shift 2 ;;
+        --pid) TARGET_PID="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         -*) echo "load: unknown option $1 (see --help)" >&2; exit 2 ;;
         *)
             case " $ALL_SCENARIOS " in
@@ -92,6 +110,17 @@ done
 case "$INSTANCES" in 1|2) ;; *) echo "load: --instances is 1 or 2" >&2; exit 2 ;; esac
 if [ "$INSTANCES" = 2 ] && [ -z "$POSTGRES" ]; then
     echo "load: --instances 2 needs --postgres (SQLite is for one instance)" >&2; exit 2
+fi
+case "$ROUNDS" in ''|*[!0-9]*|0) echo "load: --rounds is a positive number" >&2; exit 2 ;; esac
+if [ -n "$TARGET_URL" ]; then
+    case "$TARGET_URL" in http://*|https://*) ;; *) echo "load: --url is http://host:port" >&2; exit 2 ;; esac
+    if [ -n "$POSTGRES" ] || [ "$INSTANCES" != 1 ]; then
+        echo "load: --url drives a running server: no --postgres or --instances" >&2; exit 2
+    fi
+    BUILD=0
+fi
+if [ -n "$TARGET_PID" ] && [ -z "$TARGET_URL" ]; then
+    echo "load: --pid goes with --url" >&2; exit 2
 fi
 
 log() { printf 'load: %s\n' "$*" >&2; }
@@ -110,7 +139,7 @@ if [ "$BUILD" = 1 ]; then
     cargo build --release --bin stores-api >&2
 fi
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/stores-api"
-[ -x "$BIN" ] || { log "ERROR: no binary at $BIN"; exit 1; }
+if [ -z "$TARGET_URL" ] && [ ! -x "$BIN" ]; then log "ERROR: no binary at $BIN"; exit 1; fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/stores-load.XXXXXX")"
 PIDS=()
@@ -130,7 +159,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "$POSTGRES" ]; then
+if [ -n "$TARGET_URL" ]; then
+    BACKEND="the server at $TARGET_URL"
+elif [ -n "$POSTGRES" ]; then
     if [ -z "$PG_SERVER_URL" ]; then
         PG_SERVER_URL="$(bash "$ROOT/scripts/postgres.sh" | tail -n1)"
     fi
@@ -150,8 +181,8 @@ free_port() {
 
 now_ns() { date +%s%N; }
 
-# start_server N: instance N on a free port; sets PORTS[N] and STARTUP_MS[N].
-PORTS=()
+# start_server N: instance N on a free port; sets TARGETS[N] and STARTUP_MS[N].
+TARGETS=()
 STARTUP_MS=()
 start_server() {
     local n="$1" port start waited=0
@@ -171,25 +202,53 @@ start_server() {
             exit 1
         fi
     done
-    PORTS[n]="$port"
+    TARGETS[n]="http://127.0.0.1:$port"
     STARTUP_MS[n]=$(( ($(now_ns) - start) / 1000000 ))
 }
 
-for n in $(seq 0 $((INSTANCES - 1))); do
-    start_server "$n"
-done
-BASE="http://127.0.0.1:${PORTS[0]}"
-log "$BACKEND, $INSTANCES instance(s) ready in ${STARTUP_MS[*]} ms; seeding"
+if [ -n "$TARGET_URL" ]; then
+    TARGETS=("$TARGET_URL")
+    curl -fsS -o /dev/null "$TARGET_URL/health" 2>/dev/null \
+        || log "warning: GET $TARGET_URL/health did not answer 2xx; going on"
+    log "$BACKEND (started elsewhere); seeding"
+else
+    for n in $(seq 0 $((INSTANCES - 1))); do
+        start_server "$n"
+    done
+    log "$BACKEND, $INSTANCES instance(s) ready in ${STARTUP_MS[*]} ms; seeding"
+fi
+BASE="${TARGETS[0]}"
+COST_NOTE="BCRYPT_COST=$COST"
+[ -z "$TARGET_URL" ] || COST_NOTE="the server's own password hashing"
 
-json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+json_field() {
+    python3 -c 'import json, sys
+try:
+    print(json.load(sys.stdin)[sys.argv[1]])
+except (ValueError, KeyError):
+    sys.exit("load: ERROR: the answer has no \"%s\"" % sys.argv[1])' "$1"
+}
+# login FIELD: logs the kit's user in and prints FIELD of the answer. A server still
+# hashing an earlier run's logins sheds new ones (503/429): wait and retry, up to 60 s.
+login() {
+    local body tries=0
+    until body="$(post_json /login "$login_body" 2>/dev/null)"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 120 ] || { log "ERROR: POST $BASE/login kept failing"; return 1; }
+        sleep 0.5
+    done
+    printf '%s' "$body" | json_field "$1"
+}
 post_json() { curl -fsS -X POST "$BASE$1" -H 'Content-Type: application/json' "${@:3}" -d "$2"; }
 
-USERNAME="load-user"
+# Names of its own (user, store), so that a server that outlives the run can be driven again.
+USERNAME="load-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
 PASSWORD="load-password-1"
-post_json /register "{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\"}" >/dev/null
+post_json /register "{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\"}" >/dev/null \
+    || { log "ERROR: POST $BASE/register failed; the kit needs /register, /login, /store, /item"; exit 1; }
 login_body="{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\"}"
-ACCESS="$(post_json /login "$login_body" | json_field access_token)"
-STORE_ID="$(post_json /store '{"name": "Load store"}' -H "Authorization: Bearer $ACCESS" | json_field id)"
+ACCESS="$(login access_token)"
+STORE_ID="$(post_json /store "{\"name\": \"Store of $USERNAME\"}" -H "Authorization: Bearer $ACCESS" | json_field id)"
 ITEM_ID="$(post_json /item "{\"name\": \"Load item\", \"price\": 10.5, \"store_id\": $STORE_ID}" \
     -H "Authorization: Bearer $ACCESS" | json_field id)"
 curl -fsS -o /dev/null "$BASE/item/$ITEM_ID" -H "Authorization: Bearer $ACCESS"
@@ -210,7 +269,7 @@ run_wrk() {
     for n in $(seq 0 $((INSTANCES - 1))); do
         LOAD_TOKENS_FILE="$TMP/refresh-tokens-$n" \
             wrk -t"$t" -c"$per" -d"${DURATION}s" --timeout 10s -s "load/$script" "$@" \
-            "http://127.0.0.1:${PORTS[$n]}$path" >"$TMP/$name.$n.out" 2>&1 &
+            "${TARGETS[$n]}$path" >"$TMP/$name.$n.out" 2>&1 &
         wrk_pids+=("$!")
     done
     for n in "${wrk_pids[@]}"; do wait "$n"; done
@@ -237,13 +296,33 @@ status_line() { grep -h "^STATUS" "$TMP/$1".*.out | awk '{ ok += $2; s += $3; l 
 
 # Memory: at idle (started, seeded, nothing running), then the peak under 64 connections
 # of token-checked reads, before any other scenario can set the high-water mark.
-mem() { awk -v k="$2:" '$1 == k { print $2 / 1024 }' "/proc/$1/status"; }
+# With --url, only a --pid on this machine can be measured.
+mem() { awk -v k="$2:" '$1 == k { print $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+MEM_PIDS=("${PIDS[@]}")
+if [ -n "$TARGET_URL" ]; then MEM_PIDS=(${TARGET_PID:+"$TARGET_PID"}); fi
 rss_idle=()
-for n in $(seq 0 $((INSTANCES - 1))); do rss_idle+=("$(mem "${PIDS[$n]}" VmRSS)"); done
+for pid in "${MEM_PIDS[@]}"; do rss_idle+=("$(mem "$pid" VmRSS)"); done
 log "memory: 64-connection read (${DURATION}s)"
 run_wrk read-64 64 "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
 rss_peak=()
-for n in $(seq 0 $((INSTANCES - 1))); do rss_peak+=("$(mem "${PIDS[$n]}" VmHWM)"); done
+for pid in "${MEM_PIDS[@]}"; do rss_peak+=("$(mem "$pid" VmHWM)"); done
+
+# --rounds N: health and read alternated N times, before the other scenarios.
+RATIOS=()
+if [ "$ROUNDS" -gt 1 ]; then
+    rest=()
+    for scenario in "${SCENARIOS[@]}"; do
+        case "$scenario" in health|read) ;; *) rest+=("$scenario") ;; esac
+    done
+    for r in $(seq 1 "$ROUNDS"); do
+        log "round $r/$ROUNDS: health, read (${DURATION}s each)"
+        run_wrk "health#$r" "$CONNECTIONS" "$THREADS" get.lua /health
+        run_wrk "read#$r" "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
+        RATIOS+=("$(python3 -c 'import sys; print(round(100 * float(sys.argv[2]) / float(sys.argv[1]), 1))' \
+            "$(row_field "health#$r" 2)" "$(row_field "read#$r" 2)")")
+    done
+    SCENARIOS=(${rest[@]+"${rest[@]}"})
+fi
 
 for scenario in "${SCENARIOS[@]}"; do
     log "scenario $scenario (${DURATION}s)"
@@ -254,7 +333,7 @@ for scenario in "${SCENARIOS[@]}"; do
         login)
             LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
                 run_wrk login "$LOGIN_CONNECTIONS" "$THREADS" login.lua /login
-            NOTES+=("login: $(status_line login) (BCRYPT_COST=$COST)") ;;
+            NOTES+=("login: $(status_line login) ($COST_NOTE)") ;;
         refresh)
             # One session per chain, one connection per wrk thread, so that each chain
             # presents its tokens in order; instance n gets the sessions of file n.
@@ -262,7 +341,7 @@ for scenario in "${SCENARIOS[@]}"; do
             for n in $(seq 0 $((INSTANCES - 1))); do
                 : >"$TMP/refresh-tokens-$n"
                 for _ in $(seq 1 $(( chains / INSTANCES ))); do
-                    post_json /login "$login_body" | json_field refresh_token >>"$TMP/refresh-tokens-$n"
+                    login refresh_token >>"$TMP/refresh-tokens-$n"
                 done
             done
             run_wrk refresh "$chains" "$chains" refresh.lua /refresh ;;
@@ -273,7 +352,7 @@ for scenario in "${SCENARIOS[@]}"; do
             for n in $(seq 0 $((INSTANCES - 1))); do
                 LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
                     wrk -t1 -c"$(( STORM_CONNECTIONS / INSTANCES ))" -d"$((DURATION + 2))s" --timeout 10s \
-                    -s load/login.lua "http://127.0.0.1:${PORTS[$n]}/login" >"$TMP/storm.$n.out" 2>&1 &
+                    -s load/login.lua "${TARGETS[$n]}/login" >"$TMP/storm.$n.out" 2>&1 &
                 storm_pids+=("$!")
             done
             sleep 1  # let the hashing pool fill before measuring
@@ -287,8 +366,8 @@ for scenario in "${SCENARIOS[@]}"; do
     esac
 done
 
-printf '\nstores-api load kit: %s, %s instance(s), %ss per run, %s connections, %s wrk threads, BCRYPT_COST=%s, %s cores\n\n' \
-    "$BACKEND" "$INSTANCES" "$DURATION" "$CONNECTIONS" "$THREADS" "$COST" "$(nproc)"
+printf '\nstores-api load kit: %s, %s instance(s), %ss per run, %s connections, %s wrk threads, %s, %s cores\n\n' \
+    "$BACKEND" "$INSTANCES" "$DURATION" "$CONNECTIONS" "$THREADS" "$COST_NOTE" "$(nproc)"
 {
     echo "scenario|req/s|p50|p99|errors"
     printf '%s\n' "${ROWS[@]}"
@@ -299,9 +378,22 @@ read_rps="$(row_field read 2)"
 if [ -n "$health_rps" ] && [ -n "$read_rps" ]; then
     printf 'read/health: %s%%\n' "$(python3 -c 'import sys; print(round(100 * float(sys.argv[2]) / float(sys.argv[1])))' "$health_rps" "$read_rps")"
 fi
+if [ ${#RATIOS[@]} -gt 0 ]; then
+    printf 'read/health by round: %s%%; median %s%%\n' "$(printf '%s%%, ' "${RATIOS[@]}" | sed 's/%, $//')" \
+        "$(python3 -c 'import statistics, sys; print(round(statistics.median(float(a) for a in sys.argv[1:]), 1))' "${RATIOS[@]}")"
+fi
 for note in "${NOTES[@]}"; do printf '%s\n' "$note"; done
-for n in $(seq 0 $((INSTANCES - 1))); do
-    printf 'instance %s: RSS idle %.1f MB, peak (VmHWM) after 64 connections %.1f MB, exec to /ready 200: %s ms (%s)\n' \
-        "$n" "${rss_idle[$n]}" "${rss_peak[$n]}" "${STARTUP_MS[$n]}" \
-        "$([ "$n" = 0 ] && echo "fresh database, migrations included" || echo "database already migrated")"
-done
+if [ -n "$TARGET_URL" ]; then
+    if [ -n "$TARGET_PID" ] && [ -n "${rss_idle[0]:-}" ]; then
+        printf 'pid %s: RSS before the run %.1f MB, peak (VmHWM, the process lifetime) %.1f MB\n' \
+            "$TARGET_PID" "${rss_idle[0]}" "${rss_peak[0]}"
+    else
+        echo "memory: not measured (give --pid for a server on this machine)"
+    fi
+else
+    for n in $(seq 0 $((INSTANCES - 1))); do
+        printf 'instance %s: RSS idle %.1f MB, peak (VmHWM) after 64 connections %.1f MB, exec to /ready 200: %s ms (%s)\n' \
+            "$n" "${rss_idle[$n]}" "${rss_peak[$n]}" "${STARTUP_MS[$n]}" \
+            "$([ "$n" = 0 ] && echo "fresh database, migrations included" || echo "database already migrated")"
+    done
+fi
