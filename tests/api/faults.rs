@@ -349,20 +349,7 @@ async fn queries_that_cannot_start_while_the_database_is_stuck_are_503_within_th
         TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
     let admin = app.admin().await;
     let token = admin.tokens.access.as_str();
-    let resp = app
-        .post("/store", Some(token), Some(json!({"name": "Stuck"})))
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let store: Value = resp.json().await.expect("store");
-    let resp = app
-        .post(
-            "/item",
-            Some(token),
-            Some(json!({"name": "Held", "price": 1, "store_id": store["id"]})),
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let item: Value = resp.json().await.expect("item");
+    let (_, item) = app.store_with_item(token, "Stuck", "Held").await;
     let path = format!("/item/{}", item["id"]);
 
     let hold = Duration::from_secs(4);

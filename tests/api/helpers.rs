@@ -254,6 +254,26 @@ impl TestApp {
         user.tokens.refresh = body["refresh_token"].as_str().expect("refresh").to_string();
         body["access_token"].as_str().expect("access").to_string()
     }
+
+    /// A new store named `store` with one item named `item` (price 1), made with a fresh
+    /// `token`; returns both as the API answered them.
+    pub async fn store_with_item(&self, token: &str, store: &str, item: &str) -> (Value, Value) {
+        let resp = self
+            .post("/store", Some(token), Some(json!({"name": store})))
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let store: Value = resp.json().await.expect("store");
+        let resp = self
+            .post(
+                "/item",
+                Some(token),
+                Some(json!({"name": item, "price": 1, "store_id": store["id"]})),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let item: Value = resp.json().await.expect("item");
+        (store, item)
+    }
 }
 
 /// Asserts the contract's error shape, status and code (and the RFC 6750 challenge on

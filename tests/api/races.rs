@@ -198,20 +198,7 @@ async fn concurrent_writes_all_succeed_and_the_last_one_stays() {
     let app = spawn("0").await;
     let admin = app.admin().await;
     let token = admin.tokens.access.as_str();
-    let resp = app
-        .post("/store", Some(token), Some(json!({"name": "Busy"})))
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let store: Value = resp.json().await.expect("store");
-    let resp = app
-        .post(
-            "/item",
-            Some(token),
-            Some(json!({"name": "Hot", "price": 1, "store_id": store["id"]})),
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let item: Value = resp.json().await.expect("item");
+    let (store, item) = app.store_with_item(token, "Busy", "Hot").await;
     let path = format!("/item/{}", item["id"]);
 
     let updates = (1..=30).map(|cents| {
