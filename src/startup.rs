@@ -17,8 +17,9 @@ use crate::auth::revocation::{Follower, Revocations};
 use crate::auth::sessions;
 use crate::auth::tokens::TokenService;
 use crate::config::Settings;
-use crate::db::{self, Pool, SetupError};
+use crate::db::{self, Batch, Pool, SetupError};
 use crate::error::ApiError;
+use crate::models::item::{Item, ItemView};
 use crate::{http, input, routes};
 
 /// What every request handler shares.
@@ -31,6 +32,8 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// Brute-force limits of the auth endpoints.
     pub limiter: RateLimiter,
+    /// GET /item/{id}'s reads, batched.
+    pub item_views: Batch<i64, ItemView>,
     /// The revoked set the token check consults instead of the database.
     pub revocations: Arc<Revocations>,
     /// The settings the service started with.
@@ -79,8 +82,10 @@ impl Application {
             &settings.jwt,
             settings.revocation_poll_interval,
         ));
+        let pool = db::pool(&settings);
         let state = web::Data::new(AppState {
-            pool: db::pool(&settings),
+            item_views: Batch::new(&pool, Item::views_by_id, |view| view.id),
+            pool,
             tokens: TokenService::new(&settings.jwt),
             passwords: PasswordHasher::with_pool(
                 settings.bcrypt_cost,

@@ -50,7 +50,7 @@ pub struct ItemName {
 }
 
 /// An item as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ItemView {
     /// Id.
     pub id: i64,
@@ -124,39 +124,40 @@ impl Item {
             .ok_or_else(|| not_found(id))
     }
 
-    /// One item as the API shows it, in one query (the hot read: GET /item/{id}):
-    /// the item joined to its store and, row by row, to its tags.
-    pub fn view(conn: &mut DbConnection, id: i64) -> Result<ItemView, ApiError> {
+    /// Items as the API shows them, in one query whatever the number of ids (the hot
+    /// read, GET /item/{id}, through [`crate::db::Batch`]): the items joined to their
+    /// stores and, row by row, to their tags. Ids with no item are left out.
+    pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<ItemView>, ApiError> {
         let rows: Vec<ItemRow> = items::table
             .inner_join(stores::table)
             .left_join(items_tags::table.inner_join(tags::table))
-            .filter(items::id.eq(id))
-            .order(tags::id.nullable())
+            .filter(items::id.eq_any(ids))
+            .order((items::id, tags::id.nullable()))
             .select((
                 Item::as_select(),
                 stores::name,
                 (tags::id, tags::name).nullable(),
             ))
             .load(conn)?;
-        let mut rows = rows.into_iter();
-        let Some((item, store_name, first_tag)) = rows.next() else {
-            return Err(not_found(id));
-        };
-        let tags = first_tag
-            .into_iter()
-            .chain(rows.filter_map(|(_, _, tag)| tag))
-            .map(|(id, name)| TagRef { id, name })
-            .collect();
-        Ok(ItemView {
-            store: StoreRef {
-                id: item.store_id,
-                name: store_name,
-            },
-            tags,
-            price: Price::from_cents(item.price_cents),
-            id: item.id,
-            name: item.name,
-        })
+        let mut views: Vec<ItemView> = Vec::with_capacity(ids.len());
+        for (item, store_name, tag) in rows {
+            let tag = tag.map(|(id, name)| TagRef { id, name });
+            // Rows come by item id, so an item's rows are consecutive.
+            match views.last_mut() {
+                Some(view) if view.id == item.id => view.tags.extend(tag),
+                _ => views.push(ItemView {
+                    store: StoreRef {
+                        id: item.store_id,
+                        name: store_name,
+                    },
+                    tags: tag.into_iter().collect(),
+                    price: Price::from_cents(item.price_cents),
+                    id: item.id,
+                    name: item.name,
+                }),
+            }
+        }
+        Ok(views)
     }
 
     /// A page of items by id, and the total.

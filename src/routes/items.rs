@@ -167,8 +167,8 @@ pub async fn get_item(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", item::not_found)?;
-    let view = db::run(&state.pool, move |conn| Item::view(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let view = state.item_views.get(&state.pool, id).await?;
+    Ok(HttpResponse::Ok().json(view.ok_or_else(|| item::not_found(id))?))
 }
 
 /// POST /item (fresh)

@@ -390,3 +390,73 @@ async fn queries_that_cannot_start_while_the_database_is_stuck_are_503_within_th
     assert!(shed >= 4, "{shed} of 6 writes were turned away");
     assert_eq!(app.get(&path, Some(token)).await.status(), StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn reads_that_cannot_start_while_the_items_are_locked_are_503_and_reads_resume_after() {
+    // Only PostgreSQL can hold readers back (SQLite's WAL never blocks a reader).
+    if !on_postgres() {
+        return;
+    }
+    // GET /item/{id} reads on at most a lane per core (db::Batch): with every lane stuck
+    // on the lock, the reads that arrive next must give up when the pool timeout has
+    // passed, and the lanes must serve again once the lock is gone.
+    use diesel::connection::SimpleConnection;
+    // Two connections: at most two lanes, whatever the machine's cores.
+    let app =
+        TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
+    let admin = app.admin().await;
+    let token = admin.tokens.access.as_str();
+    let (_, item) = app.store_with_item(token, "Stuck", "Held").await;
+    let path = format!("/item/{}", item["id"]);
+
+    let hold = Duration::from_secs(4);
+    let mut conn = stores_api::db::pool(&app.settings)
+        .get()
+        .expect("a connection of the test's own");
+    conn.batch_execute("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;")
+        .expect("lock");
+    let unlock = std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        conn.batch_execute("COMMIT;").expect("unlock");
+    });
+    let started = Instant::now();
+    let read = |delay: Duration| {
+        let (app, path) = (&app, &path);
+        async move {
+            tokio::time::sleep(delay).await;
+            let resp = app.get(path, Some(token)).await;
+            (resp.status(), started.elapsed(), resp)
+        }
+    };
+    // The first two reads each start a lane that then waits on the lock (one lane on a
+    // machine of one core); the next ones, and the last six, find no lane free.
+    let first = (0..4).map(|n| read(Duration::from_millis(150 * n)));
+    let last = (0..6).map(|_| read(Duration::from_millis(900)));
+    let (first, last) = futures_util::future::join(
+        futures_util::future::join_all(first),
+        futures_util::future::join_all(last),
+    )
+    .await;
+    unlock.join().expect("the lock holder");
+
+    let (status, after, resp) = first.into_iter().next().expect("a first read");
+    assert_eq!(status, StatusCode::OK, "{:?}", resp.text().await);
+    assert!(
+        after >= hold,
+        "the first read ended at {after:?}, before the lock went"
+    );
+    for (status, after, resp) in last {
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{:?}",
+            resp.text().await
+        );
+        assert!(
+            after < hold - Duration::from_millis(1000),
+            "a 503 came only after {after:?}, with the lock held for {hold:?}"
+        );
+        assert_error(resp, 503, "service_unavailable").await;
+    }
+    assert_eq!(app.get(&path, Some(token)).await.status(), StatusCode::OK);
+}

@@ -238,3 +238,66 @@ async fn concurrent_writes_all_succeed_and_the_last_one_stays() {
     let body: Value = resp.json().await.expect("store");
     assert_eq!(body["items"].as_array().map(Vec::len), Some(11), "{body}");
 }
+
+#[actix_web::test]
+async fn reads_of_different_items_that_arrive_together_each_get_their_own() {
+    // GET /item/{id} answers the reads that arrive together with one query (db::Batch):
+    // each must still get exactly its own item, and a missing id its own 404.
+    let app = spawn("0").await;
+    let admin = app.admin().await;
+    let token = admin.tokens.access.as_str();
+    let (corner, lamp) = app.store_with_item(token, "Corner", "Lamp").await;
+    let (_, mug) = app.store_with_item(token, "Kiosk", "Mug").await;
+    let resp = app
+        .post(
+            "/item",
+            Some(token),
+            Some(json!({"name": "Desk", "price": 120.5, "store_id": corner["id"]})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let desk: Value = resp.json().await.expect("item");
+    let resp = app
+        .post(
+            &format!("/store/{}/tag", corner["id"]),
+            Some(token),
+            Some(json!({"name": "wood"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let tag: Value = resp.json().await.expect("tag");
+    let path = format!("/item/{}/tag/{}", desk["id"], tag["id"]);
+    assert!(app
+        .post(&path, Some(token), None)
+        .await
+        .status()
+        .is_success());
+
+    let ids: Vec<i64> = [&lamp, &mug, &desk]
+        .iter()
+        .map(|item| item["id"].as_i64().expect("id"))
+        .collect();
+    let missing = ids.iter().max().expect("ids") + 1000;
+    let mut expected = Vec::new();
+    for id in ids.iter().chain([&missing]) {
+        let resp = app.get(&format!("/item/{id}"), Some(token)).await;
+        let status = resp.status();
+        expected.push((*id, status, resp.json::<Value>().await.expect("body")));
+    }
+    assert_eq!(expected[2].2["tags"][0]["name"], "wood");
+    assert_eq!(expected[3].1, StatusCode::NOT_FOUND);
+
+    let reads = (0..120).map(|n| {
+        let (app, (id, status, body)) = (&app, &expected[n % expected.len()]);
+        async move {
+            let resp = app.get(&format!("/item/{id}"), Some(token)).await;
+            assert_eq!(resp.status(), *status, "GET /item/{id}");
+            assert_eq!(
+                &resp.json::<Value>().await.expect("body"),
+                body,
+                "GET /item/{id}"
+            );
+        }
+    });
+    join_all(reads).await;
+}
