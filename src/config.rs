@@ -236,6 +236,8 @@ pub struct Settings {
     pub password_hash_threads: usize,
     /// Password hashing jobs that may wait before logins are shed with 503.
     pub password_hash_queue: usize,
+    /// How long a request beyond the queue waits for a place before it is shed.
+    pub password_hash_wait: Duration,
     /// Requests per minute per client to the auth endpoints (0: off).
     pub auth_rate_limit_per_minute: u32,
     /// Failed logins per username in 15 minutes before 429 (0: off).
@@ -349,6 +351,7 @@ impl Settings {
             n => n,
         };
         let password_hash_queue = r.ranged::<usize>("password_hash_queue", 0, 100_000);
+        let password_hash_wait = r.fractional_seconds("password_hash_wait", 0.0, 10.0);
         let auth_rate_limit_per_minute = r.parse::<u32>("auth_rate_limit_per_minute");
         let login_failure_limit = r.parse::<u32>("login_failure_limit");
         let max_body_bytes = r.ranged::<usize>("max_body_bytes", 256, 64 * 1024 * 1024);
@@ -452,6 +455,7 @@ impl Settings {
             bcrypt_cost,
             password_hash_threads,
             password_hash_queue,
+            password_hash_wait,
             auth_rate_limit_per_minute,
             login_failure_limit,
             max_body_bytes,
@@ -677,18 +681,22 @@ mod tests {
             ("JWT_SECRET_KEY", KEY),
             ("PASSWORD_HASH_THREADS", "3"),
             ("PASSWORD_HASH_QUEUE", "0"),
+            ("PASSWORD_HASH_WAIT", "0.5"),
         ]))
         .unwrap();
         assert_eq!((s.password_hash_threads, s.password_hash_queue), (3, 0));
+        assert_eq!(s.password_hash_wait, Duration::from_millis(500));
         let err = Settings::load_from(env(&[
             ("JWT_SECRET_KEY", KEY),
             ("PASSWORD_HASH_THREADS", "-1"),
             ("PASSWORD_HASH_QUEUE", "many"),
+            ("PASSWORD_HASH_WAIT", "-1"),
         ]))
         .unwrap_err();
-        assert_eq!(err.0.len(), 2, "{err}");
+        assert_eq!(err.0.len(), 3, "{err}");
         assert!(err.0[0].starts_with("PASSWORD_HASH_THREADS"), "{err}");
         assert!(err.0[1].starts_with("PASSWORD_HASH_QUEUE"), "{err}");
+        assert!(err.0[2].starts_with("PASSWORD_HASH_WAIT"), "{err}");
     }
 
     #[test]

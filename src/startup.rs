@@ -91,6 +91,7 @@ impl Application {
                 settings.bcrypt_cost,
                 settings.password_hash_threads,
                 settings.password_hash_queue,
+                settings.password_hash_wait,
             ),
             limiter: RateLimiter::new(
                 settings.auth_rate_limit_per_minute,

@@ -3,13 +3,16 @@
 //! bcrypt at cost 12 holds a core for about 275 ms. On actix's blocking pool (up to 512
 //! threads) a login storm would take every core from the async workers, and every
 //! token-checked request would wait behind it. Here a fixed number of threads hash, at
-//! most `queue` jobs wait, and a request beyond that is shed at once with 503 and
-//! `Retry-After`, before it does anything else (a login, before its user lookup): a
-//! storm costs its own logins latency, never the rest of the API.
+//! most `queue` jobs wait, and a request beyond that waits up to `wait` for a place
+//! (first come, first served) and is then shed with 503 and `Retry-After`, before it
+//! does anything else (a login, before its user lookup): a storm costs its own logins
+//! latency, never the rest of the API.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+
+use std::time::Duration;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -30,6 +33,18 @@ const SHED_RETRY_AFTER_SECS: u64 = 1;
 /// last of them is answered within about 16 x 275 ms = 4.4 s, well inside client timeouts.
 pub const DEFAULT_HASHING_QUEUE: usize = 16;
 
+/// How long a request that finds every place taken waits for one by default. Shedding at
+/// once answered a login storm of 32 connections some 25,000 times a second, and that
+/// answering took the CPU that token-checked reads needed: their p99 in the load kit's
+/// storm on PostgreSQL was 1.7x to 9.4x its value at rest. Waiting paces each storming
+/// client to about one answer a second: 1.6x to 2.5x, twice the reads served, logins
+/// hashed at the same rate (PERFORMANCE.md).
+pub const DEFAULT_HASHING_WAIT: Duration = Duration::from_secs(1);
+
+/// Requests that may wait for a place at once; beyond them a request is shed at once, so
+/// that waiting is bounded too.
+const MAX_WAITING: usize = 1024;
+
 /// One unit of hashing work.
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -48,6 +63,9 @@ pub fn default_hashing_threads() -> usize {
 struct HashingPool {
     sender: Sender<Job>,
     slots: Arc<Semaphore>,
+    /// Places for requests waiting for a slot.
+    waiting: Semaphore,
+    wait: Duration,
 }
 
 /// A place in the hashing pool, taken before any other work for the request (a login
@@ -59,8 +77,9 @@ pub struct HashingSlot {
 }
 
 impl HashingPool {
-    /// Starts `threads` threads admitting at most `threads + queue` jobs.
-    fn start(threads: usize, queue: usize) -> Self {
+    /// Starts `threads` threads admitting at most `threads + queue` jobs, a request
+    /// waiting up to `wait` for a place when all are taken.
+    fn start(threads: usize, queue: usize, wait: Duration) -> Self {
         let threads = threads.max(1);
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -78,18 +97,28 @@ impl HashingPool {
         HashingPool {
             sender,
             slots: Arc::new(Semaphore::new(threads.saturating_add(queue))),
+            waiting: Semaphore::new(MAX_WAITING),
+            wait,
         }
     }
 
-    /// A slot, or `ApiError::Overloaded` at once when every slot is taken.
-    fn reserve(&self) -> Result<HashingSlot, ApiError> {
-        match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(permit) => Ok(HashingSlot { _permit: permit }),
-            Err(_) => {
-                log::warn!("password hashing pool full: request shed");
-                Err(ApiError::Overloaded(SHED_RETRY_AFTER_SECS))
+    /// A slot, waiting up to the pool's `wait` when every slot is taken (the semaphore
+    /// hands slots out in arrival order); `ApiError::Overloaded` after that, or at once
+    /// when too many requests are waiting already.
+    async fn reserve(&self) -> Result<HashingSlot, ApiError> {
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(HashingSlot { _permit: permit });
+        }
+        if !self.wait.is_zero() {
+            if let Ok(_waiting) = self.waiting.try_acquire() {
+                let slot = Arc::clone(&self.slots).acquire_owned();
+                if let Ok(Ok(permit)) = tokio::time::timeout(self.wait, slot).await {
+                    return Ok(HashingSlot { _permit: permit });
+                }
             }
         }
+        log::warn!("password hashing pool full: request shed");
+        Err(ApiError::Overloaded(SHED_RETRY_AFTER_SECS))
     }
 
     /// Runs `f` on the pool in `slot`, which is given back when the job is done.
@@ -146,16 +175,21 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// A hasher with bcrypt cost `cost` on a pool of the default size.
     pub fn new(cost: u32) -> Self {
-        Self::with_pool(cost, default_hashing_threads(), DEFAULT_HASHING_QUEUE)
+        Self::with_pool(
+            cost,
+            default_hashing_threads(),
+            DEFAULT_HASHING_QUEUE,
+            DEFAULT_HASHING_WAIT,
+        )
     }
 
-    /// A hasher with bcrypt cost `cost`, `threads` hashing threads and at most `queue`
-    /// jobs waiting for them.
-    pub fn with_pool(cost: u32, threads: usize, queue: usize) -> Self {
+    /// A hasher with bcrypt cost `cost`, `threads` hashing threads, at most `queue` jobs
+    /// waiting for them, and requests beyond those waiting up to `wait` for a place.
+    pub fn with_pool(cost: u32, threads: usize, queue: usize, wait: Duration) -> Self {
         PasswordHasher {
             cost,
             dummy_hash: format!("$2b${cost:02}${DUMMY_SALT_AND_DIGEST}"),
-            pool: Arc::new(HashingPool::start(threads, queue)),
+            pool: Arc::new(HashingPool::start(threads, queue, wait)),
         }
     }
     /// Hashes `password` (already validated to be at most 72 bytes).
@@ -177,23 +211,23 @@ impl PasswordHasher {
     }
 
     /// Takes a place in the hashing pool for a later `verify_in`; `ApiError::Overloaded`
-    /// at once when the pool is full.
-    pub fn reserve(&self) -> Result<HashingSlot, ApiError> {
-        self.pool.reserve()
+    /// when none came free within the pool's wait.
+    pub async fn reserve(&self) -> Result<HashingSlot, ApiError> {
+        self.pool.reserve().await
     }
 
-    /// Hashes on the pool; `ApiError::Overloaded` when it is full.
+    /// Hashes on the pool; `ApiError::Overloaded` when it stays full.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let slot = self.reserve()?;
+        let slot = self.reserve().await?;
         let hasher = self.clone();
         self.pool
             .run(slot, move || hasher.hash_blocking(&password))
             .await?
     }
 
-    /// Verifies on the pool; `ApiError::Overloaded` when it is full.
+    /// Verifies on the pool; `ApiError::Overloaded` when it stays full.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
-        let slot = self.reserve()?;
+        let slot = self.reserve().await?;
         self.verify_in(slot, password, hash).await
     }
 
@@ -236,31 +270,61 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_pool_sheds_at_once_and_recovers() {
-        let pool = HashingPool::start(1, 1);
+    async fn a_full_pool_without_a_wait_sheds_at_once_and_recovers() {
+        let pool = HashingPool::start(1, 1, Duration::ZERO);
         let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-        let running = pool.reserve().unwrap();
-        let waiting = pool.reserve().unwrap();
-        assert!(matches!(pool.reserve(), Err(ApiError::Overloaded(1))));
+        let running = pool.reserve().await.unwrap();
+        let waiting = pool.reserve().await.unwrap();
+        assert!(matches!(pool.reserve().await, Err(ApiError::Overloaded(1))));
         // The running job holds its slot until it is done, the waiting one until it runs.
         let busy = pool.run(running, move || gate_rx.recv().is_ok());
         drop(waiting);
-        let third = pool.reserve().unwrap();
-        assert!(matches!(pool.reserve(), Err(ApiError::Overloaded(1))));
+        let third = pool.reserve().await.unwrap();
+        assert!(matches!(pool.reserve().await, Err(ApiError::Overloaded(1))));
         gate_tx.send(()).unwrap();
         assert!(busy.await.unwrap());
         assert_eq!(pool.run(third, || 4).await.unwrap(), 4, "the pool recovers");
-        let slots: Vec<_> = (0..2).map(|_| pool.reserve().unwrap()).collect();
+        let mut slots = Vec::new();
+        for _ in 0..2 {
+            slots.push(pool.reserve().await.unwrap());
+        }
         assert_eq!(slots.len(), 2, "every slot came back");
     }
 
     #[tokio::test]
+    async fn a_request_on_a_full_pool_gets_a_place_freed_within_the_wait_else_is_shed() {
+        let wait = Duration::from_millis(300);
+        let pool = HashingPool::start(1, 0, wait);
+        let held = pool.reserve().await.unwrap();
+
+        // Nothing comes free: shed, but only after the wait.
+        let started = tokio::time::Instant::now();
+        assert!(matches!(pool.reserve().await, Err(ApiError::Overloaded(1))));
+        assert!(
+            started.elapsed() >= wait,
+            "shed after {:?}",
+            started.elapsed()
+        );
+
+        // The place comes free during the wait: the waiting request takes it.
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(held);
+        };
+        let (slot, ()) = tokio::join!(pool.reserve(), release);
+        let slot = slot.expect("the freed place");
+        assert_eq!(pool.run(slot, || 7).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
     async fn a_panicking_job_is_an_internal_error_and_the_thread_survives() {
-        let pool = HashingPool::start(1, 1);
-        let result: Result<(), ApiError> =
-            pool.run(pool.reserve().unwrap(), || panic!("boom")).await;
+        let pool = HashingPool::start(1, 1, Duration::ZERO);
+        let result: Result<(), ApiError> = pool
+            .run(pool.reserve().await.unwrap(), || panic!("boom"))
+            .await;
         assert!(matches!(result, Err(ApiError::Internal(_))));
-        assert_eq!(pool.run(pool.reserve().unwrap(), || 5).await.unwrap(), 5);
+        let slot = pool.reserve().await.unwrap();
+        assert_eq!(pool.run(slot, || 5).await.unwrap(), 5);
     }
 
     #[test]

@@ -171,7 +171,7 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User
     let username = credentials.username;
     state.limiter.check_username(&username)?;
     // Shed before the user lookup: a login that cannot be hashed costs no query.
-    let slot = state.passwords.reserve()?;
+    let slot = state.passwords.reserve().await?;
     let lookup = username.clone();
     let user = db::run(&state.pool, move |conn| {
         User::find_by_username(conn, &lookup)

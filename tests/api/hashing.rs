@@ -1,5 +1,6 @@
-//! Password hashing runs on a bounded pool: a login storm beyond its queue is shed at
-//! once with 503 and Retry-After, never a 500, and the rest of the API keeps answering.
+//! Password hashing runs on a bounded pool: a login storm beyond its queue waits for a
+//! place up to PASSWORD_HASH_WAIT and is then shed with 503 and Retry-After, never a 500,
+//! and the rest of the API keeps answering.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -15,6 +16,7 @@ async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
         ("BCRYPT_COST", "10"),
         ("PASSWORD_HASH_THREADS", "1"),
         ("PASSWORD_HASH_QUEUE", "1"),
+        ("PASSWORD_HASH_WAIT", "0"),
         ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
         ("LOGIN_FAILURE_LIMIT", "0"),
         ("ADMIN_USERNAME", ""),
@@ -63,4 +65,33 @@ async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
         )
         .await;
     assert_error(resp, 401, "invalid_credentials").await;
+}
+
+#[actix_web::test]
+async fn logins_beyond_the_queue_wait_for_a_place_instead_of_being_shed() {
+    // One hashing thread and no queue: every login but the running one is beyond it.
+    // With a wait longer than the burst takes, each gets a place in turn; with none
+    // (PASSWORD_HASH_WAIT=0, the test above), most of them would be shed.
+    let app = TestApp::spawn_with(&[
+        ("BCRYPT_COST", "8"),
+        ("PASSWORD_HASH_THREADS", "1"),
+        ("PASSWORD_HASH_QUEUE", "0"),
+        ("PASSWORD_HASH_WAIT", "10"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("ADMIN_USERNAME", ""),
+        ("ADMIN_PASSWORD", ""),
+    ])
+    .await;
+    let mut burst = JoinSet::new();
+    for i in 0..6 {
+        let request = app
+            .client
+            .post(app.url("/login"))
+            .json(&json!({"username": format!("nobody-{i}"), "password": "wrong-password"}));
+        burst.spawn(async move { request.send().await.expect("login sent") });
+    }
+    while let Some(joined) = burst.join_next().await {
+        assert_error(joined.expect("login task"), 401, "invalid_credentials").await;
+    }
 }
