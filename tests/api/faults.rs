@@ -326,14 +326,20 @@ async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_
 /// A lock that stops every write to `items` until it is released; taken from a
 /// connection of the test's own, as another program on the same database would.
 fn lock_items_for(app: &TestApp, hold: Duration) -> std::thread::JoinHandle<()> {
-    use diesel::connection::SimpleConnection;
-    let pool = stores_api::db::pool(&app.settings);
-    let mut conn = pool.get().expect("a connection of the test's own");
     let lock = if on_postgres() {
         "BEGIN; LOCK TABLE items IN EXCLUSIVE MODE;"
     } else {
         "BEGIN IMMEDIATE;"
     };
+    hold_lock(app, lock, hold)
+}
+
+/// Runs `lock` (a statement that opens a transaction and takes a lock) on a connection
+/// of the test's own and commits `hold` later, on the returned thread.
+fn hold_lock(app: &TestApp, lock: &str, hold: Duration) -> std::thread::JoinHandle<()> {
+    use diesel::connection::SimpleConnection;
+    let pool = stores_api::db::pool(&app.settings);
+    let mut conn = pool.get().expect("a connection of the test's own");
     conn.batch_execute(lock).expect("lock");
     std::thread::spawn(move || {
         std::thread::sleep(hold);
@@ -341,16 +347,23 @@ fn lock_items_for(app: &TestApp, hold: Duration) -> std::thread::JoinHandle<()> 
     })
 }
 
+/// A server with two database threads and a pool timeout of 1 s, its admin's access
+/// token, and the path of an item.
+async fn two_threads_and_an_item() -> (TestApp, String, String) {
+    let app =
+        TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
+    let token = app.admin().await.tokens.access;
+    let (_, item) = app.store_with_item(&token, "Stuck", "Held").await;
+    let path = format!("/item/{}", item["id"]);
+    (app, token, path)
+}
+
 #[actix_web::test]
 async fn queries_that_cannot_start_while_the_database_is_stuck_are_503_within_the_pool_timeout() {
     // Two database threads, both stuck behind the lock: the requests queued after them
     // must not wait for the lock too, but give up when the pool timeout has passed.
-    let app =
-        TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
-    let admin = app.admin().await;
-    let token = admin.tokens.access.as_str();
-    let (_, item) = app.store_with_item(token, "Stuck", "Held").await;
-    let path = format!("/item/{}", item["id"]);
+    let (app, token, path) = two_threads_and_an_item().await;
+    let token = token.as_str();
 
     let hold = Duration::from_secs(4);
     let unlock = lock_items_for(&app, hold);
@@ -400,25 +413,16 @@ async fn reads_that_cannot_start_while_the_items_are_locked_are_503_and_reads_re
     // GET /item/{id} reads on at most a lane per core (db::Batch): with every lane stuck
     // on the lock, the reads that arrive next must give up when the pool timeout has
     // passed, and the lanes must serve again once the lock is gone.
-    use diesel::connection::SimpleConnection;
     // Two connections: at most two lanes, whatever the machine's cores.
-    let app =
-        TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
-    let admin = app.admin().await;
-    let token = admin.tokens.access.as_str();
-    let (_, item) = app.store_with_item(token, "Stuck", "Held").await;
-    let path = format!("/item/{}", item["id"]);
+    let (app, token, path) = two_threads_and_an_item().await;
+    let token = token.as_str();
 
     let hold = Duration::from_secs(4);
-    let mut conn = stores_api::db::pool(&app.settings)
-        .get()
-        .expect("a connection of the test's own");
-    conn.batch_execute("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;")
-        .expect("lock");
-    let unlock = std::thread::spawn(move || {
-        std::thread::sleep(hold);
-        conn.batch_execute("COMMIT;").expect("unlock");
-    });
+    let unlock = hold_lock(
+        &app,
+        "BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;",
+        hold,
+    );
     let started = Instant::now();
     let read = |delay: Duration| {
         let (app, path) = (&app, &path);
