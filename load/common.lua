@@ -1,4 +1,4 @@
--- Shared by every scenario: one machine-readable line that scripts/load.sh turns into
+-- Shared by every scenario: one machine-readable line that load/run.sh turns into
 -- a table row. Latencies in milliseconds; errors split into non-2xx/3xx and socket.
 local common = {}
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs load/flask_app.py (the Flask-JWT-Extended comparison target of scripts/load.sh)
+# Runs load/flask_app.py (the Flask-JWT-Extended comparison target of load/run.sh)
 # under gunicorn, in a venv of its own. `bash load/flask-run.sh --help` explains it.
 set -euo pipefail
 
@@ -10,7 +10,7 @@ Usage: JWT_SECRET_KEY=... bash load/flask-run.sh [gunicorn args...]
 Creates once a venv at $FLASK_VENV (default ~/.cache/stores-api/flask-venv) with
 flask 3.1, flask-jwt-extended 4.7.4, bcrypt and gunicorn (from PyPI), then execs
 gunicorn on load/flask_app.py: the process is then the gunicorn master, whose PID is
-the one to give to `scripts/load.sh --url ... --pid PID`. Extra arguments go to gunicorn.
+the one to give to `load/run.sh --url ... --pid PID`. Extra arguments go to gunicorn.
 
 Environment:
   JWT_SECRET_KEY  required: the HMAC key of the tokens
@@ -23,7 +23,7 @@ Environment:
 Example:
   JWT_SECRET_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') PORT=5000 \
       bash load/flask-run.sh &
-  bash scripts/load.sh --url http://127.0.0.1:5000 --pid $! health read write
+  bash load/run.sh --url http://127.0.0.1:5000 --pid $! health read write
 EOF
 }
 

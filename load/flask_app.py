@@ -1,12 +1,12 @@
 """A Flask + Flask-JWT-Extended reference implementation of a subset of the stores-api.
 
-It exists only as a comparison target for `scripts/load.sh --url`: the same endpoints the
+It exists only as a comparison target for `load/run.sh --url`: the same endpoints the
 load kit drives (health, register, login, refresh with rotation, store, item), written
 the way the Flask-JWT-Extended tutorials do it. It is not part of the service.
 
 Run it with load/flask-run.sh (a venv, then gunicorn with one worker per core):
     JWT_SECRET_KEY=... PORT=5000 bash load/flask-run.sh
-    bash scripts/load.sh --url http://127.0.0.1:5000 --pid <gunicorn master pid>
+    bash load/run.sh --url http://127.0.0.1:5000 --pid <gunicorn master pid>
 
 Environment: JWT_SECRET_KEY (required), FLASK_DB (the sqlite file, default
 stores-api-flask.db in the temp dir: one path, so that every gunicorn worker shares it),

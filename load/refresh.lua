@@ -1,6 +1,6 @@
 -- POST /refresh, chaining rotated refresh tokens: each is single use, so every wrk
 -- thread owns one session (its first token is line N of LOAD_TOKENS_FILE), runs one
--- connection (scripts/load.sh passes -c = -t), and presents the token the previous
+-- connection (load/run.sh passes -c = -t), and presents the token the previous
 -- response returned. A failed refresh breaks that chain: its later requests count as errors.
 local common = dofile("load/common.lua")
 

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Start and stop a throwaway stores-api server for the scripts that drive it
-# (scripts/newman.sh, scripts/walkthrough-ci.sh). Source it, then:
+# (checks/postman/run.sh, checks/walkthrough/run.sh). Source it, then:
 #
 #   server_build                 # cargo build --bin stores-api (incremental)
 #   trap server_stop EXIT        # always stop it, whatever happens next

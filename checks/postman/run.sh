@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the Postman collection with newman against a freshly started server:
 #
-#   bash scripts/newman.sh [extra newman options, e.g. --reporters cli,junit]
+#   bash checks/postman/run.sh [extra newman options, e.g. --reporters cli,junit]
 #
 # 1. installs newman 6 from the npm registry into target/newman/ (once; reused after),
 # 2. builds the server (cargo build --bin stores-api) and starts it on a free port with a
 #    fresh SQLite file in a temp directory (scripts/lib/server.sh),
-# 3. runs postman/stores-api.postman_collection.json with its environment, baseUrl and the
+# 3. runs checks/postman/stores-api.postman_collection.json with its environment, baseUrl and the
 #    admin credentials pointing at that server,
 # 4. stops the server (always) and exits non-zero if any request or assertion failed.
 #
@@ -14,7 +14,7 @@
 # (default admin / admin-password), NEWMAN_VERSION (default 6).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 SERVER_LOG_PREFIX=newman
 # shellcheck source=scripts/lib/server.sh
@@ -23,8 +23,8 @@ SERVER_LOG_PREFIX=newman
 NEWMAN_DIR="$ROOT/target/newman"
 NEWMAN="$NEWMAN_DIR/node_modules/.bin/newman"
 NEWMAN_VERSION="${NEWMAN_VERSION:-6}"
-COLLECTION="$ROOT/postman/stores-api.postman_collection.json"
-ENVIRONMENT="$ROOT/postman/stores-api.postman_environment.json"
+COLLECTION="$ROOT/checks/postman/stores-api.postman_collection.json"
+ENVIRONMENT="$ROOT/checks/postman/stores-api.postman_environment.json"
 
 log() { printf 'newman: %s\n' "$*" >&2; }
 

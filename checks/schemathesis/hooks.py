@@ -1,4 +1,4 @@
-"""Schemathesis hooks for scripts/schemathesis.sh (loaded through SCHEMATHESIS_HOOKS).
+"""Schemathesis hooks for checks/schemathesis/run.sh (loaded through SCHEMATHESIS_HOOKS).
 
 With ST_AUTH=admin every test case gets a fresh admin access token of its own, from
 POST /login with the bootstrap admin (BASE_URL, ADMIN_USERNAME, ADMIN_PASSWORD). A token

@@ -3,7 +3,7 @@
 # independent OpenAPI-driven tester (issue 5, item 8): no 500, and no status, header,
 # content type or body outside the document.
 #
-#   bash scripts/schemathesis.sh [extra `schemathesis run` options]
+#   bash checks/schemathesis/run.sh [extra `schemathesis run` options]
 #
 # 1. installs schemathesis (pinned, from PyPI) into target/schemathesis-venv (once; reused
 #    while it has that version),
@@ -12,7 +12,7 @@
 #    thousands of requests from one address) and a random admin password,
 # 3. runs schemathesis over $BASE_URL/openapi.json twice: without a token (every guarded
 #    operation must answer its documented 401) and with a fresh admin access token per
-#    test case (scripts/schemathesis_hooks.py says why per case, and how the bootstrap
+#    test case (checks/schemathesis/hooks.py says why per case, and how the bootstrap
 #    admin is kept alive), so the guarded operations are exercised past their guard,
 # 4. stops the server (always) and exits non-zero if either run found a failure.
 #
@@ -23,7 +23,7 @@
 # about 1800 test cases in all), SCHEMATHESIS_SEED (default 5).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 SERVER_LOG_PREFIX=schemathesis
 # shellcheck source=scripts/lib/server.sh
@@ -87,10 +87,10 @@ log "seeded store 1, item 1 and tag 1"
 #    the document lists, in its shape;
 #  - negative_data_rejection: input the document says is invalid is refused with a 4xx,
 #    i.e. the document claims no constraint the server does not enforce;
-#  - positive_data_acceptance_whole_case (scripts/schemathesis_hooks.py; the built-in
+#  - positive_data_acceptance_whole_case (checks/schemathesis/hooks.py; the built-in
 #    positive_data_acceptance minus a mislabelled case, see there): input the document
 #    says is valid is not refused with a 400 or 422, i.e. the server enforces no
-#    constraint the document does not state (scripts/schemathesis.toml lists the 422s
+#    constraint the document does not state (checks/schemathesis/schemathesis.toml lists the 422s
 #    of rules about the database's state that no schema can express);
 #  - unsupported_method, allow_header_conformance: a method the document does not list
 #    for a path is a 405 with an Allow header naming those it does;
@@ -105,14 +105,14 @@ CHECKS+=,negative_data_rejection,positive_data_acceptance_whole_case
 CHECKS+=,unsupported_method,allow_header_conformance,ignored_auth
 
 if [ ! -t 1 ]; then color=--no-color; else color=--force-color; fi
-export SCHEMATHESIS_HOOKS=scripts.schemathesis_hooks PYTHONPATH="$ROOT"
+export SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$ROOT/checks/schemathesis"
 
 # run NAME AUTH [options]: AUTH is what the hooks give each case (none or admin).
 run() {
     local name="$1" auth="$2"
     shift 2
     log "run '$name': $ST run $BASE_URL/openapi.json --checks ... --max-examples $MAX_EXAMPLES --seed $SEED"
-    ST_AUTH="$auth" "$ST" --config-file "$ROOT/scripts/schemathesis.toml" $color \
+    ST_AUTH="$auth" "$ST" --config-file "$ROOT/checks/schemathesis/schemathesis.toml" $color \
         run "$BASE_URL/openapi.json" \
         --checks "$CHECKS" \
         --max-examples "$MAX_EXAMPLES" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The load kit of issue 6: starts the release server itself and runs named wrk scenarios.
-# `bash scripts/load.sh --help` explains it; PERFORMANCE.md holds the figures it gave.
+# `bash load/run.sh --help` explains it; PERFORMANCE.md holds the figures it gave.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,7 +8,7 @@ ALL_SCENARIOS="health read write login refresh login-storm"
 
 usage() {
     cat <<'EOF'
-Usage: bash scripts/load.sh [options] [scenario ...]
+Usage: bash load/run.sh [options] [scenario ...]
 
 Builds the release binary (cargo build --release), starts the server on a fresh SQLite
 file in a temp dir (or on a fresh database of a PostgreSQL server), creates a user, a
@@ -55,12 +55,12 @@ default warn: the per-request access log is info). The auth rate limits are off
 127.0.0.1, so with them on the kit would measure 429s, not logins.
 
 Examples:
-  bash scripts/load.sh                                   # everything on SQLite, ~2 minutes
-  bash scripts/load.sh -d 5 health read                  # two scenarios
-  bash scripts/load.sh --postgres                        # on the local PostgreSQL 15
-  bash scripts/load.sh --postgres --instances 2 health read write
-  bash scripts/load.sh --rounds 3 health read            # the throughput ratio, 3 rounds
-  bash scripts/load.sh --url http://127.0.0.1:5000 health read write   # another server
+  bash load/run.sh                                   # everything on SQLite, ~2 minutes
+  bash load/run.sh -d 5 health read                  # two scenarios
+  bash load/run.sh --postgres                        # on the local PostgreSQL 15
+  bash load/run.sh --postgres --instances 2 health read write
+  bash load/run.sh --rounds 3 health read            # the throughput ratio, 3 rounds
+  bash load/run.sh --url http://127.0.0.1:5000 health read write   # another server
 EOF
 }
 

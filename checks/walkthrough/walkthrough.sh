@@ -4,7 +4,7 @@
 # against a server that was started with an admin account:
 #
 #   ADMIN_USERNAME=admin ADMIN_PASSWORD=admin-password cargo run      # in one terminal
-#   bash examples/walkthrough.sh                                       # in another
+#   bash checks/walkthrough/walkthrough.sh                                       # in another
 #
 # Environment: BASE_URL (default http://127.0.0.1:5000), ADMIN_USERNAME / ADMIN_PASSWORD
 # (default admin / admin-password: the admin the server bootstraps at start-up).

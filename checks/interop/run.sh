@@ -2,17 +2,17 @@
 # Flask-JWT-Extended interoperability check: builds the server, then runs interop/check.py
 # against the real binary from a throwaway virtualenv in target/interop-venv.
 #
-#   bash interop/run.sh
+#   bash checks/interop/run.sh
 #
 # Environment (optional): PYTHON (default python3) creates the venv.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/target/interop-venv"
-REQS="$ROOT/interop/requirements.txt"
+REQS="$ROOT/checks/interop/requirements.txt"
 STAMP="$VENV/.requirements.sha256"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
@@ -31,7 +31,7 @@ ensure_venv "$VENV"
 # 2. Requirements: install when the venv has not seen this requirements.txt yet.
 want="$(sha256sum "$REQS" | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-    log "installing interop/requirements.txt"
+    log "installing checks/interop/requirements.txt"
     "$VENV/bin/python" -m pip install -q -r "$REQS"
     printf '%s\n' "$want" >"$STAMP"
 fi
@@ -41,4 +41,4 @@ log "building the server (cargo build --bin stores-api)"
 cargo build --bin stores-api
 
 # 4. The check itself; its last line is "N passed, M failed".
-exec "$VENV/bin/python" "$ROOT/interop/check.py" "$BIN"
+exec "$VENV/bin/python" "$ROOT/checks/interop/check.py" "$BIN"
