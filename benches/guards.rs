@@ -19,9 +19,10 @@ use actix_web_httpauth::middleware::HttpAuthentication;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 use stores_api::auth::guards::Authenticated;
-use stores_api::auth::middleware::{check_token, validator, TokenState};
+use stores_api::auth::middleware::{validator, TokenState};
 use stores_api::config::Settings;
-use stores_api::startup::{AppState, Application};
+use stores_api::startup::Application;
+use stores_api::state::AppState;
 
 const ADMIN: (&str, &str) = ("bench-admin", "bench-admin-password-1");
 
@@ -94,17 +95,17 @@ fn guards(c: &mut Criterion) {
     let (state, token) = running_server(dir.path());
     let system = actix_web::rt::System::new();
 
-    match system.block_on(check_token(&state, &token)) {
+    match system.block_on(state.token_check.check(&token)) {
         TokenState::Valid(_) => {}
         TokenState::Rejected(e) => panic!("the benchmark's token is refused: {e}"),
     }
     c.bench_function("token_check", |b| {
-        b.iter(|| system.block_on(check_token(&state, black_box(&token))))
+        b.iter(|| system.block_on(state.token_check.check(black_box(&token))))
     });
 
     let service = system.block_on(test::init_service(
         App::new()
-            .app_data(state.clone())
+            .app_data(state.token_check.clone())
             .wrap(HttpAuthentication::with_fn(validator))
             .route("/guarded", web::get().to(guarded))
             .route("/unguarded", web::get().to(unguarded)),

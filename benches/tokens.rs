@@ -9,14 +9,14 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use stores_api::auth::tokens::{Claims, Subject, TokenService};
-use stores_api::config::{JwtSettings, Secret};
+use stores_api::config::{Secret, TokenSettings};
 
 /// A key as long as the generated development key.
 const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// The production shape: HS256, a 64-hex-digit key, no iss/aud, zero leeway.
 fn service() -> TokenService {
-    TokenService::new(&JwtSettings {
+    TokenService::new(&TokenSettings {
         secret: Secret::new(KEY),
         algorithm: Algorithm::HS256,
         access_ttl: Duration::from_secs(900),
@@ -25,6 +25,7 @@ fn service() -> TokenService {
         issuer: None,
         audience: None,
         refresh_reuse_grace: Duration::ZERO,
+        generated_key_file: None,
     })
 }
 

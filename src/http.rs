@@ -12,16 +12,29 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, ResponseError};
 
-use crate::config::{IpNetwork, Settings};
+use crate::config::{HttpSettings, IpNetwork};
 use crate::error::ApiError;
-use crate::routes::docs::is_docs_path;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// Where Swagger UI is served (its index is `/swagger-ui/`).
+pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
+
+/// Whether `path` is the OpenAPI document or Swagger UI: public, the same for everyone,
+/// never reading a token.
+pub fn is_docs_path(path: &str) -> bool {
+    path == OPENAPI_PATH
+        || path
+            .strip_prefix(SWAGGER_UI_PATH)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The CORS policy: only the configured origins; preflights for requests with an
 /// Authorization header and a JSON body succeed for them and fail for any other.
-pub fn cors(settings: &Settings) -> Cors {
+pub fn cors(settings: &HttpSettings) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([
             Method::GET,

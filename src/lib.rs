@@ -1,7 +1,6 @@
 //! stores-api: a JWT-secured REST API for stores, items and tags whose tokens are
 //! interchangeable with Flask-JWT-Extended's.
 
-pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -12,3 +11,4 @@ pub mod models;
 pub mod routes;
 pub mod schema;
 pub mod startup;
+pub mod state;

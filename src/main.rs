@@ -4,13 +4,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stores_api::admin::{self, AdminError, Outcome};
-use stores_api::auth::password::PasswordHasher;
-use stores_api::auth::revocation::Revocations;
+use stores_api::auth::flows::Accounts;
 use stores_api::config::Settings;
 use stores_api::db;
-use stores_api::error::ApiError;
+use stores_api::input::{NewPassword, Username};
+use stores_api::models::user::User;
 use stores_api::startup::Application;
+use stores_api::state::AppState;
 
 /// A JWT-secured REST API for stores, items and tags.
 ///
@@ -32,6 +32,9 @@ enum Command {
     /// Operator actions on accounts, straight on the database (DATABASE_URL).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Print the OpenAPI document the server serves at /openapi.json (the committed
+    /// copy is docs/openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -73,10 +76,14 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
-        Command::Migrate => db::migrate(&settings)
+        Command::Migrate => db::migrate(&settings.database)
             .map(|n| println!("applied {n} migration(s); the database is up to date"))
             .map_err(|e| e.to_string()),
         Command::Admin(command) => run_admin(settings, command),
+        Command::Openapi => {
+            println!("{}", stores_api::routes::docs::document());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,30 +105,96 @@ fn serve(settings: Settings) -> Result<(), String> {
     })
 }
 
+/// Runs an admin command through the same account flows as the HTTP API. This process
+/// serves no requests: running instances learn the revocations from the database.
 fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
-    db::migrate(&settings).map_err(|e| e.to_string())?;
-    let pool = db::pool(&settings);
-    let mut conn = pool.get().map_err(|e| ApiError::from(e).to_string())?;
-    // This process serves no requests: the set is thrown away, and running instances
-    // learn the revocations from the log.
-    let revoked = Revocations::new(&settings.jwt, settings.revocation_poll_interval);
-    let outcome: Result<Outcome, AdminError> = match command {
-        AdminCommand::Create { username } => {
-            let password = read_password()?;
-            let hasher = PasswordHasher::new(settings.bcrypt_cost);
-            admin::create_admin(&mut conn, &hasher, &username, &password)
-        }
-        AdminCommand::Promote { username } => {
-            admin::set_admin(&mut conn, &revoked, &username, true)
-        }
-        AdminCommand::Demote { username } => {
-            admin::set_admin(&mut conn, &revoked, &username, false)
-        }
-        AdminCommand::Revoke { username } => admin::revoke_sessions(&mut conn, &revoked, &username),
-    };
-    let outcome = outcome.map_err(|e| e.to_string())?;
-    println!("{outcome}");
-    Ok(())
+    db::migrate(&settings.database).map_err(|e| e.to_string())?;
+    let pool = db::pool(&settings.database);
+    let revocations = std::sync::Arc::new(stores_api::auth::revocation::Revocations::new(
+        &settings.tokens,
+        settings.revocation.poll_interval,
+    ));
+    let state = AppState::new(settings, pool, revocations);
+    let accounts = state.accounts;
+    actix_web::rt::System::new().block_on(async move {
+        let line = match command {
+            AdminCommand::Create { username } => {
+                let username = parse_username(&username)?;
+                let password = NewPassword::parse(&serde_json::Value::from(read_password()?))
+                    .map_err(|problem| format!("password: {problem}"))?;
+                if accounts
+                    .find_by_username(&username)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    return Err(format!(
+                        "a user named '{}' already exists (use `stores-api admin promote`)",
+                        username.as_str()
+                    ));
+                }
+                let user = accounts
+                    .register(username, password, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                format!("admin user '{}' created", user.username)
+            }
+            AdminCommand::Promote { username } => {
+                let user = find(&accounts, &username).await?;
+                let change = accounts
+                    .set_admin(user.id, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if change.changed {
+                    format!(
+                        "user '{}' promoted to admin; their sessions were revoked",
+                        user.username
+                    )
+                } else {
+                    format!("user '{}' is already an admin", user.username)
+                }
+            }
+            AdminCommand::Demote { username } => {
+                let user = find(&accounts, &username).await?;
+                let change = accounts
+                    .set_admin(user.id, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if change.changed {
+                    format!(
+                        "user '{}' is no longer an admin; their sessions were revoked",
+                        user.username
+                    )
+                } else {
+                    format!("user '{}' is already not an admin", user.username)
+                }
+            }
+            AdminCommand::Revoke { username } => {
+                let user = find(&accounts, &username).await?;
+                let count = accounts
+                    .revoke_sessions(user.id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                format!("revoked {count} session(s) of user '{}'", user.username)
+            }
+        };
+        println!("{line}");
+        Ok(())
+    })
+}
+
+fn parse_username(raw: &str) -> Result<Username, String> {
+    Username::parse(&serde_json::Value::from(raw)).map_err(|problem| format!("username: {problem}"))
+}
+
+/// The user an admin command names, or a clear refusal.
+async fn find(accounts: &Accounts, raw: &str) -> Result<User, String> {
+    let username = parse_username(raw)?;
+    accounts
+        .find_by_username(&username)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user named '{}'", username.as_str()))
 }
 
 fn read_password() -> Result<String, String> {

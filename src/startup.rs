@@ -1,44 +1,25 @@
-//! The Application: pool, migrations, admin bootstrap, HttpServer and routes.
-//! The binary and the tests start it the same way.
+//! The Application: migrations, the shared state, the admin bootstrap, the server and
+//! its middleware. The binary and the tests start it the same way.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Logger};
 use actix_web::{web, App, HttpServer};
 use actix_web_httpauth::middleware::HttpAuthentication;
+use utoipa_actix_web::AppExt;
 
-use crate::admin::{self, AdminError};
 use crate::auth::middleware::validator;
-use crate::auth::password::PasswordHasher;
-use crate::auth::rate_limit::RateLimiter;
 use crate::auth::revocation::{Follower, Revocations};
 use crate::auth::sessions;
-use crate::auth::tokens::TokenService;
 use crate::config::Settings;
-use crate::db::{self, Batch, Pool, SetupError};
+use crate::db::{self, SetupError};
 use crate::error::ApiError;
-use crate::models::item::{Item, ItemView};
+use crate::http::SWAGGER_UI_PATH;
+use crate::input::{NewPassword, Username};
+use crate::state::AppState;
 use crate::{http, input, routes};
-
-/// What every request handler shares.
-pub struct AppState {
-    /// The database pool.
-    pub pool: Pool,
-    /// Token minting and decoding.
-    pub tokens: TokenService,
-    /// bcrypt with the configured cost.
-    pub passwords: PasswordHasher,
-    /// Brute-force limits of the auth endpoints.
-    pub limiter: RateLimiter,
-    /// GET /item/{id}'s reads, batched.
-    pub item_views: Batch<i64, ItemView>,
-    /// The revoked set the token check consults instead of the database.
-    pub revocations: Arc<Revocations>,
-    /// The settings the service started with.
-    pub settings: Settings,
-}
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +28,8 @@ pub enum StartupError {
     #[error(transparent)]
     Database(#[from] SetupError),
     /// The admin bootstrap was refused.
-    #[error("ADMIN_USERNAME/ADMIN_PASSWORD: {0}")]
-    Admin(#[from] AdminError),
+    #[error("{0}")]
+    Admin(String),
     /// Binding the address failed.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
@@ -71,121 +52,36 @@ pub struct Application {
 impl Application {
     /// Migrates, bootstraps the admin, binds, and builds the server (not yet awaited).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let migrate_settings = settings.clone();
-        let applied = web::block(move || db::migrate(&migrate_settings))
+        let database = settings.database.clone();
+        let applied = web::block(move || db::migrate(&database))
             .await
             .map_err(|e| StartupError::Task(e.to_string()))??;
         if applied > 0 {
             log::info!("applied {applied} migration(s)");
         }
         let revocations = Arc::new(Revocations::new(
-            &settings.jwt,
-            settings.revocation_poll_interval,
+            &settings.tokens,
+            settings.revocation.poll_interval,
         ));
-        let pool = db::pool(&settings);
-        let state = web::Data::new(AppState {
-            item_views: Batch::new(&pool, Item::views_by_id, |view| view.id),
-            pool,
-            tokens: TokenService::new(&settings.jwt),
-            passwords: PasswordHasher::with_pool(
-                settings.bcrypt_cost,
-                settings.password_hash_threads,
-                settings.password_hash_queue,
-                settings.password_hash_wait,
-            ),
-            limiter: RateLimiter::new(
-                settings.auth_rate_limit_per_minute,
-                settings.login_failure_limit,
-            ),
-            revocations: revocations.clone(),
-            settings: settings.clone(),
-        });
+        let pool = db::pool(&settings.database);
+        let state = web::Data::new(AppState::new(settings.clone(), pool, revocations.clone()));
         let admin_line = bootstrap_admin(&state).await?;
         // Filled before the socket is bound, so no request is checked against an empty set.
-        let mut follower = Follower::new(revocations, settings.database_url.clone());
+        let mut follower = Follower::new(revocations, settings.database.url.clone());
         follower.sync().await.map_err(StartupError::Revocations)?;
 
-        let address = format!("{}:{}", settings.host, settings.port);
+        let address = format!("{}:{}", settings.http.host, settings.http.port);
         let listener =
             TcpListener::bind(&address).map_err(|e| StartupError::Bind(address.clone(), e))?;
         let local = listener
             .local_addr()
             .map_err(|e| StartupError::Bind(address.clone(), e))?;
         let server_state = state.clone();
-        let max_body = settings.max_body_bytes;
-        let server = HttpServer::new(move || {
-            let trusted = server_state.settings.trusted_proxies.clone();
-            App::new()
-                .app_data(server_state.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(max_body)
-                        .error_handler(input::json_error),
-                )
-                .app_data(web::PathConfig::default().error_handler(input::path_error))
-                .app_data(web::QueryConfig::default().error_handler(input::query_error))
-                // Innermost first: the bearer check, CORS (so a preflight never meets
-                // the guards), error bodies, request ids, and the access log around all.
-                .wrap(HttpAuthentication::with_fn(validator))
-                .wrap(http::cors(&server_state.settings))
-                .wrap(from_fn(http::render_bare_errors))
-                .wrap(from_fn(http::request_id))
-                // No request header, query string or body: nothing secret reaches the log.
-                .wrap(
-                    // The client's address as the rate limits see it (TRUSTED_PROXIES),
-                    // not the proxy's.
-                    Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms rid=%{x-request-id}o")
-                        .custom_request_replace("method", |req| req.method().to_string())
-                        .custom_request_replace("client", move |req| {
-                            http::client_ip(req.request(), &trusted)
-                                .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
-                        }),
-                )
-                .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
-        })
-        .listen(listener)
-        .map_err(|e| StartupError::Bind(address.clone(), e))?
-        .run();
-
-        log::info!(
-            "stores-api {} listening on http://{} ({} env), database: {} at {}",
-            env!("CARGO_PKG_VERSION"),
-            local,
-            settings.env.as_str(),
-            settings.database_url.backend(),
-            settings.database_url.redacted(),
-        );
-        log::info!(
-            "tokens: {:?}, access {} s, refresh {} s, leeway {} s; bcrypt cost {}",
-            settings.jwt.algorithm,
-            settings.jwt.access_ttl.as_secs(),
-            settings.jwt.refresh_ttl.as_secs(),
-            settings.jwt.leeway.as_secs(),
-            settings.bcrypt_cost,
-        );
-        if let Some(path) = &settings.generated_key_file {
-            log::warn!(
-                "JWT_SECRET_KEY is not set: using the development key in {} (set JWT_SECRET_KEY in production)",
-                path.display()
-            );
-        }
-        log::info!(
-            "CORS: {}",
-            match settings.cors_allowed_origins.as_slice() {
-                [] => "no cross-origin browser access".to_string(),
-                origins => format!("allowed origins {}", origins.join(", ")),
-            }
-        );
-        if let Some(line) = admin_line {
-            log::info!("admin bootstrap: {line}");
-        }
-        log::info!(
-            "revocations: {} entries loaded; polled every {} ms, token checks fail closed after {} ms without a poll",
-            state.revocations.len(),
-            settings.revocation_poll_interval.as_millis(),
-            state.revocations.stale_after().as_millis(),
-        );
+        let server = HttpServer::new(move || app(&server_state))
+            .listen(listener)
+            .map_err(|e| StartupError::Bind(address.clone(), e))?
+            .run();
+        log_start(&state, local, admin_line);
         Ok(Application {
             server,
             port: local.port(),
@@ -207,7 +103,7 @@ impl Application {
     /// Serves until SIGINT/SIGTERM; in-flight requests finish first. Meanwhile the
     /// revoked set follows the database, and expired entries are pruned.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let interval = self.state.settings.revocation_poll_interval;
+        let interval = self.state.settings.revocation.poll_interval;
         let follower = actix_web::rt::spawn(self.follower.run(interval));
         let pruner = actix_web::rt::spawn(prune_forever(self.state.clone()));
         let result = self.server.await;
@@ -217,29 +113,129 @@ impl Application {
     }
 }
 
-async fn bootstrap_admin(state: &web::Data<AppState>) -> Result<Option<String>, StartupError> {
-    let Some(bootstrap) = state.settings.admin.clone() else {
+/// The application each worker serves.
+fn app(
+    state: &web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let settings = &state.settings.http;
+    let trusted = settings.trusted_proxies.clone();
+    App::new()
+        .app_data(state.clone())
+        .app_data(state.token_check.clone())
+        .app_data(state.limiter.clone())
+        .app_data(
+            web::JsonConfig::default()
+                .limit(settings.max_body_bytes)
+                .error_handler(input::json_error),
+        )
+        .app_data(web::PathConfig::default().error_handler(input::path_error))
+        .app_data(web::QueryConfig::default().error_handler(input::query_error))
+        // Innermost first: the bearer check, CORS (so a preflight never meets the
+        // guards), error bodies, request ids, and the access log around all.
+        .wrap(HttpAuthentication::with_fn(validator))
+        .wrap(http::cors(settings))
+        .wrap(from_fn(http::render_bare_errors))
+        .wrap(from_fn(http::request_id))
+        // No request header, query string or body: nothing secret reaches the log. The
+        // client's address is the one the rate limits see (TRUSTED_PROXIES).
+        .wrap(
+            Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms rid=%{x-request-id}o")
+                .custom_request_replace("method", |req| req.method().to_string())
+                .custom_request_replace("client", move |req| {
+                    http::client_ip(req.request(), &trusted)
+                        .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+                }),
+        )
+        .into_utoipa_app()
+        .configure(routes::configure)
+        .into_app()
+        .default_service(web::to(routes::fallback))
+}
+
+/// The start-up lines: where the service listens and with what.
+fn log_start(state: &AppState, local: SocketAddr, admin_line: Option<String>) {
+    let settings = &state.settings;
+    log::info!(
+        "stores-api {} listening on http://{} ({} env), database: {} at {}",
+        env!("CARGO_PKG_VERSION"),
+        local,
+        settings.env.as_str(),
+        settings.database.url.backend(),
+        settings.database.url.redacted(),
+    );
+    log::info!("API documentation: Swagger UI at http://{local}{SWAGGER_UI_PATH}/, OpenAPI at http://{local}/openapi.json");
+    log::info!(
+        "tokens: {:?}, access {} s, refresh {} s, leeway {} s; bcrypt cost {}",
+        settings.tokens.algorithm,
+        settings.tokens.access_ttl.as_secs(),
+        settings.tokens.refresh_ttl.as_secs(),
+        settings.tokens.leeway.as_secs(),
+        settings.passwords.bcrypt_cost,
+    );
+    if let Some(path) = &settings.tokens.generated_key_file {
+        log::warn!(
+            "JWT_SECRET_KEY is not set: using the development key in {} (set JWT_SECRET_KEY in production)",
+            path.display()
+        );
+    }
+    log::info!(
+        "CORS: {}",
+        match settings.http.cors_allowed_origins.as_slice() {
+            [] => "no cross-origin browser access (CORS_ALLOWED_ORIGINS is empty)".to_string(),
+            origins => format!("allowed origins {}", origins.join(", ")),
+        }
+    );
+    if let Some(line) = admin_line {
+        log::info!("admin bootstrap: {line}");
+    }
+    log::info!(
+        "revocations: {} entries loaded; polled every {} ms, token checks fail closed after {} ms without a poll",
+        state.revocations().len(),
+        settings.revocation.poll_interval.as_millis(),
+        state.revocations().stale_after().as_millis(),
+    );
+}
+
+async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartupError> {
+    let Some(bootstrap) = &state.settings.admin else {
         return Ok(None);
     };
-    let (pool, hasher) = (state.pool.clone(), state.passwords.clone());
-    let revocations = state.revocations.clone();
-    let outcome = web::block(move || {
-        let mut conn = pool.get().map_err(ApiError::from)?;
-        admin::ensure_admin(
-            &mut conn,
-            &revocations,
-            &hasher,
-            &bootstrap.username,
-            bootstrap.password.expose(),
-        )
-    })
-    .await
-    .map_err(|e| StartupError::Task(e.to_string()))??;
-    Ok(Some(outcome.to_string()))
+    let username = Username::parse(&serde_json::Value::from(bootstrap.username.as_str())).map_err(
+        |problem| {
+            StartupError::Admin(format!(
+                "ADMIN_USERNAME/ADMIN_PASSWORD: username: {problem}"
+            ))
+        },
+    )?;
+    let password = NewPassword::parse(&serde_json::Value::from(bootstrap.password.expose()))
+        .map_err(|problem| {
+            StartupError::Admin(format!(
+                "ADMIN_USERNAME/ADMIN_PASSWORD: password: {problem}"
+            ))
+        })?;
+    let change = state
+        .accounts
+        .bootstrap_admin(username, password)
+        .await
+        .map_err(|e| StartupError::Admin(format!("ADMIN_USERNAME/ADMIN_PASSWORD: {e}")))?;
+    let name = change.user.username;
+    Ok(Some(if change.changed {
+        format!("user '{name}' is an admin")
+    } else {
+        format!("user '{name}' is already an admin")
+    }))
 }
 
 async fn prune_forever(state: web::Data<AppState>) {
-    let mut interval = actix_web::rt::time::interval(state.settings.prune_interval);
+    let mut interval = actix_web::rt::time::interval(state.settings.revocation.prune_interval);
     loop {
         interval.tick().await;
         match db::run(&state.pool, sessions::prune_expired).await {
@@ -247,7 +243,7 @@ async fn prune_forever(state: web::Data<AppState>) {
             Ok(n) => log::info!("pruned {n} expired session, revoked-token and revocation row(s)"),
             Err(e) => log::warn!("pruning expired sessions failed: {e}"),
         }
-        let dropped = state.revocations.prune(db::now());
+        let dropped = state.revocations().prune(db::now());
         if dropped > 0 {
             log::info!("dropped {dropped} expired entries from the in-memory revoked set");
         }

@@ -8,10 +8,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpMessage};
 use actix_web_httpauth::extractors::bearer::BearerAuth;
 
-use crate::auth::tokens::Claims;
+use crate::auth::revocation::Revocations;
+use crate::auth::tokens::{Claims, TokenService};
+use crate::db::Pool;
 use crate::error::ApiError;
-use crate::routes;
-use crate::startup::AppState;
+use crate::http::is_docs_path;
 
 /// What the middleware found; absent from the request when there was no token.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ pub async fn validator(
 ) -> Result<ServiceRequest, (actix_web::Error, ServiceRequest)> {
     // The document and Swagger UI are public and never read a token: no decoding and
     // no revocation lookup for them.
-    if routes::docs::is_docs_path(req.path()) {
+    if is_docs_path(req.path()) {
         return Ok(req);
     }
     let state = {
@@ -41,8 +42,8 @@ pub async fn validator(
         let Some(token) = token else {
             return Ok(req);
         };
-        match req.app_data::<web::Data<AppState>>() {
-            Some(app) => check_token(app, token).await,
+        match req.app_data::<web::Data<TokenCheck>>() {
+            Some(check) => check.check(token).await,
             None => TokenState::Rejected(ApiError::Internal("application state missing".into())),
         }
     };
@@ -59,21 +60,33 @@ fn lenient_bearer(req: &ServiceRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-/// The token check of every request: decodes once and consults the in-memory revoked
-/// set; no database round trip, except for a session opened on another instance since
-/// the last poll.
-pub async fn check_token(app: &AppState, token: &str) -> TokenState {
-    if token.is_empty() {
-        return TokenState::Rejected(ApiError::InvalidToken(
-            "The Authorization header holds no token.",
-        ));
-    }
-    let claims = match app.tokens.decode(token) {
-        Ok(claims) => claims,
-        Err(e) => return TokenState::Rejected(e),
-    };
-    match app.revocations.check(&app.pool, &claims).await {
-        Ok(()) => TokenState::Valid(Arc::new(claims)),
-        Err(e) => TokenState::Rejected(e),
+/// What the token check of every request needs, shared by the workers.
+pub struct TokenCheck {
+    /// The decoder.
+    pub tokens: Arc<TokenService>,
+    /// The in-memory revoked set.
+    pub revocations: Arc<Revocations>,
+    /// For a session opened on another instance since the last poll.
+    pub pool: Pool,
+}
+
+impl TokenCheck {
+    /// The token check of every request: decodes once and consults the in-memory revoked
+    /// set; no database round trip, except for a session opened on another instance
+    /// since the last poll.
+    pub async fn check(&self, token: &str) -> TokenState {
+        if token.is_empty() {
+            return TokenState::Rejected(ApiError::InvalidToken(
+                "The Authorization header holds no token.",
+            ));
+        }
+        let claims = match self.tokens.decode(token) {
+            Ok(claims) => claims,
+            Err(e) => return TokenState::Rejected(e),
+        };
+        match self.revocations.check(&self.pool, &claims).await {
+            Ok(()) => TokenState::Valid(Arc::new(claims)),
+            Err(e) => TokenState::Rejected(e),
+        }
     }
 }

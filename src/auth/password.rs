@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::config::PasswordSettings;
 use crate::error::ApiError;
 
 /// bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
@@ -29,33 +30,12 @@ const DUMMY_SALT_AND_DIGEST: &str = "Kq8Zf1mB7yQwE3sV5nT9cO1mB7yQwE3sV5nT9cO1mB7
 /// Seconds a shed client is told to wait: a queued hash is done within a few seconds.
 const SHED_RETRY_AFTER_SECS: u64 = 1;
 
-/// Jobs that may wait for a hashing thread by default: with one thread at cost 12, the
-/// last of them is answered within about 16 x 275 ms = 4.4 s, well inside client timeouts.
-pub const DEFAULT_HASHING_QUEUE: usize = 16;
-
-/// How long a request that finds every place taken waits for one by default. Shedding at
-/// once answered a login storm of 32 connections some 25,000 times a second, and that
-/// answering took the CPU that token-checked reads needed: their p99 in the load kit's
-/// storm on PostgreSQL was 1.7x to 9.4x its value at rest. Waiting paces each storming
-/// client to about one answer a second: 1.6x to 2.5x, twice the reads served, logins
-/// hashed at the same rate (PERFORMANCE.md).
-pub const DEFAULT_HASHING_WAIT: Duration = Duration::from_secs(1);
-
 /// Requests that may wait for a place at once; beyond them a request is shed at once, so
 /// that waiting is bounded too.
 const MAX_WAITING: usize = 1024;
 
 /// One unit of hashing work.
 type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// The default number of hashing threads: half the cores, at least one. bcrypt keeps a
-/// core fully busy, so hashing on every core would leave the async workers (the token
-/// check, the database driver) fighting for CPU during a login storm; with half, the
-/// rest of the API keeps at least half the machine whatever the login rate.
-pub fn default_hashing_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / 2).max(1)
-}
 
 /// A fixed set of threads taking jobs from a queue, with at most `threads + queue` jobs
 /// admitted (running or waiting) at any time.
@@ -173,25 +153,22 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher with bcrypt cost `cost` on a pool of the default size.
-    pub fn new(cost: u32) -> Self {
-        Self::with_pool(
-            cost,
-            default_hashing_threads(),
-            DEFAULT_HASHING_QUEUE,
-            DEFAULT_HASHING_WAIT,
-        )
-    }
-
-    /// A hasher with bcrypt cost `cost`, `threads` hashing threads, at most `queue` jobs
-    /// waiting for them, and requests beyond those waiting up to `wait` for a place.
-    pub fn with_pool(cost: u32, threads: usize, queue: usize, wait: Duration) -> Self {
+    /// A hasher with the configured cost on a pool of `hash_threads` threads, at most
+    /// `hash_queue` jobs waiting for them, and requests beyond those waiting up to
+    /// `hash_wait` for a place.
+    pub fn new(settings: &PasswordSettings) -> Self {
+        let cost = settings.bcrypt_cost;
         PasswordHasher {
             cost,
             dummy_hash: format!("$2b${cost:02}${DUMMY_SALT_AND_DIGEST}"),
-            pool: Arc::new(HashingPool::start(threads, queue, wait)),
+            pool: Arc::new(HashingPool::start(
+                settings.hash_threads,
+                settings.hash_queue,
+                settings.hash_wait,
+            )),
         }
     }
+
     /// Hashes `password` (already validated to be at most 72 bytes).
     pub fn hash_blocking(&self, password: &str) -> Result<String, ApiError> {
         bcrypt::hash(password, self.cost)
@@ -251,9 +228,18 @@ impl PasswordHasher {
 mod tests {
     use super::*;
 
+    fn cheap_hasher() -> PasswordHasher {
+        PasswordHasher::new(&PasswordSettings {
+            bcrypt_cost: 4,
+            hash_threads: 1,
+            hash_queue: 16,
+            hash_wait: Duration::from_secs(1),
+        })
+    }
+
     #[test]
     fn hash_then_verify() {
-        let hasher = PasswordHasher::new(4);
+        let hasher = cheap_hasher();
         let hash = hasher.hash_blocking("correct horse").unwrap();
         assert!(hasher.verify_blocking("correct horse", Some(&hash)));
         assert!(!hasher.verify_blocking("wrong horse", Some(&hash)));
@@ -261,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_72_byte_password_works_and_a_longer_one_never_matches() {
-        let hasher = PasswordHasher::new(4);
+        let hasher = cheap_hasher();
         let exact = "x".repeat(72);
         let hash = hasher.hash_blocking(&exact).unwrap();
         assert!(hasher.verify_blocking(&exact, Some(&hash)));
@@ -329,7 +315,7 @@ mod tests {
 
     #[test]
     fn dummy_hash_is_valid_bcrypt_and_matches_nothing() {
-        let hasher = PasswordHasher::new(4);
+        let hasher = cheap_hasher();
         assert!(bcrypt::verify("anything", &hasher.dummy_hash).is_ok());
         assert!(!hasher.verify_blocking("anything", None));
     }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 
+use crate::config::{IpNetwork, LimitSettings};
 use crate::error::ApiError;
 use crate::http::client_ip;
-use crate::startup::AppState;
 
 /// How long a failed login counts against its username.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -31,24 +31,29 @@ struct Bucket {
 pub struct RateLimiter {
     per_minute: u32,
     failure_limit: u32,
-    buckets: Mutex<HashMap<(&'static str, IpAddr), Bucket>>,
+    /// Whose `X-Forwarded-For` names the client.
+    trusted_proxies: Vec<IpNetwork>,
+    /// Keyed by the route's template (`/login`) and the client's address.
+    buckets: Mutex<HashMap<(String, IpAddr), Bucket>>,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl RateLimiter {
-    /// `per_minute` requests per address and endpoint, `failure_limit` failed logins
-    /// per username in [`FAILURE_WINDOW`]; 0 turns either off.
-    pub fn new(per_minute: u32, failure_limit: u32) -> Self {
+    /// `auth_per_minute` requests per address and endpoint, `login_failures` failed
+    /// logins per username in [`FAILURE_WINDOW`]; 0 turns either off. Addresses are
+    /// read through `trusted_proxies`.
+    pub fn new(settings: &LimitSettings, trusted_proxies: Vec<IpNetwork>) -> Self {
         RateLimiter {
-            per_minute,
-            failure_limit,
+            per_minute: settings.auth_per_minute,
+            failure_limit: settings.login_failures,
+            trusted_proxies,
             buckets: Mutex::default(),
             failures: Mutex::default(),
         }
     }
 
     /// Takes one request from `ip`'s bucket for `route`, or says how long to wait.
-    pub fn check_address(&self, route: &'static str, ip: IpAddr) -> Result<(), ApiError> {
+    pub fn check_address(&self, route: &str, ip: IpAddr) -> Result<(), ApiError> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -61,7 +66,7 @@ impl RateLimiter {
                 b.tokens + now.duration_since(b.updated).as_secs_f64() * per_second < capacity
             });
         }
-        let bucket = buckets.entry((route, ip)).or_insert(Bucket {
+        let bucket = buckets.entry((route.to_owned(), ip)).or_insert(Bucket {
             tokens: capacity,
             updated: now,
         });
@@ -145,25 +150,15 @@ impl FromRequest for AuthRateLimit {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        let Some(limiter) = req.app_data::<web::Data<RateLimiter>>() else {
             return ready(Ok(AuthRateLimit));
         };
-        let Some(ip) = client_ip(req, &state.settings.trusted_proxies) else {
+        let Some(ip) = client_ip(req, &limiter.trusted_proxies) else {
             return ready(Ok(AuthRateLimit));
         };
-        let route = match req.path() {
-            "/login" => "login",
-            "/fresh-login" => "fresh-login",
-            "/register" => "register",
-            "/refresh" => "refresh",
-            _ => "other",
-        };
-        ready(
-            state
-                .limiter
-                .check_address(route, ip)
-                .map(|()| AuthRateLimit),
-        )
+        // Each route has its own bucket, named by the route's template.
+        let route = req.match_pattern().unwrap_or_default();
+        ready(limiter.check_address(&route, ip).map(|()| AuthRateLimit))
     }
 }
 
@@ -173,9 +168,17 @@ mod tests {
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    fn limiter(auth_per_minute: u32, login_failures: u32) -> RateLimiter {
+        let settings = LimitSettings {
+            auth_per_minute,
+            login_failures,
+        };
+        RateLimiter::new(&settings, Vec::new())
+    }
+
     #[test]
     fn the_bucket_empties_and_names_a_wait() {
-        let limiter = RateLimiter::new(3, 0);
+        let limiter = limiter(3, 0);
         for _ in 0..3 {
             assert!(limiter.check_address("login", IP).is_ok());
         }
@@ -191,7 +194,7 @@ mod tests {
 
     #[test]
     fn failures_lock_one_username_until_a_success_clears_them() {
-        let limiter = RateLimiter::new(0, 2);
+        let limiter = limiter(0, 2);
         limiter.record_failure("bob");
         assert!(limiter.check_username("bob").is_ok());
         limiter.record_failure("bob");
@@ -206,7 +209,7 @@ mod tests {
 
     #[test]
     fn zero_turns_limits_off() {
-        let limiter = RateLimiter::new(0, 0);
+        let limiter = limiter(0, 0);
         for _ in 0..1000 {
             assert!(limiter.check_address("login", IP).is_ok());
             limiter.record_failure("bob");

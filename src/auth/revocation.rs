@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::sessions::Session;
 use crate::auth::tokens::Claims;
-use crate::config::{DatabaseUrl, JwtSettings};
+use crate::config::{DatabaseUrl, TokenSettings};
 use crate::db::{self, ConnectionManager, DbConnection, Pool};
 use crate::error::ApiError;
 use crate::schema::revocations;
@@ -146,7 +146,7 @@ pub struct Revocations {
 
 impl Revocations {
     /// An empty set, stale until its first sync.
-    pub fn new(jwt: &JwtSettings, poll_interval: Duration) -> Self {
+    pub fn new(jwt: &TokenSettings, poll_interval: Duration) -> Self {
         let leeway = chrono::Duration::seconds(jwt.leeway.as_secs() as i64);
         let longest = jwt.refresh_ttl.max(jwt.access_ttl);
         Revocations {
@@ -494,8 +494,8 @@ mod tests {
     use crate::config::Secret;
     use jsonwebtoken::Algorithm;
 
-    fn jwt(leeway: u64) -> JwtSettings {
-        JwtSettings {
+    fn jwt(leeway: u64) -> TokenSettings {
+        TokenSettings {
             secret: Secret::new("k"),
             algorithm: Algorithm::HS256,
             access_ttl: Duration::from_secs(900),
@@ -504,6 +504,7 @@ mod tests {
             issuer: None,
             audience: None,
             refresh_reuse_grace: Duration::ZERO,
+            generated_key_file: None,
         }
     }
 

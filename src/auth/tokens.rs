@@ -8,7 +8,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwtSettings;
+use crate::config::TokenSettings;
 use crate::error::ApiError;
 
 /// Header parameters a token may carry. Anything else (kid, jku, jwk, x5u, x5c, crit...)
@@ -139,12 +139,12 @@ pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
     header: Header,
-    settings: JwtSettings,
+    settings: TokenSettings,
 }
 
 impl TokenService {
     /// Builds the keys and the validation rules once.
-    pub fn new(settings: &JwtSettings) -> Self {
+    pub fn new(settings: &TokenSettings) -> Self {
         let secret = settings.secret.expose().as_bytes();
         // Exactly one algorithm is minted and accepted (RFC 8725 2.1, 3.1); the claim
         // rules (exact leeway, nbf checked, iss/aud required when configured) are in
@@ -373,8 +373,8 @@ mod tests {
 
     const KEY: &str = "unit-test-key-unit-test-key-unit-test-key";
 
-    fn settings() -> JwtSettings {
-        JwtSettings {
+    fn settings() -> TokenSettings {
+        TokenSettings {
             secret: Secret::new(KEY),
             algorithm: Algorithm::HS256,
             access_ttl: Duration::from_secs(900),
@@ -383,6 +383,7 @@ mod tests {
             issuer: None,
             audience: None,
             refresh_reuse_grace: Duration::ZERO,
+            generated_key_file: None,
         }
     }
 

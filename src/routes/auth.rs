@@ -1,26 +1,26 @@
 //! Register, log in, refresh, log out, the caller's account and sessions.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::flows::{self, Issued};
 use crate::auth::guards::{Authenticated, Fresh, Refresh};
 use crate::auth::rate_limit::AuthRateLimit;
-use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session, SessionView};
-use crate::auth::tokens::{Minted, Subject};
+use crate::auth::sessions::{ClientInfo, LogoutScope, Session, SessionView};
 use crate::db;
-use crate::error::{ApiError, ErrorBody, ValidationErrors};
-use crate::http::client_ip;
-use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Username, ValidJson};
-use crate::models::user::{User, UserView};
-use crate::routes::docs::{
+use crate::error::responses::{
     BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
     PayloadTooLarge, ServiceUnavailable, TokenUserNotFound, TooManyLogins, TooManyRequests,
     Unauthorized,
 };
+use crate::error::{ApiError, ErrorBody, ValidationErrors};
+use crate::http::client_ip;
+use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Username, ValidJson};
+use crate::models::user::{User, UserView};
 use crate::routes::Message;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// POST /register body.
 #[derive(ToSchema)]
@@ -52,6 +52,15 @@ pub struct Credentials {
     /// The password; any string (a wrong one of any length is a 401).
     #[schema(format = Password, example = "correct-horse-battery")]
     password: String,
+}
+
+impl From<Credentials> for flows::Credentials {
+    fn from(body: Credentials) -> Self {
+        flows::Credentials {
+            username: body.username,
+            password: body.password,
+        }
+    }
 }
 
 impl FromJsonBody for Credentials {
@@ -103,16 +112,16 @@ pub struct TokenResponse {
     expires_in: u64,
 }
 
-fn token_response(state: &AppState, access: Minted, refresh: Option<Minted>) -> HttpResponse {
+fn token_response(state: &AppState, issued: Issued) -> HttpResponse {
     HttpResponse::Ok()
         // Token responses must not be cached (RFC 6749 5.1).
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(TokenResponse {
-            access_token: access.token,
-            refresh_token: refresh.map(|r| r.token),
+            access_token: issued.access.token,
+            refresh_token: issued.refresh.map(|r| r.token),
             token_type: "Bearer",
-            expires_in: state.tokens.access_ttl_secs(),
+            expires_in: state.accounts.tokens.access_ttl_secs(),
         })
 }
 
@@ -123,14 +132,12 @@ fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
-        ip: client_ip(req, &state.settings.trusted_proxies).map(|ip| ip.to_string()),
+        ip: client_ip(req, &state.settings.http.trusted_proxies).map(|ip| ip.to_string()),
     }
 }
 
 /// POST /register
 #[utoipa::path(
-    post,
-    path = "/register",
     tag = "auth",
     summary = "Create an account",
     description = "Public. Creates a non-admin user; log in with /login afterwards. Rate \
@@ -150,54 +157,19 @@ fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
         (status = 503, response = ServiceUnavailable),
     )
 )]
+#[post("/register")]
 pub async fn register(
     _limit: AuthRateLimit,
     state: web::Data<AppState>,
     body: ValidJson<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     let Registration { username, password } = body.0;
-    let hash = state.passwords.hash(password.into_inner()).await?;
-    db::run(&state.pool, move |conn| {
-        User::create(conn, username.as_str(), &hash, false)
-    })
-    .await?;
+    state.accounts.register(username, password, false).await?;
     Ok(HttpResponse::Created().json(Message::new("User created successfully.")))
-}
-
-/// Checks a username and password; the same 401 and the same bcrypt work whether the
-/// user is unknown or the password wrong (OWASP Authentication Cheat Sheet). A username
-/// with too many recent failures gets 429 whatever the password.
-async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User, ApiError> {
-    let username = credentials.username;
-    state.limiter.check_username(&username)?;
-    // Shed before the user lookup: a login that cannot be hashed costs no query.
-    let slot = state.passwords.reserve().await?;
-    let lookup = username.clone();
-    let user = db::run(&state.pool, move |conn| {
-        User::find_by_username(conn, &lookup)
-    })
-    .await?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = state
-        .passwords
-        .verify_in(slot, credentials.password, hash)
-        .await?;
-    match user {
-        Some(user) if ok => {
-            state.limiter.record_success(&username);
-            Ok(user)
-        }
-        _ => {
-            state.limiter.record_failure(&username);
-            Err(ApiError::InvalidCredentials)
-        }
-    }
 }
 
 /// POST /login: a new session, a fresh access token and a refresh token.
 #[utoipa::path(
-    post,
-    path = "/login",
     tag = "auth",
     summary = "Log in",
     description = "Public. Opens a session and returns a **fresh** access token and a \
@@ -214,41 +186,21 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User
         (status = 503, response = ServiceUnavailable),
     )
 )]
+#[post("/login")]
 pub async fn login(
     _limit: AuthRateLimit,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = authenticate(&state, body.0).await?;
-    let sid = uuid::Uuid::new_v4().to_string();
-    let subject = Subject {
-        user_id: user.id,
-        is_admin: user.is_admin,
-        session_id: Some(&sid),
-    };
-    let refresh = state
-        .tokens
-        .refresh(subject, &uuid::Uuid::new_v4().to_string())?;
-    let access = state.tokens.access(subject, true)?;
-    let (jti, expires_at, client) = (
-        refresh.jti.clone(),
-        refresh.expires_at,
-        client_info(&req, &state),
-    );
-    let user_id = user.id;
-    db::run(&state.pool, move |conn| {
-        Session::open(conn, &sid, user_id, Some(&jti), expires_at, &client)
-    })
-    .await?;
-    Ok(token_response(&state, access, Some(refresh)))
+    let client = client_info(&req, &state);
+    let issued = state.accounts.login(body.0.into(), client).await?;
+    Ok(token_response(&state, issued))
 }
 
 /// POST /fresh-login: a new session with only a fresh access token (for re-confirming
 /// the password before a sensitive action).
 #[utoipa::path(
-    post,
-    path = "/fresh-login",
     tag = "auth",
     summary = "Get a fresh access token",
     description = "Public. Re-confirms the password before a sensitive action: opens a \
@@ -266,35 +218,21 @@ pub async fn login(
         (status = 503, response = ServiceUnavailable),
     )
 )]
+#[post("/fresh-login")]
 pub async fn fresh_login(
     _limit: AuthRateLimit,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = authenticate(&state, body.0).await?;
-    let sid = uuid::Uuid::new_v4().to_string();
-    let access = state.tokens.access(
-        Subject {
-            user_id: user.id,
-            is_admin: user.is_admin,
-            session_id: Some(&sid),
-        },
-        true,
-    )?;
-    let (expires_at, client, user_id) = (access.expires_at, client_info(&req, &state), user.id);
-    db::run(&state.pool, move |conn| {
-        Session::open(conn, &sid, user_id, None, expires_at, &client)
-    })
-    .await?;
-    Ok(token_response(&state, access, None))
+    let client = client_info(&req, &state);
+    let issued = state.accounts.fresh_login(body.0.into(), client).await?;
+    Ok(token_response(&state, issued))
 }
 
 /// POST /refresh: spends the refresh token, returns a non-fresh access token and the
 /// next refresh token. The admin flag is read again from the database.
 #[utoipa::path(
-    post,
-    path = "/refresh",
     tag = "auth",
     summary = "Rotate the tokens",
     description = "Requires a **refresh** token (not an access token). Spends it and \
@@ -314,49 +252,18 @@ pub async fn fresh_login(
     ),
     security(("bearer" = []))
 )]
+#[post("/refresh")]
 pub async fn refresh(
     _limit: AuthRateLimit,
     token: Refresh,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = token.0;
-    let new_jti = uuid::Uuid::new_v4().to_string();
-    let expires_at = chrono::Utc::now() + state.tokens.refresh_ttl();
-    let grace = state.tokens.refresh_reuse_grace();
-    let sid = claims.sid.clone();
-    let revoked = state.revocations.clone();
-    let (user, jti) = db::run(&state.pool, move |conn| {
-        let user = User::find(conn, claims.user_id)?.ok_or(ApiError::TokenRevoked)?;
-        let jti = match claims.sid.as_deref() {
-            Some(sid) => Session::rotate(
-                conn,
-                &revoked,
-                sid,
-                &claims.jti,
-                &new_jti,
-                expires_at,
-                grace,
-            )?,
-            None if RevokedToken::revoke(conn, &revoked, &claims)? => new_jti,
-            None => return Err(ApiError::TokenRevoked),
-        };
-        Ok((user, jti))
-    })
-    .await?;
-    let subject = Subject {
-        user_id: user.id,
-        is_admin: user.is_admin,
-        session_id: sid.as_deref(),
-    };
-    let refresh = state.tokens.refresh(subject, &jti)?;
-    let access = state.tokens.access(subject, false)?;
-    Ok(token_response(&state, access, Some(refresh)))
+    let issued = state.accounts.refresh(token.0).await?;
+    Ok(token_response(&state, issued))
 }
 
 /// POST /logout?scope=local|global|others
 #[utoipa::path(
-    post,
-    path = "/logout",
     tag = "auth",
     summary = "Log out",
     description = "Requires an access token. Revokes this session (`scope=local`, the \
@@ -377,6 +284,7 @@ pub async fn refresh(
     ),
     security(("bearer" = []))
 )]
+#[post("/logout")]
 pub async fn logout(
     token: Authenticated,
     req: HttpRequest,
@@ -392,19 +300,12 @@ pub async fn logout(
             return Err(ApiError::Validation(errors));
         }
     };
-    let claims = token.0;
-    let revoked = state.revocations.clone();
-    db::run(&state.pool, move |conn| {
-        sessions::logout(conn, &revoked, &claims, scope)
-    })
-    .await?;
+    state.accounts.logout(token.0, scope).await?;
     Ok(HttpResponse::Ok().json(Message::new("Successfully logged out")))
 }
 
 /// GET /me
 #[utoipa::path(
-    get,
-    path = "/me",
     tag = "auth",
     summary = "The caller's user",
     description = "Requires an access token.",
@@ -416,6 +317,7 @@ pub async fn logout(
     ),
     security(("bearer" = []))
 )]
+#[get("/me")]
 pub async fn me(
     token: Authenticated,
     state: web::Data<AppState>,
@@ -429,8 +331,6 @@ pub async fn me(
 /// session of the caller. A wrong current password is a 422 on that field, not a 401,
 /// so SPA interceptors do not log the user out.
 #[utoipa::path(
-    put,
-    path = "/me/password",
     tag = "auth",
     summary = "Change the caller's password",
     description = "Requires a **fresh** access token. Checks the current password, sets the \
@@ -451,41 +351,25 @@ pub async fn me(
     ),
     security(("bearer" = []))
 )]
+#[put("/me/password")]
 pub async fn change_password(
     token: Fresh,
     state: web::Data<AppState>,
     body: ValidJson<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = token.0;
     let PasswordChange {
         current_password,
         new_password,
     } = body.0;
-    let id = claims.user_id;
-    let user = db::run(&state.pool, move |conn| User::get(conn, id)).await?;
-    if !state
-        .passwords
-        .verify(current_password, Some(user.password_hash))
-        .await?
-    {
-        let mut errors = ValidationErrors::default();
-        errors.json("current_password", "Incorrect password.");
-        return Err(ApiError::Validation(errors));
-    }
-    let hash = state.passwords.hash(new_password.into_inner()).await?;
-    let revoked = state.revocations.clone();
-    db::transaction(&state.pool, move |conn| {
-        User::set_password_hash(conn, id, &hash)?;
-        Session::revoke_all_for_user(conn, &revoked, id, claims.sid.as_deref())
-    })
-    .await?;
+    state
+        .accounts
+        .change_password(token.0, current_password, new_password)
+        .await?;
     Ok(HttpResponse::Ok().json(Message::new("Password changed.")))
 }
 
 /// GET /sessions
 #[utoipa::path(
-    get,
-    path = "/sessions",
     tag = "sessions",
     summary = "The caller's live sessions",
     description = "Requires an access token. Every session of the caller that is neither \
@@ -497,6 +381,7 @@ pub async fn change_password(
     ),
     security(("bearer" = []))
 )]
+#[get("/sessions")]
 pub async fn list_sessions(
     token: Authenticated,
     state: web::Data<AppState>,
@@ -513,8 +398,6 @@ pub async fn list_sessions(
 
 /// DELETE /sessions/{id}
 #[utoipa::path(
-    delete,
-    path = "/sessions/{id}",
     tag = "sessions",
     summary = "End one of the caller's sessions",
     description = "Requires an access token. Revokes that session of the caller: its tokens \
@@ -532,6 +415,7 @@ pub async fn list_sessions(
     ),
     security(("bearer" = []))
 )]
+#[delete("/sessions/{id}")]
 pub async fn revoke_session(
     token: Authenticated,
     req: HttpRequest,
@@ -544,7 +428,7 @@ pub async fn revoke_session(
         .hyphenated()
         .to_string();
     let user_id = token.0.user_id;
-    let revocations = state.revocations.clone();
+    let revocations = state.accounts.revocations.clone();
     let revoked = db::run(&state.pool, move |conn| {
         Session::revoke_owned(conn, &revocations, &sid, user_id)
     })

@@ -5,21 +5,20 @@
 use std::sync::OnceLock;
 
 use actix_web::http::header::{self, ContentType};
-use actix_web::http::Method;
-use actix_web::{web, HttpResponse};
-use utoipa::openapi::header::Header;
+use actix_web::{get, web, App, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::error::responses::{
+    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
+    InvalidNameBody, InvalidPage, ItemNotFound, NotSelfOrAdmin, OptionalTokenInvalid,
+    PayloadTooLarge, ServiceUnavailable, StoreNotFound, TagNotFound, TokenUserNotFound,
+    TooManyLogins, TooManyRequests, Unauthorized, UserNotFound,
+};
 use crate::error::ErrorBody;
-use crate::routes::{auth, health, items, stores, tags, users};
-
-/// Where the document is served.
-pub const OPENAPI_PATH: &str = "/openapi.json";
-/// Where Swagger UI is served (its index is `/swagger-ui/`).
-pub const SWAGGER_UI_PATH: &str = "/swagger-ui";
+use crate::http::{OPENAPI_PATH, SWAGGER_UI_PATH};
 
 /// The name of the bearer security scheme the guarded operations require.
 pub const BEARER: &str = "bearer";
@@ -48,157 +47,11 @@ challenge (RFC 6750); 429 responses a `Retry-After`.
 **Lists** take `?limit=` and `?offset=`, are ordered by id, and report the total in \
 `X-Total-Count`.";
 
-/// A header an error response carries.
-enum ErrorHeader {
-    /// `WWW-Authenticate`: the RFC 6750 challenge (every 401).
-    WwwAuthenticate,
-    /// `Retry-After`: seconds to wait (every 429).
-    RetryAfter,
-}
-
-/// An error response: `description`, the `ErrorBody` schema, and `headers`.
-fn error_response(description: &str, headers: &[ErrorHeader]) -> RefOr<Response> {
-    let mut response = ResponseBuilder::new().description(description).content(
-        "application/json",
-        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
-    );
-    for header in headers {
-        response = match header {
-            ErrorHeader::WwwAuthenticate => response.header(
-                "WWW-Authenticate",
-                Header::builder()
-                    .schema(Some(String::schema()))
-                    .description(Some("The RFC 6750 challenge."))
-                    .build(),
-            ),
-            ErrorHeader::RetryAfter => response.header(
-                "Retry-After",
-                Header::builder()
-                    .schema(Some(u64::schema()))
-                    .description(Some("Seconds to wait."))
-                    .build(),
-            ),
-        };
-    }
-    response.build().into()
-}
-
-/// Declares reusable error responses (`components/responses`), each a unit struct that
-/// the operations name with `(status = ..., response = Name)`.
-macro_rules! error_responses {
-    ($($(#[doc = $doc:literal])* $name:ident = $description:literal $(, $header:ident)*;)*) => {
-        $(
-            $(#[doc = $doc])*
-            pub struct $name;
-
-            impl<'r> ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<Response>) {
-                    (
-                        stringify!($name),
-                        error_response($description, &[$(ErrorHeader::$header),*]),
-                    )
-                }
-            }
-        )*
-    };
-}
-
-error_responses! {
-    /// 400 of a JSON body that is not JSON.
-    BadRequestBody = "`bad_request`: the body is not JSON, or not sent as `application/json`.";
-    /// 401 of an access-token guard.
-    Unauthorized = "No valid access token: `authorization_required`, `invalid_token` \
-        (malformed, badly signed, or a refresh token), `token_expired` or `token_revoked`.",
-        WwwAuthenticate;
-    /// 401 of a fresh-token guard.
-    FreshTokenRequired = "No valid fresh access token: `authorization_required`, \
-        `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-        `token_revoked`, or `fresh_token_required`.",
-        WwwAuthenticate;
-    /// 401 of an optional-token guard.
-    OptionalTokenInvalid = "A token was sent and is not a valid access token: \
-        `invalid_token` (malformed, badly signed, or a refresh token), `token_expired` or \
-        `token_revoked`. (Without a token the request is served.)",
-        WwwAuthenticate;
-    /// 401 of a login.
-    InvalidCredentials = "`invalid_credentials`: no such user, or a wrong password (one \
-        answer for both).",
-        WwwAuthenticate;
-    /// 403 of an admin guard.
-    AdminRequired = "`admin_required`: the token is not an admin's.";
-    /// 403 of a self-or-admin check.
-    NotSelfOrAdmin = "`forbidden`: another user's account, and the caller is not an admin.";
-    /// 404 of a store id.
-    StoreNotFound = "`not_found`: no store with this id.";
-    /// 404 of an item id.
-    ItemNotFound = "`not_found`: no item with this id.";
-    /// 404 of a tag id.
-    TagNotFound = "`not_found`: no tag with this id.";
-    /// 404 of a user id.
-    UserNotFound = "`not_found`: no user with this id.";
-    /// 404 of a token whose user is gone.
-    TokenUserNotFound = "`not_found`: the token names no user (possible for a token \
-        minted elsewhere without a session).";
-    /// 413 of a body over the limit.
-    PayloadTooLarge = "`payload_too_large`: the body is over the limit.";
-    /// 422 of `?limit=` / `?offset=`.
-    InvalidPage = "`validation_error`: `limit` or `offset` is not a whole number in range \
-        (under `errors.query`).";
-    /// 422 of a `{name}` body.
-    InvalidNameBody = "`validation_error`: `name` is missing or invalid, or another field \
-        is sent; `errors.json` lists every problem.";
-    /// 422 of a `{username, password}` body.
-    InvalidCredentialsBody = "`validation_error`: `username` or `password` is missing or \
-        not a string, or another field is sent; `errors.json` lists every problem.";
-    /// 429 of a per-address limit.
-    TooManyRequests = "`too_many_requests`: too many attempts from this address.",
-        RetryAfter;
-    /// 429 of the login limits.
-    TooManyLogins = "`too_many_requests`: too many attempts from this address, or too \
-        many failed logins for this username.",
-        RetryAfter;
-    /// 503 of a database that cannot be reached.
-    ServiceUnavailable = "`service_unavailable`: the database cannot be reached.";
-}
-
-/// The OpenAPI document of every route in [`crate::routes::table`].
+/// The document's frame: its description, shared components and tags. The paths come
+/// from the routes themselves (see [`document`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "stores-api", description = DESCRIPTION),
-    paths(
-        auth::register,
-        auth::login,
-        auth::fresh_login,
-        auth::refresh,
-        auth::logout,
-        auth::me,
-        auth::change_password,
-        auth::list_sessions,
-        auth::revoke_session,
-        users::get_user,
-        users::delete_user,
-        users::set_admin,
-        users::list_users,
-        users::revoke_user_sessions,
-        stores::list_stores,
-        stores::get_store,
-        stores::create_store,
-        stores::delete_store,
-        items::list_items,
-        items::get_item,
-        items::create_item,
-        items::update_item,
-        items::delete_item,
-        tags::list_store_tags,
-        tags::create_tag,
-        tags::get_tag,
-        tags::delete_tag,
-        tags::link_item_tag,
-        tags::unlink_item_tag,
-        health::health,
-        health::ready,
-        openapi_json,
-    ),
     components(
         schemas(ErrorBody),
         responses(
@@ -259,20 +112,23 @@ impl Modify for BearerScheme {
     }
 }
 
-/// The document as JSON, generated once.
+/// The document as JSON, generated once: [`ApiDoc`] with the operations of every route
+/// that [`super::configure`] registers, so that no route is served undocumented.
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .expect("the OpenAPI document serializes")
+        let (_, openapi) = App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .configure(super::configure)
+            .split_for_parts();
+        // Only maps with string keys and plain values: serializing cannot fail.
+        openapi.to_json().unwrap_or_default()
     })
 }
 
 /// GET /openapi.json
 #[utoipa::path(
-    get,
-    path = "/openapi.json",
     tag = "docs",
     summary = "This OpenAPI document",
     description = "Public. The OpenAPI 3.1 document of every route; Swagger UI over it is \
@@ -281,6 +137,7 @@ pub fn document() -> &'static str {
         (status = 200, description = "The OpenAPI document.", body = Object),
     )
 )]
+#[get("/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
@@ -291,27 +148,12 @@ pub async fn openapi_json() -> HttpResponse {
 /// the page's relative links to its scripts and styles resolve.
 pub fn configure_swagger_ui(cfg: &mut web::ServiceConfig) {
     let files = format!("{SWAGGER_UI_PATH}/{{_:.*}}");
-    cfg.service(SwaggerUi::new(files.clone()).config(Config::new([OPENAPI_PATH])))
-        // Other methods on its files: the contract's 405.
-        .service(
-            web::resource(&files).default_service(super::method_not_allowed(vec![Method::GET])),
-        )
-        .service(super::resource(
-            SWAGGER_UI_PATH,
-            vec![(Method::GET, web::to(redirect_to_index))],
-        ));
+    cfg.service(SwaggerUi::new(files).config(Config::new([OPENAPI_PATH])))
+        .route(SWAGGER_UI_PATH, web::get().to(redirect_to_index));
 }
 
 async fn redirect_to_index() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, format!("{SWAGGER_UI_PATH}/")))
         .finish()
-}
-
-/// Whether `path` is served by this module (public, never reads a token).
-pub fn is_docs_path(path: &str) -> bool {
-    path == OPENAPI_PATH
-        || path
-            .strip_prefix(SWAGGER_UI_PATH)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }

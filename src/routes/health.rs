@@ -1,13 +1,13 @@
 //! Liveness and readiness.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db;
+use crate::error::responses::ServiceUnavailable;
 use crate::error::ApiError;
-use crate::routes::docs::ServiceUnavailable;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// GET /health's answer.
 #[derive(Serialize, ToSchema)]
@@ -30,8 +30,6 @@ pub struct Readiness {
 
 /// GET /health: the process answers.
 #[utoipa::path(
-    get,
-    path = "/health",
     tag = "health",
     summary = "Liveness",
     description = "Public. The process answers; the database is not consulted.",
@@ -39,14 +37,13 @@ pub struct Readiness {
         (status = 200, description = "Alive.", body = Health),
     )
 )]
+#[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// GET /ready: the database answers too.
 #[utoipa::path(
-    get,
-    path = "/ready",
     tag = "health",
     summary = "Readiness",
     description = "Public. The process answers, so does the database, and the in-memory \
@@ -57,12 +54,13 @@ pub async fn health() -> HttpResponse {
         (status = 503, response = ServiceUnavailable),
     )
 )]
+#[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // A stale revoked set makes every token check fail closed: not ready either.
-    if !state.revocations.is_stale() && db::ping(&state.pool).await {
+    if !state.revocations().is_stale() && db::ping(&state.pool).await {
         Ok(HttpResponse::Ok().json(Readiness {
             status: "ready",
-            database: state.settings.database_url.backend(),
+            database: state.settings.database.url.backend(),
         }))
     } else {
         Err(ApiError::ServiceUnavailable)

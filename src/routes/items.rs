@@ -1,25 +1,25 @@
 //! Items.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::auth::guards::{Admin, Authenticated, Fresh, MaybeAuthenticated};
 use crate::db;
+use crate::error::responses::{
+    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidPage, ItemNotFound,
+    OptionalTokenInvalid, PayloadTooLarge, ServiceUnavailable, Unauthorized,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{
     self, parse_object, path_id, Fields, FromJsonBody, JsonObject, Name, Page, Price, ValidJson,
 };
 use crate::models::item::{self, Item, ItemName, ItemView};
 use crate::models::store::Store;
-use crate::routes::docs::{
-    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidPage, ItemNotFound,
-    OptionalTokenInvalid, PayloadTooLarge, ServiceUnavailable, Unauthorized,
-};
 use crate::routes::stores::one;
 use crate::routes::{with_total, Message};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// POST /item body.
 #[derive(ToSchema)]
@@ -106,8 +106,6 @@ impl ToSchema for ItemListing {
 
 /// GET /item: full items with a token, only `{id, name}` without one.
 #[utoipa::path(
-    get,
-    path = "/item",
     tag = "items",
     summary = "Every item",
     description = "Optional token: with a valid access token, full items; without one, only \
@@ -123,6 +121,7 @@ impl ToSchema for ItemListing {
     ),
     security((), ("bearer" = []))
 )]
+#[get("/item")]
 pub async fn list_items(
     caller: MaybeAuthenticated,
     page: Page,
@@ -145,8 +144,6 @@ pub async fn list_items(
 
 /// GET /item/{id}
 #[utoipa::path(
-    get,
-    path = "/item/{id}",
     tag = "items",
     summary = "An item",
     description = "Requires an access token. The item with its store and tags.",
@@ -161,6 +158,7 @@ pub async fn list_items(
     ),
     security(("bearer" = []))
 )]
+#[get("/item/{id}")]
 pub async fn get_item(
     _caller: Authenticated,
     req: HttpRequest,
@@ -173,8 +171,6 @@ pub async fn get_item(
 
 /// POST /item (fresh)
 #[utoipa::path(
-    post,
-    path = "/item",
     tag = "items",
     summary = "Create an item",
     description = "Requires a **fresh** access token. The item belongs to the store \
@@ -192,6 +188,7 @@ pub async fn get_item(
     ),
     security(("bearer" = []))
 )]
+#[post("/item")]
 pub async fn create_item(
     _caller: Fresh,
     state: web::Data<AppState>,
@@ -217,8 +214,6 @@ pub async fn create_item(
 
 /// PUT /item/{id}: changes name and/or price (404 if absent).
 #[utoipa::path(
-    put,
-    path = "/item/{id}",
     tag = "items",
     summary = "Change an item",
     description = "Requires an access token. Changes the fields sent (`name`, `price`); an \
@@ -239,6 +234,7 @@ pub async fn create_item(
     ),
     security(("bearer" = []))
 )]
+#[put("/item/{id}")]
 pub async fn update_item(
     _caller: Authenticated,
     req: HttpRequest,
@@ -257,8 +253,6 @@ pub async fn update_item(
 
 /// DELETE /item/{id} (admin)
 #[utoipa::path(
-    delete,
-    path = "/item/{id}",
     tag = "items",
     summary = "Delete an item",
     description = "Requires an **admin** access token. Its tag links go with it.",
@@ -275,6 +269,7 @@ pub async fn update_item(
     ),
     security(("bearer" = []))
 )]
+#[delete("/item/{id}")]
 pub async fn delete_item(
     _admin: Admin,
     req: HttpRequest,

@@ -1,173 +1,140 @@
-//! The routes table, readable top to bottom like API.md's, and the fallbacks.
+//! The route table, readable top to bottom like docs/API.md's, and the fallbacks.
 //!
-//! The table is data: `configure` registers exactly what `table` lists and `registered`
-//! reports it, so a route cannot be served without the docs test seeing it.
+//! Each handler names its method and path once, in its actix-web attribute; the router
+//! and the OpenAPI document are both built from [`configure`] (through
+//! utoipa-actix-web), so a route cannot be served undocumented or documented unserved.
 
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod index;
 pub mod items;
 pub mod stores;
 pub mod tags;
 pub mod users;
 
-use actix_web::dev::HttpServiceFactory;
+use std::sync::OnceLock;
+
+use actix_web::dev::ResourceDef;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{web, HttpResponse, HttpResponseBuilder, ResponseError, Route};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
+use crate::http::is_docs_path;
 
-/// A path and the handler of each of its methods.
-pub type Resource = (&'static str, Vec<(Method, Route)>);
-
-/// Every API route of the service.
-pub fn table() -> Vec<Resource> {
-    use Method as M;
-    vec![
-        ("/register", vec![(M::POST, web::to(auth::register))]),
-        ("/login", vec![(M::POST, web::to(auth::login))]),
-        ("/fresh-login", vec![(M::POST, web::to(auth::fresh_login))]),
-        ("/refresh", vec![(M::POST, web::to(auth::refresh))]),
-        ("/logout", vec![(M::POST, web::to(auth::logout))]),
-        ("/me", vec![(M::GET, web::to(auth::me))]),
-        (
-            "/me/password",
-            vec![(M::PUT, web::to(auth::change_password))],
-        ),
-        ("/sessions", vec![(M::GET, web::to(auth::list_sessions))]),
-        (
-            "/sessions/{id}",
-            vec![(M::DELETE, web::to(auth::revoke_session))],
-        ),
-        (
-            "/user/{id}",
-            vec![
-                (M::GET, web::to(users::get_user)),
-                (M::DELETE, web::to(users::delete_user)),
-                (M::PATCH, web::to(users::set_admin)),
-            ],
-        ),
-        ("/users", vec![(M::GET, web::to(users::list_users))]),
-        (
-            "/user/{id}/revoke",
-            vec![(M::POST, web::to(users::revoke_user_sessions))],
-        ),
-        (
-            "/store",
-            vec![
-                (M::GET, web::to(stores::list_stores)),
-                (M::POST, web::to(stores::create_store)),
-            ],
-        ),
-        (
-            "/store/{id}",
-            vec![
-                (M::GET, web::to(stores::get_store)),
-                (M::DELETE, web::to(stores::delete_store)),
-            ],
-        ),
-        (
-            "/item",
-            vec![
-                (M::GET, web::to(items::list_items)),
-                (M::POST, web::to(items::create_item)),
-            ],
-        ),
-        (
-            "/item/{id}",
-            vec![
-                (M::GET, web::to(items::get_item)),
-                (M::PUT, web::to(items::update_item)),
-                (M::DELETE, web::to(items::delete_item)),
-            ],
-        ),
-        (
-            "/store/{id}/tag",
-            vec![
-                (M::GET, web::to(tags::list_store_tags)),
-                (M::POST, web::to(tags::create_tag)),
-            ],
-        ),
-        (
-            "/tag/{id}",
-            vec![
-                (M::GET, web::to(tags::get_tag)),
-                (M::DELETE, web::to(tags::delete_tag)),
-            ],
-        ),
-        (
-            "/item/{id}/tag/{tag_id}",
-            vec![
-                (M::POST, web::to(tags::link_item_tag)),
-                (M::DELETE, web::to(tags::unlink_item_tag)),
-            ],
-        ),
-        ("/health", vec![(M::GET, web::to(health::health))]),
-        ("/ready", vec![(M::GET, web::to(health::ready))]),
-        ("/openapi.json", vec![(M::GET, web::to(docs::openapi_json))]),
-    ]
+/// Registers every API route, and Swagger UI.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(index::index)
+        .service(auth::register)
+        .service(auth::login)
+        .service(auth::fresh_login)
+        .service(auth::refresh)
+        .service(auth::logout)
+        .service(auth::me)
+        .service(auth::change_password)
+        .service(auth::list_sessions)
+        .service(auth::revoke_session)
+        .service(users::get_user)
+        .service(users::delete_user)
+        .service(users::set_admin)
+        .service(users::list_users)
+        .service(users::revoke_user_sessions)
+        .service(stores::list_stores)
+        .service(stores::create_store)
+        .service(stores::get_store)
+        .service(stores::delete_store)
+        .service(items::list_items)
+        .service(items::create_item)
+        .service(items::get_item)
+        .service(items::update_item)
+        .service(items::delete_item)
+        .service(tags::list_store_tags)
+        .service(tags::create_tag)
+        .service(tags::get_tag)
+        .service(tags::delete_tag)
+        .service(tags::link_item_tag)
+        .service(tags::unlink_item_tag)
+        .service(health::health)
+        .service(health::ready)
+        .service(docs::openapi_json)
+        .map(|cfg| {
+            docs::configure_swagger_ui(cfg);
+            cfg
+        });
 }
 
-/// Registers every route of `table`, and Swagger UI.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    for (path, routes) in table() {
-        cfg.service(resource(path, routes));
-    }
-    docs::configure_swagger_ui(cfg);
+/// Each documented path, as the router matches it, with its methods.
+fn documented_paths() -> &'static [(ResourceDef, Vec<Method>)] {
+    static PATHS: OnceLock<Vec<(ResourceDef, Vec<Method>)>> = OnceLock::new();
+    PATHS.get_or_init(|| {
+        let document: serde_json::Value =
+            serde_json::from_str(docs::document()).unwrap_or_default();
+        let Some(paths) = document["paths"].as_object() else {
+            return Vec::new();
+        };
+        paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = item
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|ops| ops.keys())
+                    .filter_map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+                    .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect()
+    })
 }
 
-/// The (method, path) of every API route the server registers, paths in the
-/// OpenAPI notation (`{id}`), which is also actix's.
+/// The (method, path) of every API route the server registers, paths in the OpenAPI
+/// notation (`{id}`), which is also actix's.
 pub fn registered() -> Vec<(Method, String)> {
-    table()
-        .into_iter()
-        .flat_map(|(path, routes)| {
-            routes
-                .into_iter()
-                .map(move |(method, _)| (method, path.to_string()))
+    documented_paths()
+        .iter()
+        .flat_map(|(def, methods)| {
+            methods
+                .iter()
+                .map(move |m| (m.clone(), def.pattern().unwrap_or_default().to_owned()))
         })
         .collect()
 }
 
-/// A resource serving each route for its method only; other methods get the
-/// contract's 405.
-fn resource(path: &str, routes: Vec<(Method, Route)>) -> impl HttpServiceFactory {
-    let allowed = routes.iter().map(|(method, _)| method.clone()).collect();
-    routes
-        .into_iter()
-        .fold(web::resource(path), |r, (method, route)| {
-            r.route(route.method(method))
-        })
-        .default_service(method_not_allowed(allowed))
-}
-
-/// The contract's 405, with the `Allow` header RFC 9110 (15.5.6) requires.
-fn method_not_allowed(allowed: Vec<Method>) -> Route {
-    let allow = allowed
+/// The fallback for requests no route took: the contract's 405 with the `Allow` header
+/// RFC 9110 (15.5.6) requires when the path exists with other methods, else 404.
+pub async fn fallback(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    let mut allowed: Vec<&str> = documented_paths()
         .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    web::to(move || {
-        let allow = allow.clone();
-        async move {
-            let mut response = ApiError::MethodNotAllowed.error_response();
-            if let Ok(value) = HeaderValue::from_str(&allow) {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-            response
-        }
-    })
+        .filter(|(def, _)| def.is_match(path))
+        .flat_map(|(_, methods)| methods.iter().map(Method::as_str))
+        .collect();
+    // Swagger UI's files are served for GET only.
+    if allowed.is_empty() && is_docs_path(path) && req.method() != Method::GET {
+        allowed.push(Method::GET.as_str());
+    }
+    if allowed.is_empty() {
+        return ApiError::NotFound("The requested URL was not found.".into()).error_response();
+    }
+    allowed.sort_by_key(|m| method_order(m));
+    allowed.dedup();
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
-/// The fallback for paths no route matches.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(
-        "The requested URL was not found.".into(),
-    ))
+/// The order methods are listed in `Allow`: reads first, as the route table lists them.
+fn method_order(method: &str) -> usize {
+    ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(usize::MAX)
 }
 
 /// A 200 carrying a list's total in `X-Total-Count`.

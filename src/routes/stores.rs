@@ -1,19 +1,19 @@
 //! Stores.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use utoipa::ToSchema;
 
 use crate::auth::guards::{Authenticated, Fresh, FreshAdmin, MaybeAuthenticated};
 use crate::db;
-use crate::error::{ApiError, ErrorBody};
-use crate::input::{path_id, Fields, FromJsonBody, Name, Page, ValidJson};
-use crate::models::store::{self, Store, StoreView};
-use crate::routes::docs::{
+use crate::error::responses::{
     AdminRequired, BadRequestBody, FreshTokenRequired, InvalidNameBody, InvalidPage,
     OptionalTokenInvalid, PayloadTooLarge, ServiceUnavailable, StoreNotFound, Unauthorized,
 };
+use crate::error::{ApiError, ErrorBody};
+use crate::input::{path_id, Fields, FromJsonBody, Name, Page, ValidJson};
+use crate::models::store::{self, Store, StoreView};
 use crate::routes::{with_total, Message};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A `{name}` body (stores and tags).
 #[derive(ToSchema)]
@@ -33,8 +33,6 @@ impl FromJsonBody for NameBody {
 
 /// GET /store: every store, token or not.
 #[utoipa::path(
-    get,
-    path = "/store",
     tag = "stores",
     summary = "Every store",
     description = "Optional token: the same list with or without one, but a token that is \
@@ -50,6 +48,7 @@ impl FromJsonBody for NameBody {
     ),
     security((), ("bearer" = []))
 )]
+#[get("/store")]
 pub async fn list_stores(
     _caller: MaybeAuthenticated,
     page: Page,
@@ -65,8 +64,6 @@ pub async fn list_stores(
 
 /// GET /store/{id}
 #[utoipa::path(
-    get,
-    path = "/store/{id}",
     tag = "stores",
     summary = "A store",
     description = "Requires an access token. The store with its items and tags.",
@@ -81,6 +78,7 @@ pub async fn list_stores(
     ),
     security(("bearer" = []))
 )]
+#[get("/store/{id}")]
 pub async fn get_store(
     _caller: Authenticated,
     req: HttpRequest,
@@ -97,8 +95,6 @@ pub async fn get_store(
 
 /// POST /store (fresh)
 #[utoipa::path(
-    post,
-    path = "/store",
     tag = "stores",
     summary = "Create a store",
     description = "Requires a **fresh** access token. Store names are unique.",
@@ -115,6 +111,7 @@ pub async fn get_store(
     ),
     security(("bearer" = []))
 )]
+#[post("/store")]
 pub async fn create_store(
     _caller: Fresh,
     state: web::Data<AppState>,
@@ -131,8 +128,6 @@ pub async fn create_store(
 
 /// DELETE /store/{id} (fresh admin): its items and tags go with it.
 #[utoipa::path(
-    delete,
-    path = "/store/{id}",
     tag = "stores",
     summary = "Delete a store",
     description = "Requires a **fresh** **admin** access token. The store's items and tags \
@@ -150,6 +145,7 @@ pub async fn create_store(
     ),
     security(("bearer" = []))
 )]
+#[delete("/store/{id}")]
 pub async fn delete_store(
     _admin: FreshAdmin,
     req: HttpRequest,

@@ -1,28 +1,26 @@
 //! Tags of a store, and tagging items.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::guards::{Admin, Authenticated};
 use crate::db;
+use crate::error::responses::{
+    AdminRequired, BadRequestBody, InvalidNameBody, InvalidPage, PayloadTooLarge,
+    ServiceUnavailable, StoreNotFound, TagNotFound, Unauthorized,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{path_id, Page, ValidJson};
 use crate::models::item::{self, Item, ItemView};
 use crate::models::store;
 use crate::models::tag::{self, Tag, TagView};
-use crate::routes::docs::{
-    AdminRequired, BadRequestBody, InvalidNameBody, InvalidPage, PayloadTooLarge,
-    ServiceUnavailable, StoreNotFound, TagNotFound, Unauthorized,
-};
 use crate::routes::stores::{one, NameBody};
 use crate::routes::{with_total, Message};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// GET /store/{id}/tag
 #[utoipa::path(
-    get,
-    path = "/store/{id}/tag",
     tag = "tags",
     summary = "A store's tags",
     description = "Requires an access token. A page of the store's tags, ordered by id, \
@@ -41,6 +39,7 @@ use crate::startup::AppState;
     ),
     security(("bearer" = []))
 )]
+#[get("/store/{id}/tag")]
 pub async fn list_store_tags(
     _caller: Authenticated,
     page: Page,
@@ -58,8 +57,6 @@ pub async fn list_store_tags(
 
 /// POST /store/{id}/tag
 #[utoipa::path(
-    post,
-    path = "/store/{id}/tag",
     tag = "tags",
     summary = "Create a tag in a store",
     description = "Requires an access token. Tag names are unique within their store.",
@@ -80,6 +77,7 @@ pub async fn list_store_tags(
     ),
     security(("bearer" = []))
 )]
+#[post("/store/{id}/tag")]
 pub async fn create_tag(
     _caller: Authenticated,
     req: HttpRequest,
@@ -98,8 +96,6 @@ pub async fn create_tag(
 
 /// GET /tag/{id}
 #[utoipa::path(
-    get,
-    path = "/tag/{id}",
     tag = "tags",
     summary = "A tag",
     description = "Requires an access token. The tag with its store and items.",
@@ -114,6 +110,7 @@ pub async fn create_tag(
     ),
     security(("bearer" = []))
 )]
+#[get("/tag/{id}")]
 pub async fn get_tag(
     _caller: Authenticated,
     req: HttpRequest,
@@ -130,8 +127,6 @@ pub async fn get_tag(
 
 /// DELETE /tag/{id} (admin): 202; a 400 while items still carry it.
 #[utoipa::path(
-    delete,
-    path = "/tag/{id}",
     tag = "tags",
     summary = "Delete a tag",
     description = "Requires an **admin** access token. Only a tag no item carries can be \
@@ -151,6 +146,7 @@ pub async fn get_tag(
     ),
     security(("bearer" = []))
 )]
+#[delete("/tag/{id}")]
 pub async fn delete_tag(
     _admin: Admin,
     req: HttpRequest,
@@ -163,8 +159,6 @@ pub async fn delete_tag(
 
 /// POST /item/{id}/tag/{tag_id}: 201 with the tag.
 #[utoipa::path(
-    post,
-    path = "/item/{id}/tag/{tag_id}",
     tag = "tags",
     summary = "Tag an item",
     description = "Requires an access token. The item and the tag must belong to the same \
@@ -185,6 +179,7 @@ pub async fn delete_tag(
     ),
     security(("bearer" = []))
 )]
+#[post("/item/{id}/tag/{tag_id}")]
 pub async fn link_item_tag(
     _caller: Authenticated,
     req: HttpRequest,
@@ -202,8 +197,6 @@ pub async fn link_item_tag(
 
 /// DELETE /item/{id}/tag/{tag_id}: 200 with the item and the tag as they now are.
 #[utoipa::path(
-    delete,
-    path = "/item/{id}/tag/{tag_id}",
     tag = "tags",
     summary = "Untag an item",
     description = "Requires an access token. Removes the tag from the item.",
@@ -221,6 +214,7 @@ pub async fn link_item_tag(
     ),
     security(("bearer" = []))
 )]
+#[delete("/item/{id}/tag/{tag_id}")]
 pub async fn unlink_item_tag(
     _caller: Authenticated,
     req: HttpRequest,

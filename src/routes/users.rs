@@ -1,21 +1,20 @@
 //! Users: self-or-admin reads and deletes, and the admin actions.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::guards::{Admin, Authenticated, Fresh, FreshAdmin};
-use crate::auth::sessions::{self, Session};
 use crate::db;
-use crate::error::{ApiError, ErrorBody};
-use crate::input::{boolean, path_id, Fields, FromJsonBody, Page, ValidJson};
-use crate::models::user::{self, User, UserView};
-use crate::routes::docs::{
+use crate::error::responses::{
     AdminRequired, BadRequestBody, FreshTokenRequired, InvalidPage, NotSelfOrAdmin,
     PayloadTooLarge, ServiceUnavailable, Unauthorized, UserNotFound,
 };
+use crate::error::{ApiError, ErrorBody};
+use crate::input::{boolean, path_id, Fields, FromJsonBody, Page, ValidJson};
+use crate::models::user::{self, User, UserView};
 use crate::routes::{with_total, Message};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// PATCH /user/{id} body.
 #[derive(ToSchema)]
@@ -35,8 +34,6 @@ impl FromJsonBody for AdminFlag {
 
 /// GET /user/{id}: the caller, or anyone for an admin.
 #[utoipa::path(
-    get,
-    path = "/user/{id}",
     tag = "users",
     summary = "A user",
     description = "Requires an access token of that user, or an **admin** access token.",
@@ -52,6 +49,7 @@ impl FromJsonBody for AdminFlag {
     ),
     security(("bearer" = []))
 )]
+#[get("/user/{id}")]
 pub async fn get_user(
     token: Authenticated,
     req: HttpRequest,
@@ -66,8 +64,6 @@ pub async fn get_user(
 /// DELETE /user/{id}: with a fresh token, the caller or an admin. The user's sessions
 /// end with it.
 #[utoipa::path(
-    delete,
-    path = "/user/{id}",
     tag = "users",
     summary = "Delete a user",
     description = "Requires a **fresh** access token of that user, or a **fresh** **admin** \
@@ -85,6 +81,7 @@ pub async fn get_user(
     ),
     security(("bearer" = []))
 )]
+#[delete("/user/{id}")]
 pub async fn delete_user(
     token: Fresh,
     req: HttpRequest,
@@ -92,25 +89,12 @@ pub async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", user::not_found)?;
     token.ensure_self_or_admin(id)?;
-    let revoked = state.revocations.clone();
-    let deleted = db::transaction(&state.pool, move |conn| {
-        if !User::exists(conn, id)? {
-            return Ok(false);
-        }
-        sessions::revoke_user(conn, &revoked, id)?;
-        User::delete(conn, id)
-    })
-    .await?;
-    if !deleted {
-        return Err(user::not_found(id));
-    }
+    state.accounts.delete_user(id).await?;
     Ok(HttpResponse::Ok().json(Message::new("User deleted.")))
 }
 
 /// GET /users (admin)
 #[utoipa::path(
-    get,
-    path = "/users",
     tag = "users",
     summary = "Every user",
     description = "Requires an **admin** access token. A page of users, ordered by id.",
@@ -125,6 +109,7 @@ pub async fn delete_user(
     ),
     security(("bearer" = []))
 )]
+#[get("/users")]
 pub async fn list_users(
     _admin: Admin,
     page: Page,
@@ -141,8 +126,6 @@ pub async fn list_users(
 /// PATCH /user/{id} (fresh admin): sets is_admin; a change ends the target's sessions
 /// so that no token carries the old claim.
 #[utoipa::path(
-    patch,
-    path = "/user/{id}",
     tag = "users",
     summary = "Grant or withdraw admin",
     description = "Requires a **fresh** **admin** access token. Sets `is_admin`; a change \
@@ -165,6 +148,7 @@ pub async fn list_users(
     ),
     security(("bearer" = []))
 )]
+#[patch("/user/{id}")]
 pub async fn set_admin(
     _admin: FreshAdmin,
     req: HttpRequest,
@@ -172,26 +156,12 @@ pub async fn set_admin(
     body: ValidJson<AdminFlag>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", user::not_found)?;
-    let is_admin = body.0.is_admin;
-    let revoked = state.revocations.clone();
-    // Together or not at all: a demotion must never leave admin tokens alive.
-    let updated = db::transaction(&state.pool, move |conn| {
-        let before = User::get(conn, id)?;
-        if before.is_admin == is_admin {
-            return Ok(before);
-        }
-        let after = User::set_admin(conn, id, is_admin)?.ok_or_else(|| user::not_found(id))?;
-        Session::revoke_all_for_user(conn, &revoked, id, None)?;
-        Ok(after)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(UserView::from(updated)))
+    let change = state.accounts.set_admin(id, body.0.is_admin).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(change.user)))
 }
 
 /// POST /user/{id}/revoke (admin): ends every session of that user.
 #[utoipa::path(
-    post,
-    path = "/user/{id}/revoke",
     tag = "users",
     summary = "End every session of a user",
     description = "Requires an **admin** access token. Revokes all of the user's sessions: \
@@ -208,18 +178,14 @@ pub async fn set_admin(
     ),
     security(("bearer" = []))
 )]
+#[post("/user/{id}/revoke")]
 pub async fn revoke_user_sessions(
     _admin: Admin,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", user::not_found)?;
-    let revoked = state.revocations.clone();
-    let count = db::run(&state.pool, move |conn| {
-        User::get(conn, id)?;
-        Session::revoke_all_for_user(conn, &revoked, id, None)
-    })
-    .await?;
+    let count = state.accounts.revoke_sessions(id).await?;
     Ok(HttpResponse::Ok().json(SessionsRevoked {
         message: format!("Revoked {count} session(s) of user {id}."),
         revoked: count,

@@ -338,7 +338,7 @@ fn lock_items_for(app: &TestApp, hold: Duration) -> std::thread::JoinHandle<()> 
 /// of the test's own and commits `hold` later, on the returned thread.
 fn hold_lock(app: &TestApp, lock: &str, hold: Duration) -> std::thread::JoinHandle<()> {
     use diesel::connection::SimpleConnection;
-    let pool = stores_api::db::pool(&app.settings);
+    let pool = stores_api::db::pool(&app.settings.database);
     let mut conn = pool.get().expect("a connection of the test's own");
     conn.batch_execute(lock).expect("lock");
     std::thread::spawn(move || {

@@ -29,8 +29,8 @@ fn connection(dir: &tempfile::TempDir) -> r2d2::PooledConnection<db::ConnectionM
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let settings = Settings::load_from(env).expect("settings");
-    db::migrate(&settings).expect("migrations");
-    db::pool(&settings).get().expect("connection")
+    db::migrate(&settings.database).expect("migrations");
+    db::pool(&settings.database).get().expect("connection")
 }
 
 /// Runs `f` and returns how many queries it sent.

@@ -374,7 +374,7 @@ async fn fresh_login_gives_only_a_fresh_access_token_with_its_own_session() {
     assert_eq!(keys, ["access_token", "expires_in", "token_type"], "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
-    assert_eq!(body["expires_in"], app.settings.jwt.access_ttl.as_secs());
+    assert_eq!(body["expires_in"], app.settings.tokens.access_ttl.as_secs());
     let access = body["access_token"].as_str().expect("access").to_string();
     assert_eq!(claims(&access)["fresh"], true);
 

@@ -1,5 +1,7 @@
 //! `ApiError`: every failure becomes API.md's error body here, and only here.
 
+pub mod responses;
+
 use std::collections::BTreeMap;
 
 use actix_web::http::header::{self, HeaderValue};

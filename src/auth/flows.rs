@@ -1,0 +1,314 @@
+//! The account flows: register, log in, fresh login, refresh, log out, change a
+//! password, promote or demote, revoke a user's sessions, delete a user, and the
+//! start-up admin bootstrap. Each is one function, used by the HTTP handlers and by the
+//! `stores-api admin` commands alike; the caller only extracts input and shapes output.
+
+use std::sync::Arc;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::revocation::Revocations;
+use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
+use crate::auth::tokens::{Claims, Minted, Subject, TokenService};
+use crate::db::{self, Pool};
+use crate::error::{ApiError, ValidationErrors};
+use crate::input::{NewPassword, Username};
+use crate::models::user::{self, User};
+
+/// What the account flows work with, shared by every request.
+#[derive(Clone)]
+pub struct Accounts {
+    /// The database.
+    pub pool: Pool,
+    /// bcrypt on its own threads.
+    pub passwords: PasswordHasher,
+    /// Minting tokens.
+    pub tokens: Arc<TokenService>,
+    /// The revoked set, told of every revocation made here.
+    pub revocations: Arc<Revocations>,
+    /// Failed logins per username.
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// The tokens a login or a refresh hands out.
+pub struct Issued {
+    /// The access token.
+    pub access: Minted,
+    /// The refresh token; none from a fresh login.
+    pub refresh: Option<Minted>,
+}
+
+/// A username and password as a client sent them (any strings).
+pub struct Credentials {
+    /// The username, surrounding whitespace removed.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// What a change of the admin flag did.
+pub struct AdminChange {
+    /// The user as it now is.
+    pub user: User,
+    /// Whether the flag changed (and so the user's sessions were ended).
+    pub changed: bool,
+}
+
+impl Accounts {
+    /// Creates an account; a taken username is a conflict.
+    pub async fn register(
+        &self,
+        username: Username,
+        password: NewPassword,
+        is_admin: bool,
+    ) -> Result<User, ApiError> {
+        let hash = self.passwords.hash(password.into_inner()).await?;
+        db::run(&self.pool, move |conn| {
+            User::create(conn, username.as_str(), &hash, is_admin)
+        })
+        .await
+    }
+
+    /// Checks a username and password; the same 401 and the same bcrypt work whether
+    /// the user is unknown or the password wrong (OWASP Authentication Cheat Sheet). A
+    /// username with too many recent failures gets 429 whatever the password.
+    async fn authenticate(&self, credentials: Credentials) -> Result<User, ApiError> {
+        let username = credentials.username;
+        self.limiter.check_username(&username)?;
+        // Shed before the user lookup: a login that cannot be hashed costs no query.
+        let slot = self.passwords.reserve().await?;
+        let lookup = username.clone();
+        let user = db::run(&self.pool, move |conn| {
+            User::find_by_username(conn, &lookup)
+        })
+        .await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self
+            .passwords
+            .verify_in(slot, credentials.password, hash)
+            .await?;
+        match user {
+            Some(user) if ok => {
+                self.limiter.record_success(&username);
+                Ok(user)
+            }
+            _ => {
+                self.limiter.record_failure(&username);
+                Err(ApiError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// A login: a new session, a fresh access token and a refresh token.
+    pub async fn login(
+        &self,
+        credentials: Credentials,
+        client: ClientInfo,
+    ) -> Result<Issued, ApiError> {
+        self.open_session(credentials, client, true).await
+    }
+
+    /// A fresh login: a new session with only a fresh access token, for re-confirming
+    /// the password before a sensitive action.
+    pub async fn fresh_login(
+        &self,
+        credentials: Credentials,
+        client: ClientInfo,
+    ) -> Result<Issued, ApiError> {
+        self.open_session(credentials, client, false).await
+    }
+
+    async fn open_session(
+        &self,
+        credentials: Credentials,
+        client: ClientInfo,
+        with_refresh: bool,
+    ) -> Result<Issued, ApiError> {
+        let user = self.authenticate(credentials).await?;
+        let sid = uuid::Uuid::new_v4().to_string();
+        let subject = Subject {
+            user_id: user.id,
+            is_admin: user.is_admin,
+            session_id: Some(&sid),
+        };
+        let access = self.tokens.access(subject, true)?;
+        let refresh = if with_refresh {
+            Some(
+                self.tokens
+                    .refresh(subject, &uuid::Uuid::new_v4().to_string())?,
+            )
+        } else {
+            None
+        };
+        let (jti, expires_at) = match &refresh {
+            Some(minted) => (Some(minted.jti.clone()), minted.expires_at),
+            None => (None, access.expires_at),
+        };
+        let user_id = user.id;
+        db::run(&self.pool, move |conn| {
+            Session::open(conn, &sid, user_id, jti.as_deref(), expires_at, &client)
+        })
+        .await?;
+        Ok(Issued { access, refresh })
+    }
+
+    /// Spends a refresh token: a non-fresh access token and the next refresh token.
+    /// The admin flag is read again from the database.
+    pub async fn refresh(&self, claims: Arc<Claims>) -> Result<Issued, ApiError> {
+        let new_jti = uuid::Uuid::new_v4().to_string();
+        let expires_at = chrono::Utc::now() + self.tokens.refresh_ttl();
+        let grace = self.tokens.refresh_reuse_grace();
+        let revoked = self.revocations.clone();
+        let presented = claims.clone();
+        let (user, jti) = db::run(&self.pool, move |conn| {
+            let claims = presented;
+            let user = User::find(conn, claims.user_id)?.ok_or(ApiError::TokenRevoked)?;
+            let jti = match claims.sid.as_deref() {
+                Some(sid) => Session::rotate(
+                    conn,
+                    &revoked,
+                    sid,
+                    &claims.jti,
+                    &new_jti,
+                    expires_at,
+                    grace,
+                )?,
+                None if RevokedToken::revoke(conn, &revoked, &claims)? => new_jti,
+                None => return Err(ApiError::TokenRevoked),
+            };
+            Ok((user, jti))
+        })
+        .await?;
+        let subject = Subject {
+            user_id: user.id,
+            is_admin: user.is_admin,
+            session_id: claims.sid.as_deref(),
+        };
+        Ok(Issued {
+            refresh: Some(self.tokens.refresh(subject, &jti)?),
+            access: self.tokens.access(subject, false)?,
+        })
+    }
+
+    /// Logs out: ends what `scope` names.
+    pub async fn logout(&self, claims: Arc<Claims>, scope: LogoutScope) -> Result<(), ApiError> {
+        let revoked = self.revocations.clone();
+        db::run(&self.pool, move |conn| {
+            sessions::logout(conn, &revoked, &claims, scope)
+        })
+        .await
+    }
+
+    /// Changes the caller's password after checking the current one, and ends every
+    /// other session of the caller. A wrong current password is a problem with that
+    /// field, not a failed login: a 401 would make SPA interceptors log the user out.
+    pub async fn change_password(
+        &self,
+        claims: Arc<Claims>,
+        current_password: String,
+        new_password: NewPassword,
+    ) -> Result<(), ApiError> {
+        let id = claims.user_id;
+        let user = db::run(&self.pool, move |conn| User::get(conn, id)).await?;
+        if !self
+            .passwords
+            .verify(current_password, Some(user.password_hash))
+            .await?
+        {
+            let mut errors = ValidationErrors::default();
+            errors.json("current_password", "Incorrect password.");
+            return Err(ApiError::Validation(errors));
+        }
+        let hash = self.passwords.hash(new_password.into_inner()).await?;
+        let revoked = self.revocations.clone();
+        db::transaction(&self.pool, move |conn| {
+            User::set_password_hash(conn, id, &hash)?;
+            Session::revoke_all_for_user(conn, &revoked, id, claims.sid.as_deref())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Grants or withdraws admin; a change ends the user's sessions, in the same
+    /// transaction, so that no token keeps the old claim.
+    pub async fn set_admin(&self, id: i64, is_admin: bool) -> Result<AdminChange, ApiError> {
+        let revoked = self.revocations.clone();
+        db::transaction(&self.pool, move |conn| {
+            let before = User::get(conn, id)?;
+            if before.is_admin == is_admin {
+                return Ok(AdminChange {
+                    user: before,
+                    changed: false,
+                });
+            }
+            let after = User::set_admin(conn, id, is_admin)?.ok_or_else(|| user::not_found(id))?;
+            Session::revoke_all_for_user(conn, &revoked, id, None)?;
+            Ok(AdminChange {
+                user: after,
+                changed: true,
+            })
+        })
+        .await
+    }
+
+    /// Ends every session of a user; returns how many were live.
+    pub async fn revoke_sessions(&self, id: i64) -> Result<usize, ApiError> {
+        let revoked = self.revocations.clone();
+        db::run(&self.pool, move |conn| {
+            User::get(conn, id)?;
+            Session::revoke_all_for_user(conn, &revoked, id, None)
+        })
+        .await
+    }
+
+    /// Deletes a user; their sessions end with them, and their id is never reused.
+    pub async fn delete_user(&self, id: i64) -> Result<(), ApiError> {
+        let revoked = self.revocations.clone();
+        let deleted = db::transaction(&self.pool, move |conn| {
+            if !User::exists(conn, id)? {
+                return Ok(false);
+            }
+            sessions::revoke_user(conn, &revoked, id)?;
+            User::delete(conn, id)
+        })
+        .await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(user::not_found(id))
+        }
+    }
+
+    /// The user named `username`, if any.
+    pub async fn find_by_username(&self, username: &Username) -> Result<Option<User>, ApiError> {
+        let name = username.as_str().to_owned();
+        db::run(&self.pool, move |conn| User::find_by_username(conn, &name)).await
+    }
+
+    /// The start-up admin: created if missing, else made an admin. An existing
+    /// account keeps its password.
+    pub async fn bootstrap_admin(
+        &self,
+        username: Username,
+        password: NewPassword,
+    ) -> Result<AdminChange, ApiError> {
+        match self.find_by_username(&username).await? {
+            Some(existing) => self.set_admin(existing.id, true).await,
+            None => match self.register(username.clone(), password, true).await {
+                Ok(user) => Ok(AdminChange {
+                    user,
+                    changed: true,
+                }),
+                // Another instance created it meanwhile.
+                Err(ApiError::Conflict(_)) => {
+                    let user = self
+                        .find_by_username(&username)
+                        .await?
+                        .ok_or(ApiError::ServiceUnavailable)?;
+                    self.set_admin(user.id, true).await
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Settings: the compiled-in `config/default.toml`, then `config/default.toml` and
+//! `config/<APP_ENV>.toml` from the working directory, then environment variables.
+//!
+//! Settings come in sections (database, tokens, passwords, limits, http, revocation),
+//! each read by its own function and handed whole to the part of the service that uses
+//! it. Every bad setting gets its own line, so one start-up shows all of them.
+
+mod reader;
+mod sections;
+mod values;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use reader::Reader;
+pub use sections::{
+    AdminBootstrap, DatabaseSettings, HttpSettings, LimitSettings, PasswordSettings,
+    RevocationSettings, TokenSettings,
+};
+pub use values::{DatabaseUrl, IpNetwork, Secret};
+
+const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// Which set of defaults and checks applies (`APP_ENV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// A developer's machine: a missing key is generated and kept under `data_dir`.
+    Development,
+    /// The test suite and the interop check.
+    Test,
+    /// Real use: the key is mandatory and cheap hashing is refused.
+    Production,
+}
+
+impl AppEnv {
+    /// The name used for `config/<name>.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Development => "development",
+            AppEnv::Test => "test",
+            AppEnv::Production => "production",
+        }
+    }
+}
+
+impl FromStr for AppEnv {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "development" | "dev" | "local" => Ok(AppEnv::Development),
+            "test" => Ok(AppEnv::Test),
+            "production" | "prod" => Ok(AppEnv::Production),
+            other => Err(format!(
+                "APP_ENV: unknown environment '{other}' (use development, test or production)"
+            )),
+        }
+    }
+}
+
+/// The service's whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_ENV`.
+    pub env: AppEnv,
+    /// Where development files live (the default SQLite file, the development key).
+    pub data_dir: PathBuf,
+    /// The database and its pool.
+    pub database: DatabaseSettings,
+    /// Minting and checking tokens.
+    pub tokens: TokenSettings,
+    /// bcrypt and the hashing pool.
+    pub passwords: PasswordSettings,
+    /// Brute-force limits of the auth endpoints.
+    pub limits: LimitSettings,
+    /// The listener, request bodies, CORS and proxies.
+    pub http: HttpSettings,
+    /// The revocation follower and the expired-entry sweep.
+    pub revocation: RevocationSettings,
+    /// Admin to create or promote at start-up.
+    pub admin: Option<AdminBootstrap>,
+}
+
+/// Every setting that could not be accepted, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Loads the settings from the files and this process's environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::vars().collect())
+    }
+
+    /// Loads the settings with `env` standing in for the process environment (tests use it).
+    pub fn load_from(env: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let app_env = env
+            .get("APP_ENV")
+            .map(|v| v.parse::<AppEnv>())
+            .transpose()
+            .unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            })
+            .unwrap_or(AppEnv::Development);
+        let config_dir = env
+            .get("CONFIG_DIR")
+            .cloned()
+            .unwrap_or_else(|| "config".to_string());
+        let dir = Path::new(&config_dir);
+        let raw = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
+            .add_source(config::File::from(dir.join(app_env.as_str())).required(false))
+            .add_source(
+                config::Environment::default()
+                    .source(Some(env.into_iter().collect()))
+                    .ignore_empty(true),
+            )
+            .build()
+            .map_err(|e| ConfigError(vec![format!("configuration files: {e}")]))?;
+        let mut r = Reader {
+            raw: &raw,
+            errors: &mut errors,
+        };
+        let data_dir = PathBuf::from(r.string("data_dir"));
+        let database = sections::database(&mut r, &data_dir);
+        let tokens = sections::tokens(&mut r, app_env, &data_dir);
+        let passwords = sections::passwords(&mut r, app_env);
+        let limits = sections::limits(&mut r);
+        let http = sections::http(&mut r);
+        let revocation = sections::revocation(&mut r);
+        let admin = sections::admin(&mut r);
+
+        // Every bad setting has its line by now; the placeholders below are never used.
+        let (true, Some(database), Some(tokens)) = (errors.is_empty(), database, tokens) else {
+            return Err(ConfigError(errors));
+        };
+        Ok(Settings {
+            env: app_env,
+            data_dir,
+            database,
+            tokens,
+            passwords,
+            limits,
+            http,
+            revocation,
+            admin,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::sections::{DEV_KEY_FILE, MIN_KEY_BYTES};
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn production_without_a_key_is_refused() {
+        let err = Settings::load_from(env(&[("APP_ENV", "production")])).unwrap_err();
+        assert!(err.0.iter().any(|l| l.starts_with("JWT_SECRET_KEY")));
+    }
+
+    #[test]
+    fn every_bad_setting_gets_its_own_line() {
+        let err = Settings::load_from(env(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET_KEY", "short"),
+            ("DATABASE_URL", "postgres://[bad"),
+            ("BCRYPT_COST", "40"),
+            ("PORT", "http"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for name in ["JWT_SECRET_KEY", "DATABASE_URL", "BCRYPT_COST", "PORT"] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        assert_eq!(err.0.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn production_refuses_cheap_bcrypt() {
+        let err = Settings::load_from(env(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET_KEY", KEY),
+            ("BCRYPT_COST", "4"),
+        ]))
+        .unwrap_err();
+        assert!(err.0[0].starts_with("BCRYPT_COST"));
+    }
+
+    #[test]
+    fn environment_overrides_files() {
+        let s = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", KEY),
+            ("PORT", "8088"),
+            ("JWT_ACCESS_TOKEN_EXPIRES", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(s.http.port, 8088);
+        assert_eq!(s.passwords.bcrypt_cost, 4, "config/test.toml applies");
+        assert_eq!(s.tokens.access_ttl, Duration::from_secs(60));
+        assert_eq!(s.tokens.leeway, Duration::ZERO);
+        assert_eq!(s.revocation.poll_interval, Duration::from_millis(250));
+        assert!(
+            s.passwords.hash_threads >= 1,
+            "0 means half the cores, at least one"
+        );
+    }
+
+    #[test]
+    fn the_revocation_poll_interval_keeps_the_one_second_bound() {
+        let ok = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", KEY),
+            ("REVOCATION_POLL_INTERVAL", "0.1"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.revocation.poll_interval, Duration::from_millis(100));
+        for bad in ["2", "0", "-1", "fast"] {
+            let err = Settings::load_from(env(&[
+                ("APP_ENV", "test"),
+                ("JWT_SECRET_KEY", KEY),
+                ("REVOCATION_POLL_INTERVAL", bad),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.0.len(), 1, "{bad}: {err}");
+            assert!(err.0[0].starts_with("REVOCATION_POLL_INTERVAL"), "{err}");
+        }
+    }
+
+    #[test]
+    fn hashing_pool_settings_are_checked() {
+        let s = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("PASSWORD_HASH_THREADS", "3"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+            ("PASSWORD_HASH_WAIT", "0.5"),
+        ]))
+        .unwrap();
+        assert_eq!((s.passwords.hash_threads, s.passwords.hash_queue), (3, 0));
+        assert_eq!(s.passwords.hash_wait, Duration::from_millis(500));
+        let err = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("PASSWORD_HASH_THREADS", "-1"),
+            ("PASSWORD_HASH_QUEUE", "many"),
+            ("PASSWORD_HASH_WAIT", "-1"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.0[0].starts_with("PASSWORD_HASH_THREADS"), "{err}");
+        assert!(err.0[1].starts_with("PASSWORD_HASH_QUEUE"), "{err}");
+        assert!(err.0[2].starts_with("PASSWORD_HASH_WAIT"), "{err}");
+    }
+
+    #[test]
+    fn development_key_is_generated_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let first = Settings::load_from(env(&[("DATA_DIR", data)])).unwrap();
+        let second = Settings::load_from(env(&[("DATA_DIR", data)])).unwrap();
+        assert_eq!(first.tokens.secret, second.tokens.secret);
+        assert!(first.tokens.secret.expose().len() >= MIN_KEY_BYTES);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(DEV_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn database_urls() {
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u:p@localhost/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/x.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("data/x.db")))
+        );
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse(":memory:").is_err());
+        let url = DatabaseUrl::parse("postgres://u:hunter2@localhost/db").unwrap();
+        assert!(!url.redacted().contains("hunter2"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_blocks() {
+        let s = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", KEY),
+            ("TRUSTED_PROXIES", " 10.0.0.0/8, 192.0.2.7 ,fd00::/8"),
+        ]))
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let [private, single, v6] = s.http.trusted_proxies.as_slice() else {
+            panic!("three entries expected: {:?}", s.http.trusted_proxies);
+        };
+        assert!(private.contains(ip("10.200.3.4")));
+        assert!(private.contains(ip("::ffff:10.1.2.3")), "IPv4-mapped");
+        assert!(!private.contains(ip("11.0.0.1")));
+        assert!(single.contains(ip("192.0.2.7")));
+        assert!(!single.contains(ip("192.0.2.8")));
+        assert!(v6.contains(ip("fd12::1")));
+        assert!(!v6.contains(ip("fe80::1")));
+        assert!(IpNetwork::parse("192.0.2.0/23")
+            .unwrap()
+            .contains(ip("192.0.3.255")));
+        let default =
+            Settings::load_from(env(&[("APP_ENV", "test"), ("JWT_SECRET_KEY", KEY)])).unwrap();
+        assert!(
+            default.http.trusted_proxies.is_empty(),
+            "nothing trusted by default"
+        );
+    }
+
+    #[test]
+    fn an_invalid_trusted_proxy_is_a_start_up_error_line() {
+        let err = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", KEY),
+            ("TRUSTED_PROXIES", "10.0.0.1,nginx,10.0.0.0/33"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].starts_with("TRUSTED_PROXIES: 'nginx'"), "{err}");
+        assert!(err.0[1].contains("prefix"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
+    }
+}

@@ -1,0 +1,319 @@
+//! The sections of [`Settings`](super::Settings), each read by its own function.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+use super::reader::Reader;
+use super::values::{DatabaseUrl, IpNetwork, Secret};
+use super::AppEnv;
+
+pub(super) const DEV_KEY_FILE: &str = "jwt_secret.key";
+/// RFC 7518 3.2: an HMAC key must be at least as long as the hash output (32 bytes for HS256).
+pub(super) const MIN_KEY_BYTES: usize = 32;
+/// OWASP Password Storage Cheat Sheet: bcrypt work factor 10 or more.
+const MIN_PRODUCTION_BCRYPT_COST: u32 = 10;
+
+/// The database and its pool.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL`: PostgreSQL or a SQLite file.
+    pub url: DatabaseUrl,
+    /// Connections in the pool, one database thread each.
+    pub pool_size: u32,
+    /// How long a query may wait to start before the request answers 503.
+    pub pool_timeout: Duration,
+    /// How long start-up retries a database that refuses or does not answer.
+    pub startup_timeout: Duration,
+}
+
+/// Minting and checking tokens.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// The HMAC key (`JWT_SECRET_KEY`).
+    pub secret: Secret,
+    /// The one algorithm minted and accepted.
+    pub algorithm: Algorithm,
+    /// Lifetime of access tokens.
+    pub access_ttl: Duration,
+    /// Lifetime of refresh tokens (and so of an idle session).
+    pub refresh_ttl: Duration,
+    /// Clock skew allowed on exp and nbf.
+    pub leeway: Duration,
+    /// `iss` minted and required, when set.
+    pub issuer: Option<String>,
+    /// `aud` minted and required, when set.
+    pub audience: Option<String>,
+    /// How long a just-spent refresh token may be presented again without counting as reuse.
+    pub refresh_reuse_grace: Duration,
+    /// Set when the key was generated or read from `data_dir` (development only).
+    pub generated_key_file: Option<PathBuf>,
+}
+
+/// bcrypt and the pool of threads that runs it.
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    /// bcrypt work factor.
+    pub bcrypt_cost: u32,
+    /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; 0 in the files: half the cores).
+    pub hash_threads: usize,
+    /// Hashing jobs that may wait for a thread before requests wait for a place.
+    pub hash_queue: usize,
+    /// How long a request beyond the queue waits for a place before it is shed.
+    pub hash_wait: Duration,
+}
+
+/// Brute-force limits of the auth endpoints.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Requests per minute per client address to each auth endpoint (0: off).
+    pub auth_per_minute: u32,
+    /// Failed logins per username in 15 minutes before 429 (0: off).
+    pub login_failures: u32,
+}
+
+/// The listener and what every request meets before a handler.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free one (tests).
+    pub port: u16,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; `["*"]` allows any.
+    pub cors_allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (empty: none).
+    pub trusted_proxies: Vec<IpNetwork>,
+}
+
+/// The revocation follower and the sweep of expired entries.
+#[derive(Debug, Clone)]
+pub struct RevocationSettings {
+    /// How often each instance reads the revocations of the others.
+    pub poll_interval: Duration,
+    /// Interval of the expired-entry sweep.
+    pub prune_interval: Duration,
+}
+
+/// The administrator created or promoted at start-up.
+#[derive(Debug, Clone)]
+pub struct AdminBootstrap {
+    /// Username of the admin.
+    pub username: String,
+    /// Password used only when the user does not exist yet.
+    pub password: Secret,
+}
+
+pub(super) fn database(r: &mut Reader, data_dir: &Path) -> Option<DatabaseSettings> {
+    let value = r.string("database_url");
+    let url = if value.trim().is_empty() {
+        Some(DatabaseUrl::Sqlite(data_dir.join("stores.db")))
+    } else {
+        DatabaseUrl::parse(&value)
+            .map_err(|e| r.errors.push(e))
+            .ok()
+    };
+    let pool_size = r.ranged::<u32>("database_pool_size", 1, 1000);
+    let pool_timeout = r.seconds("database_pool_timeout", 1);
+    let startup_timeout = r.seconds("database_startup_timeout", 0);
+    Some(DatabaseSettings {
+        url: url?,
+        pool_size,
+        pool_timeout,
+        startup_timeout,
+    })
+}
+
+pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<TokenSettings> {
+    let algorithm = match r.string("jwt_algorithm").to_ascii_uppercase().as_str() {
+        "HS256" => Some(Algorithm::HS256),
+        "HS384" => Some(Algorithm::HS384),
+        "HS512" => Some(Algorithm::HS512),
+        other => {
+            r.errors.push(format!(
+                "JWT_ALGORITHM: '{other}' is not supported (use HS256, HS384 or HS512)"
+            ));
+            None
+        }
+    };
+    let access_ttl = r.seconds("jwt_access_token_expires", 1);
+    let refresh_ttl = r.seconds("jwt_refresh_token_expires", 1);
+    let leeway = r.seconds("jwt_decode_leeway", 0);
+    let refresh_reuse_grace = r.seconds("jwt_refresh_reuse_grace", 0);
+    let issuer = r.optional_string("jwt_issuer");
+    let audience = r.optional_string("jwt_audience");
+    let mut generated_key_file = None;
+    let secret = match r.optional_string("jwt_secret_key") {
+        Some(key) => Some(Secret::new(key)),
+        None if env == AppEnv::Production => {
+            r.errors
+                .push("JWT_SECRET_KEY: required when APP_ENV=production".to_string());
+            None
+        }
+        None => match development_key(data_dir) {
+            Ok((key, path)) => {
+                generated_key_file = Some(path);
+                Some(key)
+            }
+            Err(e) => {
+                r.errors.push(e);
+                None
+            }
+        },
+    };
+    if let Some(key) = &secret {
+        if key.expose().len() < MIN_KEY_BYTES {
+            r.errors.push(format!(
+                "JWT_SECRET_KEY: must be at least {MIN_KEY_BYTES} bytes long (RFC 7518 3.2)"
+            ));
+        }
+    }
+    Some(TokenSettings {
+        secret: secret?,
+        algorithm: algorithm?,
+        access_ttl,
+        refresh_ttl,
+        leeway,
+        issuer,
+        audience,
+        refresh_reuse_grace,
+        generated_key_file,
+    })
+}
+
+pub(super) fn passwords(r: &mut Reader, env: AppEnv) -> PasswordSettings {
+    let errors_before_cost = r.errors.len();
+    let bcrypt_cost = r.ranged::<u32>("bcrypt_cost", 4, 31);
+    // Only a valid cost is judged again, so a bad one gets a single line.
+    if env == AppEnv::Production
+        && r.errors.len() == errors_before_cost
+        && bcrypt_cost < MIN_PRODUCTION_BCRYPT_COST
+    {
+        r.errors.push(format!(
+            "BCRYPT_COST: production requires at least {MIN_PRODUCTION_BCRYPT_COST}"
+        ));
+    }
+    let hash_threads = match r.ranged::<usize>("password_hash_threads", 0, 1024) {
+        0 => default_hashing_threads(),
+        n => n,
+    };
+    PasswordSettings {
+        bcrypt_cost,
+        hash_threads,
+        hash_queue: r.ranged::<usize>("password_hash_queue", 0, 100_000),
+        hash_wait: r.fractional_seconds("password_hash_wait", 0.0, 10.0),
+    }
+}
+
+/// Half the cores, at least one: a login storm leaves the other half to token-checked
+/// requests.
+fn default_hashing_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() / 2).max(1))
+        .unwrap_or(1)
+}
+
+pub(super) fn limits(r: &mut Reader) -> LimitSettings {
+    LimitSettings {
+        auth_per_minute: r.parse::<u32>("auth_rate_limit_per_minute"),
+        login_failures: r.parse::<u32>("login_failure_limit"),
+    }
+}
+
+pub(super) fn http(r: &mut Reader) -> HttpSettings {
+    let host = r.string("host");
+    let port = r.parse::<u16>("port");
+    let max_body_bytes = r.ranged::<usize>("max_body_bytes", 256, 64 * 1024 * 1024);
+    let cors_allowed_origins = r
+        .string("cors_allowed_origins")
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect::<Vec<_>>();
+    for origin in &cors_allowed_origins {
+        let valid = origin == "*"
+            || url::Url::parse(origin)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            r.errors.push(format!(
+                "CORS_ALLOWED_ORIGINS: '{origin}' is not an origin like https://app.example.com"
+            ));
+        }
+    }
+    let trusted_proxies = r
+        .string("trusted_proxies")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .filter_map(|p| {
+            IpNetwork::parse(p)
+                .map_err(|e| r.errors.push(format!("TRUSTED_PROXIES: {e}")))
+                .ok()
+        })
+        .collect::<Vec<_>>();
+    HttpSettings {
+        host,
+        port,
+        max_body_bytes,
+        cors_allowed_origins,
+        trusted_proxies,
+    }
+}
+
+pub(super) fn revocation(r: &mut Reader) -> RevocationSettings {
+    RevocationSettings {
+        // A logout must hold on every instance within one second.
+        poll_interval: r.fractional_seconds("revocation_poll_interval", 0.01, 1.0),
+        prune_interval: r.seconds("prune_interval", 1),
+    }
+}
+
+pub(super) fn admin(r: &mut Reader) -> Option<AdminBootstrap> {
+    match (
+        r.optional_string("admin_username"),
+        r.optional_string("admin_password"),
+    ) {
+        (Some(username), Some(password)) => Some(AdminBootstrap {
+            username,
+            password: Secret::new(password),
+        }),
+        (None, None) => None,
+        _ => {
+            r.errors
+                .push("ADMIN_USERNAME and ADMIN_PASSWORD: set both or neither".to_string());
+            None
+        }
+    }
+}
+
+/// Reads the development key from `data_dir`, generating it (0600) the first time.
+fn development_key(data_dir: &Path) -> Result<(Secret, PathBuf), String> {
+    let path = data_dir.join(DEV_KEY_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let key = existing.trim().to_string();
+        if !key.is_empty() {
+            return Ok((Secret::new(key), path));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("JWT_SECRET_KEY: cannot generate a development key ({e})"))?;
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("DATA_DIR: cannot create {} ({e})", data_dir.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .map_err(|e| format!("JWT_SECRET_KEY: cannot write {} ({e})", path.display()))?;
+    file.write_all(key.as_bytes())
+        .map_err(|e| format!("JWT_SECRET_KEY: cannot write {} ({e})", path.display()))?;
+    Ok((Secret::new(key), path))
+}

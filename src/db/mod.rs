@@ -1,0 +1,35 @@
+//! The one place that knows there are two database backends: the connection enum and
+//! how to reach each backend (`connect`), the migrations (`migrate`), the threads that
+//! run queries off the async workers (`executor`), batched reads (`batch`), and
+//! transactions (`transaction`).
+
+mod batch;
+mod connect;
+mod executor;
+mod migrate;
+mod transaction;
+
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+
+pub use batch::{BatchedReads, BATCH_MAX};
+pub use connect::{establish_postgres, keep_openssl_at_exit, ConnectionManager};
+pub use executor::{ping, pool, run, Pool, PooledConnection};
+pub use migrate::{migrate, SetupError};
+pub use transaction::{in_transaction, transaction};
+
+/// A connection to either backend; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL, for production and several instances.
+    Pg(PgConnection),
+    /// An embedded SQLite file, the default.
+    Sqlite(SqliteConnection),
+}
+
+/// The current UTC time as stored: microseconds, the precision PostgreSQL keeps, so
+/// both backends store and compare the same value.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
+}

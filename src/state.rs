@@ -1,0 +1,66 @@
+//! What the request handlers share, built once at start-up.
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::auth::flows::Accounts;
+use crate::auth::middleware::TokenCheck;
+use crate::auth::password::PasswordHasher;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::revocation::Revocations;
+use crate::auth::tokens::TokenService;
+use crate::config::Settings;
+use crate::db::{BatchedReads, Pool};
+use crate::models::item::{Item, ItemView};
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The database pool, for the resources' queries.
+    pub pool: Pool,
+    /// The account flows (logins, sessions, admin actions).
+    pub accounts: Accounts,
+    /// GET /item/{id}'s reads, batched.
+    pub item_views: BatchedReads<i64, ItemView>,
+    /// The token check of every request (the authentication middleware's).
+    pub token_check: web::Data<TokenCheck>,
+    /// The per-address limits of the auth endpoints (their extractor's).
+    pub limiter: web::Data<RateLimiter>,
+    /// The settings the service started with.
+    pub settings: Settings,
+}
+
+impl AppState {
+    /// The state for `settings`, on `pool`, with `revocations` fed by the follower.
+    pub fn new(settings: Settings, pool: Pool, revocations: Arc<Revocations>) -> Self {
+        let tokens = Arc::new(TokenService::new(&settings.tokens));
+        let limiter = Arc::new(RateLimiter::new(
+            &settings.limits,
+            settings.http.trusted_proxies.clone(),
+        ));
+        let token_check = web::Data::new(TokenCheck {
+            tokens: tokens.clone(),
+            revocations: revocations.clone(),
+            pool: pool.clone(),
+        });
+        AppState {
+            item_views: BatchedReads::new(&pool, Item::views_by_id, |view| view.id),
+            accounts: Accounts {
+                pool: pool.clone(),
+                passwords: PasswordHasher::new(&settings.passwords),
+                tokens,
+                revocations,
+                limiter: limiter.clone(),
+            },
+            limiter: web::Data::from(limiter),
+            token_check,
+            pool,
+            settings,
+        }
+    }
+
+    /// The in-memory revoked set.
+    pub fn revocations(&self) -> &Revocations {
+        &self.accounts.revocations
+    }
+}
