@@ -18,9 +18,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::PasswordSettings;
 use crate::error::ApiError;
-
-/// bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
-pub const MAX_PASSWORD_BYTES: usize = 72;
+use crate::input::MAX_PASSWORD_BYTES;
 
 /// A well-formed bcrypt salt and digest that matches no password. Verifying against it
 /// with the configured cost makes a login for an unknown user cost what a wrong password

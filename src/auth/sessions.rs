@@ -11,7 +11,8 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use crate::auth::revocation::{self, Kind, Revocation, Revocations, SessionRow};
+use crate::auth::revocation::log::{self as revocation, Kind, Revocation};
+use crate::auth::revocation::Revocations;
 use crate::auth::tokens::{Claims, TokenType};
 use crate::db::{now, DbConnection};
 use crate::error::ApiError;
@@ -298,48 +299,6 @@ impl Session {
             user_agent: self.user_agent,
             ip: self.ip,
         }
-    }
-
-    /// Sessions opened or rotated from `since` on, or every live one when None: what
-    /// the revocation follower learns sessions from.
-    pub fn changed_since(
-        conn: &mut DbConnection,
-        since: Option<NaiveDateTime>,
-    ) -> Result<Vec<SessionRow>, ApiError> {
-        let columns = (
-            sessions::id,
-            sessions::user_id,
-            sessions::expires_at,
-            sessions::revoked_at,
-        );
-        Ok(match since {
-            Some(since) => sessions::table
-                .filter(
-                    sessions::created_at
-                        .ge(since)
-                        .or(sessions::refreshed_at.ge(since)),
-                )
-                .select(columns)
-                .load(conn)?,
-            None => sessions::table
-                .filter(sessions::expires_at.ge(now()))
-                .select(columns)
-                .load(conn)?,
-        })
-    }
-
-    /// One session as the revocation check needs it.
-    pub fn find_row(conn: &mut DbConnection, id: &str) -> Result<Option<SessionRow>, ApiError> {
-        Ok(sessions::table
-            .find(id)
-            .select((
-                sessions::id,
-                sessions::user_id,
-                sessions::expires_at,
-                sessions::revoked_at,
-            ))
-            .first(conn)
-            .optional()?)
     }
 
     /// Deletes sessions whose last token expired before `cutoff`. Revoked sessions are

@@ -1,103 +1,23 @@
 //! The revoked set in memory, so that the token check needs no database round trip.
-//!
-//! It holds the sessions this instance knows (owner, expiry, revoked or not), the
-//! revoked jtis of sid-less tokens, and deleted users. It is filled at start-up, kept in
-//! step with the `revocations` log and new sessions by a [`Follower`] polling every
-//! REVOCATION_POLL_INTERVAL over its own connection, and written at once by this
-//! instance's own revocations. Entries leave memory (and the log) once every token they
-//! cover has expired, so memory is bounded by live tokens, not by history.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::auth::sessions::Session;
+use super::log::{self, Kind, Revocation, SessionRow};
 use crate::auth::tokens::Claims;
-use crate::config::{DatabaseUrl, TokenSettings};
-use crate::db::{self, ConnectionManager, DbConnection, Pool};
+use crate::config::TokenSettings;
+use crate::db::{self, Pool};
 use crate::error::ApiError;
-use crate::schema::revocations;
 
-/// How far back each poll re-reads the log and the sessions. A row's timestamp is taken
-/// before its transaction commits, so a poll can see a later row before an earlier one
-/// commits (and rows from instances whose clocks differ a little); re-reading the window
-/// every time, idempotently, still catches it.
-const REREAD_WINDOW: Duration = Duration::from_secs(10);
 /// The fail-closed bound never goes below this, so one slow poll is not an outage.
 const MIN_STALE_AFTER: Duration = Duration::from_secs(3);
 /// The fail-closed bound in poll intervals, when that is longer.
 const STALE_AFTER_POLLS: u32 = 10;
-
-/// What a revocation log row covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A session: every token carrying its `sid`.
-    Session,
-    /// One sid-less token, by `jti`.
-    Token,
-    /// A deleted user: every token whose `sub` names them.
-    User,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Session => "session",
-            Kind::Token => "token",
-            Kind::User => "user",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "session" => Some(Kind::Session),
-            "token" => Some(Kind::Token),
-            "user" => Some(Kind::User),
-            _ => None,
-        }
-    }
-}
-
-/// One revocation, as logged and as entered into the set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revocation {
-    /// What it covers.
-    pub kind: Kind,
-    /// The sid, the jti, or the user id as text.
-    pub subject: String,
-    /// The owner (or the deleted user).
-    pub user_id: i64,
-    /// When the entry may be dropped: the covered tokens' expiry plus the leeway.
-    pub expires_at: NaiveDateTime,
-}
-
-/// A session as the follower reads it.
-#[derive(Debug, Clone, Queryable)]
-pub struct SessionRow {
-    /// The sid.
-    pub id: String,
-    /// The owner.
-    pub user_id: i64,
-    /// When its newest token expires.
-    pub expires_at: NaiveDateTime,
-    /// Set once ended.
-    pub revoked_at: Option<NaiveDateTime>,
-}
-
-/// What one poll brought back.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Log rows.
-    pub revocations: Vec<Revocation>,
-    /// New or rotated sessions.
-    pub sessions: Vec<SessionRow>,
-}
 
 #[derive(Debug, Clone, Copy)]
 struct SessionEntry {
@@ -196,7 +116,7 @@ impl Revocations {
     }
 
     /// Records a successful sync that started at `started`.
-    fn mark_synced(&self, started: Instant) {
+    pub(super) fn mark_synced(&self, started: Instant) {
         let ms = started.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
         self.synced.fetch_max(ms, Ordering::AcqRel);
     }
@@ -240,7 +160,7 @@ impl Revocations {
         let lookup = match self.lookup(claims) {
             Lookup::UnknownSession => {
                 let sid = claims.sid.clone().unwrap_or_default();
-                match db::run(pool, move |conn| Session::find_row(conn, &sid)).await? {
+                match db::run(pool, move |conn| log::session_row(conn, &sid)).await? {
                     Some(row) => {
                         self.learn_sessions(std::slice::from_ref(&row));
                         self.lookup(claims)
@@ -347,148 +267,9 @@ fn stale_after(poll_interval: Duration) -> Duration {
     (poll_interval * STALE_AFTER_POLLS).max(MIN_STALE_AFTER)
 }
 
-/// Appends revocations to the log (inside the caller's transaction).
-pub fn log(
-    conn: &mut DbConnection,
-    revoked: &[Revocation],
-    at: NaiveDateTime,
-) -> Result<(), diesel::result::Error> {
-    for r in revoked {
-        diesel::insert_into(revocations::table)
-            .values((
-                revocations::kind.eq(r.kind.as_str()),
-                revocations::subject.eq(&r.subject),
-                revocations::user_id.eq(r.user_id),
-                revocations::revoked_at.eq(at),
-                revocations::expires_at.eq(r.expires_at),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Reads the log and the sessions: everything still live when `since` is None (the
-/// start-up fill), else what was written from `since` on.
-pub fn fetch(conn: &mut DbConnection, since: Option<NaiveDateTime>) -> Result<Batch, ApiError> {
-    let query = revocations::table
-        .select((
-            revocations::kind,
-            revocations::subject,
-            revocations::user_id,
-            revocations::expires_at,
-        ))
-        .into_boxed();
-    let query = match since {
-        Some(since) => query.filter(revocations::revoked_at.ge(since)),
-        None => query.filter(revocations::expires_at.ge(db::now())),
-    };
-    let rows: Vec<(String, String, i64, NaiveDateTime)> = query.load(conn)?;
-    let revocations = rows
-        .into_iter()
-        .filter_map(|(kind, subject, user_id, expires_at)| {
-            Some(Revocation {
-                kind: Kind::parse(&kind)?,
-                subject,
-                user_id,
-                expires_at,
-            })
-        })
-        .collect();
-    Ok(Batch {
-        revocations,
-        sessions: Session::changed_since(conn, since)?,
-    })
-}
-
-/// Deletes log rows nobody needs any more.
-pub fn prune_log(conn: &mut DbConnection, cutoff: NaiveDateTime) -> Result<usize, ApiError> {
-    Ok(
-        diesel::delete(revocations::table.filter(revocations::expires_at.lt(cutoff)))
-            .execute(conn)?,
-    )
-}
-
-/// Keeps a [`Revocations`] in step with the database, over a connection of its own so
-/// that a busy pool cannot starve it into the fail-closed state.
-pub struct Follower {
-    set: Arc<Revocations>,
-    manager: ConnectionManager,
-    conn: Option<DbConnection>,
-    since: Option<NaiveDateTime>,
-    failing: bool,
-}
-
-impl Follower {
-    /// A follower for `set` on the database at `url`; nothing is read yet.
-    pub fn new(set: Arc<Revocations>, url: DatabaseUrl) -> Self {
-        Follower {
-            set,
-            manager: ConnectionManager::new(url),
-            conn: None,
-            since: None,
-            failing: false,
-        }
-    }
-
-    /// One poll: reads what changed and enters it. On failure the connection is dropped
-    /// (the next poll opens a new one) and the set ages towards the fail-closed bound.
-    pub async fn sync(&mut self) -> Result<(), ApiError> {
-        let started = Instant::now();
-        let read_at = db::now();
-        let since = self.since;
-        let (conn, manager) = (self.conn.take(), self.manager.clone());
-        let (conn, fetched) = web::block(move || {
-            let mut conn = match conn {
-                Some(conn) => conn,
-                None => match r2d2::ManageConnection::connect(&manager) {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        log::debug!("revocation follower cannot connect: {e}");
-                        return (None, Err(ApiError::ServiceUnavailable));
-                    }
-                },
-            };
-            match fetch(&mut conn, since) {
-                Ok(batch) => (Some(conn), Ok(batch)),
-                Err(e) => (None, Err(e)),
-            }
-        })
-        .await?;
-        self.conn = conn;
-        let batch = fetched?;
-        self.set.note(&batch.revocations);
-        self.set.learn_sessions(&batch.sessions);
-        self.set.mark_synced(started);
-        self.since = Some(read_at - REREAD_WINDOW);
-        Ok(())
-    }
-
-    /// Polls every `interval` until dropped, logging only changes of health.
-    pub async fn run(mut self, interval: Duration) {
-        let mut ticker = actix_web::rt::time::interval(interval);
-        loop {
-            ticker.tick().await;
-            match self.sync().await {
-                Ok(()) if self.failing => {
-                    self.failing = false;
-                    log::info!("revocation follower: database reachable again");
-                }
-                Ok(()) => {}
-                Err(e) if !self.failing => {
-                    self.failing = true;
-                    log::warn!(
-                        "revocation follower: poll failed ({e}); token checks answer 503 after {} ms without a successful poll",
-                        self.set.stale_after().as_millis()
-                    );
-                }
-                Err(_) => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::log::{Kind, Revocation, SessionRow};
     use super::*;
     use crate::auth::tokens::{Freshness, TokenType};
     use crate::config::Secret;
