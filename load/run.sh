@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load kit of issue 6: starts the release server itself and runs named wrk scenarios.
+# The load kit: starts the release server itself and runs named wrk scenarios.
 # `bash load/run.sh --help` explains it; PERFORMANCE.md holds the figures it gave.
 set -euo pipefail
 

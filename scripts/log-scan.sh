@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5 item 3: no log line ever contains a password, a hash, a token or the key.
+# No log line ever contains a password, a hash, a token or the key.
 # Runs the HTTP test suite with every test server logging at debug level into one file,
 # then searches that file for:
 #   - the signing keys and passwords the tests use (string literals collected from

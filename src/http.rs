@@ -4,13 +4,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use actix_cors::Cors;
+use actix_cors::{Cors, CorsError};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, ResponseError};
+use actix_web::{HttpRequest, ResponseError};
 
 use crate::config::{HttpSettings, IpNetwork};
 use crate::error::ApiError;
@@ -66,11 +66,6 @@ pub fn cors(settings: &HttpSettings) -> Cors {
     cors
 }
 
-/// A request's id: the client's `X-Request-Id` when it is a short token, else a new
-/// UUID. Kept in the request's extensions and echoed in the response.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 fn acceptable(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
@@ -78,7 +73,9 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Middleware: gives every request an id and returns it in `X-Request-Id`.
+/// Middleware: gives every request an id, the client's `X-Request-Id` when it is a
+/// short token, else a new UUID, and returns it in `X-Request-Id` (the access log
+/// prints it from there).
 pub async fn request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -90,7 +87,6 @@ pub async fn request_id(
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
     let mut res = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
@@ -160,12 +156,41 @@ pub async fn render_bare_errors(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let error = match res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<CorsError>())
+        {
+            Some(refusal) => cors_refusal(refusal, res.request()),
+            None => ApiError::from_status(status),
+        };
         let (req, _) = res.into_parts();
-        let response = ApiError::from_status(status).error_response();
-        res = ServiceResponse::new(req, response.map_into_boxed_body());
+        res = ServiceResponse::new(req, error.error_response().map_into_boxed_body());
     }
     security_headers(&mut res);
     Ok(res)
+}
+
+/// A CORS refusal in words a front-end developer can act on: which origin, and which
+/// setting would allow it.
+fn cors_refusal(refusal: &CorsError, req: &HttpRequest) -> ApiError {
+    let message = match refusal {
+        CorsError::OriginNotAllowed => {
+            let origin = req
+                .headers()
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)");
+            // The client chose it: a bounded echo, JSON-escaped by the body.
+            let origin: String = origin.chars().take(200).collect();
+            format!(
+                "The origin {origin} is not allowed to call this API from a browser: \
+                 add it to the server's CORS_ALLOWED_ORIGINS setting."
+            )
+        }
+        other => format!("CORS request refused: {other}."),
+    };
+    ApiError::BadRequest(message)
 }
 
 /// The headers of every response the application answers.

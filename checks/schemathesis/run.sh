@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the running service against its own OpenAPI document with schemathesis, an
-# independent OpenAPI-driven tester (issue 5, item 8): no 500, and no status, header,
+# independent OpenAPI-driven tester: no 500, and no status, header,
 # content type or body outside the document.
 #
 #   bash checks/schemathesis/run.sh [extra `schemathesis run` options]

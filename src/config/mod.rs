@@ -94,6 +94,9 @@ impl Settings {
 
     /// Loads the settings with `env` standing in for the process environment (tests use it).
     pub fn load_from(env: HashMap<String, String>) -> Result<Self, ConfigError> {
+        for line in misspelt(env.keys().map(String::as_str)) {
+            log::warn!("{line}");
+        }
         let mut errors = Vec::new();
         let app_env = env
             .get("APP_ENV")
@@ -149,6 +152,37 @@ impl Settings {
             admin,
         })
     }
+}
+
+/// Variables the service reads besides the settings in `config/default.toml`.
+const OTHER_VARIABLES: [&str; 4] = ["APP_ENV", "CONFIG_DIR", "JWT_SECRET_KEY", "RUST_LOG"];
+
+/// A warning for each environment variable that looks like one of the settings but is
+/// not one (`DATABSE_URL`), naming the closest: a misspelt setting is otherwise silently
+/// ignored and its default used.
+pub fn misspelt<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let known: Vec<String> = DEFAULTS
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(key, _)| key.trim()))
+        .filter(|key| !key.is_empty() && !key.starts_with('#'))
+        .map(str::to_ascii_uppercase)
+        .chain(OTHER_VARIABLES.iter().map(|v| (*v).to_owned()))
+        .collect();
+    let mut warnings: Vec<String> = names
+        .filter(|name| name.len() >= 5 && !known.iter().any(|k| k == name))
+        .filter_map(|name| {
+            let upper = name.to_ascii_uppercase();
+            let (closest, distance) = known
+                .iter()
+                .map(|k| (k, strsim::levenshtein(&upper, k)))
+                .min_by_key(|(_, d)| *d)?;
+            (distance <= 2).then(|| {
+                format!("{name} is not a setting of this service and is ignored; did you mean {closest}?")
+            })
+        })
+        .collect();
+    warnings.sort();
+    warnings
 }
 
 #[cfg(test)]
@@ -343,6 +377,26 @@ mod tests {
         assert_eq!(err.0.len(), 2, "{err}");
         assert!(err.0[0].starts_with("TRUSTED_PROXIES: 'nginx'"), "{err}");
         assert!(err.0[1].contains("prefix"), "{err}");
+    }
+
+    #[test]
+    fn misspelt_settings_are_named_with_the_closest_real_one() {
+        let warnings = misspelt(
+            [
+                "DATABSE_URL",
+                "JWT_SECRT_KEY",
+                "DATABASE_URL",
+                "HOME",
+                "HOSTNAME",
+                "PWD",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("DATABSE_URL ") && warnings[0].ends_with("DATABASE_URL?"));
+        assert!(
+            warnings[1].starts_with("JWT_SECRT_KEY ") && warnings[1].ends_with("JWT_SECRET_KEY?")
+        );
     }
 
     #[test]

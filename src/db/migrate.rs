@@ -23,6 +23,16 @@ pub enum SetupError {
         /// The driver's last error.
         cause: String,
     },
+    /// The database answered that it will never accept this connection.
+    #[error("cannot connect to the database at {url}: {cause} ({hint})")]
+    Refused {
+        /// Where (password removed).
+        url: String,
+        /// The driver's error.
+        cause: String,
+        /// What to do about it.
+        hint: String,
+    },
     /// A migration failed.
     #[error("migrations failed: {0}")]
     Migration(String),
@@ -45,18 +55,25 @@ pub fn migrate(settings: &DatabaseSettings) -> Result<usize, SetupError> {
     let mut conn = loop {
         match r2d2::ManageConnection::connect(&manager) {
             Ok(conn) => break conn,
-            Err(e) if Instant::now() < deadline => {
+            Err(e) => {
+                if let Some(hint) = never_answers(&e.to_string(), &settings.url) {
+                    return Err(SetupError::Refused {
+                        url: settings.url.redacted(),
+                        cause: first_line(&e.to_string()),
+                        hint,
+                    });
+                }
+                if Instant::now() >= deadline {
+                    return Err(SetupError::Unreachable {
+                        url: settings.url.redacted(),
+                        cause: first_line(&e.to_string()),
+                    });
+                }
                 log::warn!(
                     "waiting for the database at {}: {e}",
                     settings.url.redacted()
                 );
                 std::thread::sleep(Duration::from_secs(1));
-            }
-            Err(e) => {
-                return Err(SetupError::Unreachable {
-                    url: settings.url.redacted(),
-                    cause: e.to_string(),
-                })
             }
         }
     };
@@ -65,6 +82,47 @@ pub fn migrate(settings: &DatabaseSettings) -> Result<usize, SetupError> {
         DbConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS),
     }?;
     Ok(applied)
+}
+
+/// A hint for a connection error that waiting cannot cure (an unknown host, a refused
+/// login, a missing database): start-up then fails at once instead of retrying until
+/// DATABASE_STARTUP_TIMEOUT. None for what may pass (refused, timed out, starting up).
+fn never_answers(error: &str, url: &DatabaseUrl) -> Option<String> {
+    let error = error.to_ascii_lowercase();
+    let database = match url {
+        DatabaseUrl::Postgres(secret) => url::Url::parse(secret.expose())
+            .ok()
+            .map(|u| u.path().trim_start_matches('/').to_owned())
+            .filter(|name| !name.is_empty()),
+        DatabaseUrl::Sqlite(_) => None,
+    };
+    if error.contains("does not exist") && error.contains("database") {
+        let name = database.unwrap_or_else(|| "the database".to_owned());
+        return Some(format!(
+            "create it first, e.g. `createdb {name}` or `CREATE DATABASE {name};` in psql"
+        ));
+    }
+    if error.contains("password authentication failed")
+        || error.contains("no password supplied")
+        || error.contains("authentication failed")
+        || (error.contains("role") && error.contains("does not exist"))
+    {
+        return Some("check the user name and password in DATABASE_URL".to_owned());
+    }
+    if error.contains("could not translate host name")
+        || error.contains("name or service not known")
+    {
+        return Some("check the host name in DATABASE_URL".to_owned());
+    }
+    if error.contains("unable to open database file") {
+        return Some("check that the SQLite file's folder exists and is writable".to_owned());
+    }
+    None
+}
+
+/// libpq's messages run over several lines; the first says what happened.
+fn first_line(error: &str) -> String {
+    error.lines().next().unwrap_or_default().trim().to_owned()
 }
 
 fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> Result<usize, SetupError>
@@ -86,4 +144,42 @@ where
             .map_err(|e| SetupError::Migration(format!("{}: {e}", migration.name())))?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn postgres(url: &str) -> DatabaseUrl {
+        DatabaseUrl::parse(url).unwrap()
+    }
+
+    #[test]
+    fn errors_that_waiting_cannot_cure_fail_at_once_with_a_hint() {
+        let url = postgres("postgres://u:p@db.example:5432/shop");
+        let missing = "connection to server at \"db.example\", port 5432 failed: FATAL:  database \"shop\" does not exist";
+        assert!(never_answers(missing, &url)
+            .unwrap()
+            .contains("createdb shop"));
+        let login =
+            "connection to server failed: FATAL:  password authentication failed for user \"u\"";
+        assert!(never_answers(login, &url)
+            .unwrap()
+            .contains("password in DATABASE_URL"));
+        let host =
+            "could not translate host name \"db.example\" to address: Name or service not known";
+        assert!(never_answers(host, &url).unwrap().contains("host name"));
+    }
+
+    #[test]
+    fn errors_that_may_pass_are_retried() {
+        let url = postgres("postgres://u:p@127.0.0.1:5432/shop");
+        for transient in [
+            "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused",
+            "connection to server failed: timeout expired",
+            "FATAL:  the database system is starting up",
+        ] {
+            assert_eq!(never_answers(transient, &url), None, "{transient}");
+        }
+    }
 }
