@@ -44,7 +44,11 @@ impl AppState {
             pool: pool.clone(),
         });
         AppState {
-            item_views: BatchedReads::new(&pool, Item::views_by_id, |view| view.id),
+            item_views: BatchedReads::new(
+                &pool,
+                |conn, ids| Ok(Item::views_by_id(conn, ids)?),
+                |view| view.id,
+            ),
             accounts: Accounts {
                 pool: pool.clone(),
                 passwords: PasswordHasher::new(&settings.passwords),

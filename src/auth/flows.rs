@@ -13,7 +13,8 @@ use crate::auth::tokens::{Claims, Minted, Subject, TokenService};
 use crate::db::{self, Pool};
 use crate::error::{ApiError, ValidationErrors};
 use crate::input::{NewPassword, Username};
-use crate::models::user::{self, User};
+use crate::models::user::User;
+use crate::models::{Entity, ModelError};
 
 /// What the account flows work with, shared by every request.
 #[derive(Clone)]
@@ -241,7 +242,8 @@ impl Accounts {
                     changed: false,
                 });
             }
-            let after = User::set_admin(conn, id, is_admin)?.ok_or_else(|| user::not_found(id))?;
+            let after = User::set_admin(conn, id, is_admin)?
+                .ok_or(ModelError::NotFound(Entity::User, id))?;
             Session::revoke_all_for_user(conn, &revoked, id, None)?;
             Ok(AdminChange {
                 user: after,
@@ -269,13 +271,13 @@ impl Accounts {
                 return Ok(false);
             }
             sessions::revoke_user(conn, &revoked, id)?;
-            User::delete(conn, id)
+            Ok(User::delete(conn, id)?)
         })
         .await?;
         if deleted {
             Ok(())
         } else {
-            Err(user::not_found(id))
+            Err(ModelError::NotFound(Entity::User, id).into())
         }
     }
 

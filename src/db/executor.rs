@@ -102,9 +102,10 @@ pub fn pool(settings: &DatabaseSettings) -> Pool {
 /// has not started within the pool timeout (queueing and checkout together) is a 503,
 /// even when every database thread is stuck on a server that stopped answering; so is
 /// a full queue. A query that has started is waited for.
-pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+pub async fn run<T, E, F>(pool: &Pool, f: F) -> Result<T, ApiError>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    E: Into<ApiError>,
     T: Send + 'static,
 {
     let deadline = Instant::now() + pool.timeout;
@@ -119,7 +120,7 @@ where
             Some(left) if !left.is_zero() => connections
                 .get_timeout(left)
                 .map_err(ApiError::from)
-                .and_then(|mut conn| f(&mut conn)),
+                .and_then(|mut conn| f(&mut conn).map_err(Into::into)),
             _ => Err(unavailable(
                 "a query waited in the queue past the pool timeout",
             )),

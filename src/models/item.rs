@@ -7,11 +7,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::DbConnection;
-use crate::error::{ApiError, ValidationErrors};
 use crate::input::Price;
 use crate::models::group_by_key;
 use crate::models::store::{Store, StoreRef};
 use crate::models::tag::{Tag, TagRef};
+use crate::models::{Entity, ModelError};
 use crate::schema::{items, items_tags, stores, tags};
 
 /// A stored item.
@@ -68,27 +68,16 @@ pub struct ItemView {
 /// An item, its store's name, and one of its tags (none for an item without tags).
 type ItemRow = (Item, String, Option<(i64, String)>);
 
-/// The 404 for an item id.
-pub fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("Item {id} not found."))
-}
-
-fn no_such_store() -> ApiError {
-    let mut errors = ValidationErrors::default();
-    errors.json("store_id", "No store with this id.");
-    ApiError::Validation(errors)
-}
-
 impl Item {
-    /// Inserts an item; a `store_id` naming no store is a 422 on that field.
+    /// Inserts an item; a `store_id` naming no store is [`ModelError::NoSuchStore`].
     pub fn create(
         conn: &mut DbConnection,
         name: &str,
         price: Price,
         store_id: i64,
-    ) -> Result<Item, ApiError> {
+    ) -> Result<Item, ModelError> {
         if !Store::exists(conn, store_id)? {
-            return Err(no_such_store());
+            return Err(ModelError::NoSuchStore(store_id));
         }
         let id = diesel::insert_into(items::table)
             .values((
@@ -103,7 +92,7 @@ impl Item {
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::ForeignKeyViolation,
                     _,
-                ) => no_such_store(),
+                ) => ModelError::NoSuchStore(store_id),
                 other => other.into(),
             })?;
         Ok(Item {
@@ -114,20 +103,20 @@ impl Item {
         })
     }
 
-    /// The item with this id, or a 404.
-    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Item, ApiError> {
+    /// The item with this id, or [`ModelError::NotFound`].
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Item, ModelError> {
         items::table
             .find(id)
             .select(Item::as_select())
             .first(conn)
             .optional()?
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| ModelError::NotFound(Entity::Item, id))
     }
 
     /// Items as the API shows them, in one query whatever the number of ids (the hot
     /// read, GET /item/{id}, through [`crate::db::Batch`]): the items joined to their
     /// stores and, row by row, to their tags. Ids with no item are left out.
-    pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<ItemView>, ApiError> {
+    pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<ItemView>, ModelError> {
         let rows: Vec<ItemRow> = items::table
             .inner_join(stores::table)
             .left_join(items_tags::table.inner_join(tags::table))
@@ -165,7 +154,7 @@ impl Item {
         conn: &mut DbConnection,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<Item>, i64), ApiError> {
+    ) -> Result<(Vec<Item>, i64), ModelError> {
         let total = items::table.count().get_result(conn)?;
         let page = items::table
             .order(items::id)
@@ -176,13 +165,13 @@ impl Item {
         Ok((page, total))
     }
 
-    /// Changes the name and/or price; a 404 if there is no such item.
+    /// Changes the name and/or price; [`ModelError::NotFound`] if there is no such item.
     pub fn update(
         conn: &mut DbConnection,
         id: i64,
         name: Option<&str>,
         price: Option<Price>,
-    ) -> Result<Item, ApiError> {
+    ) -> Result<Item, ModelError> {
         let mut item = Item::get(conn, id)?;
         if let Some(name) = name {
             item.name = name.to_owned();
@@ -197,15 +186,15 @@ impl Item {
             ))
             .execute(conn)?;
         if changed == 0 {
-            return Err(not_found(id));
+            return Err(ModelError::NotFound(Entity::Item, id));
         }
         Ok(item)
     }
 
-    /// Deletes the item (and its tag links); a 404 if there was none.
-    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ApiError> {
+    /// Deletes the item (and its tag links); [`ModelError::NotFound`] if there was none.
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ModelError> {
         match diesel::delete(items::table.find(id)).execute(conn)? {
-            0 => Err(not_found(id)),
+            0 => Err(ModelError::NotFound(Entity::Item, id)),
             _ => Ok(()),
         }
     }
@@ -228,7 +217,7 @@ impl Item {
     }
 
     /// Full views of `items` in two more queries, whatever their number.
-    pub fn views(conn: &mut DbConnection, items: Vec<Item>) -> Result<Vec<ItemView>, ApiError> {
+    pub fn views(conn: &mut DbConnection, items: Vec<Item>) -> Result<Vec<ItemView>, ModelError> {
         let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
         let mut store_ids: Vec<i64> = items.iter().map(|i| i.store_id).collect();
         store_ids.sort_unstable();
@@ -248,7 +237,7 @@ impl Item {
             .into_iter()
             .map(|item| {
                 let store = stores.get(&item.store_id).cloned().ok_or_else(|| {
-                    ApiError::Internal(format!("item {} names a missing store", item.id))
+                    ModelError::Inconsistent(format!("item {} names a missing store", item.id))
                 })?;
                 Ok(ItemView {
                     tags: tags_by_item

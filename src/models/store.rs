@@ -5,10 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::DbConnection;
-use crate::error::ApiError;
 use crate::models::group_by_key;
 use crate::models::item::{Item, ItemSummary};
 use crate::models::tag::{Tag, TagRef};
+use crate::models::{is_unique_violation, Entity, ModelError};
 use crate::schema::{items, stores, tags};
 
 /// A stored store.
@@ -43,24 +43,19 @@ pub struct StoreView {
     pub tags: Vec<TagRef>,
 }
 
-/// The 409 for a taken store name.
-pub const STORE_NAME_TAKEN: ApiError = ApiError::Conflict("A store with that name already exists.");
-
-/// The 404 for a store id.
-pub fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("Store {id} not found."))
-}
-
 impl Store {
-    /// Inserts a store; a taken name is a 409.
-    pub fn create(conn: &mut DbConnection, name: &str) -> Result<Store, ApiError> {
+    /// Inserts a store; a taken name is [`ModelError::NameTaken`].
+    pub fn create(conn: &mut DbConnection, name: &str) -> Result<Store, ModelError> {
         let id = diesel::insert_into(stores::table)
             .values(stores::name.eq(name))
             .returning(stores::id)
             .get_result(conn)
-            .map_err(|e| match ApiError::from(e) {
-                ApiError::Conflict(_) => STORE_NAME_TAKEN,
-                other => other,
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    ModelError::NameTaken(Entity::Store)
+                } else {
+                    e.into()
+                }
             })?;
         Ok(Store {
             id,
@@ -68,23 +63,23 @@ impl Store {
         })
     }
 
-    /// The store with this id, or a 404.
-    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Store, ApiError> {
+    /// The store with this id, or [`ModelError::NotFound`].
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Store, ModelError> {
         stores::table
             .find(id)
             .select(Store::as_select())
             .first(conn)
             .optional()?
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| ModelError::NotFound(Entity::Store, id))
     }
 
     /// Whether a store with this id exists.
-    pub fn exists(conn: &mut DbConnection, id: i64) -> Result<bool, ApiError> {
+    pub fn exists(conn: &mut DbConnection, id: i64) -> Result<bool, ModelError> {
         Ok(diesel::select(diesel::dsl::exists(stores::table.find(id))).get_result(conn)?)
     }
 
     /// The stores with these ids.
-    pub fn by_ids(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Store>, ApiError> {
+    pub fn by_ids(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Store>, ModelError> {
         Ok(stores::table
             .filter(stores::id.eq_any(ids))
             .select(Store::as_select())
@@ -96,7 +91,7 @@ impl Store {
         conn: &mut DbConnection,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<Store>, i64), ApiError> {
+    ) -> Result<(Vec<Store>, i64), ModelError> {
         let total = stores::table.count().get_result(conn)?;
         let page = stores::table
             .order(stores::id)
@@ -107,10 +102,10 @@ impl Store {
         Ok((page, total))
     }
 
-    /// Deletes the store, its items and its tags; a 404 if there was none.
-    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ApiError> {
+    /// Deletes the store, its items and its tags; [`ModelError::NotFound`] if there was none.
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ModelError> {
         match diesel::delete(stores::table.find(id)).execute(conn)? {
-            0 => Err(not_found(id)),
+            0 => Err(ModelError::NotFound(Entity::Store, id)),
             _ => Ok(()),
         }
     }
@@ -124,7 +119,10 @@ impl Store {
     }
 
     /// Full views of `stores` in two more queries, whatever their number.
-    pub fn views(conn: &mut DbConnection, stores: Vec<Store>) -> Result<Vec<StoreView>, ApiError> {
+    pub fn views(
+        conn: &mut DbConnection,
+        stores: Vec<Store>,
+    ) -> Result<Vec<StoreView>, ModelError> {
         let ids: Vec<i64> = stores.iter().map(|s| s.id).collect();
         let store_items: Vec<Item> = items::table
             .filter(items::store_id.eq_any(&ids))

@@ -5,10 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::DbConnection;
-use crate::error::{ApiError, ValidationErrors};
 use crate::models::group_by_key;
 use crate::models::item::{Item, ItemSummary};
-use crate::models::store::{self, Store, StoreRef};
+use crate::models::store::{Store, StoreRef};
+use crate::models::{Entity, ModelError};
 use crate::schema::{items, items_tags, tags};
 
 /// A stored tag.
@@ -45,20 +45,12 @@ pub struct TagView {
     pub items: Vec<ItemSummary>,
 }
 
-/// The 409 for a tag name taken in its store.
-pub const TAG_NAME_TAKEN: ApiError =
-    ApiError::Conflict("A tag with that name already exists in this store.");
-
-/// The 404 for a tag id.
-pub fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("Tag {id} not found."))
-}
-
 impl Tag {
-    /// Inserts a tag in a store; a 404 without the store, a 409 for a taken name.
-    pub fn create(conn: &mut DbConnection, store_id: i64, name: &str) -> Result<Tag, ApiError> {
+    /// Inserts a tag in a store; [`ModelError::NotFound`] without the store,
+    /// [`ModelError::NameTaken`] for a name taken in it.
+    pub fn create(conn: &mut DbConnection, store_id: i64, name: &str) -> Result<Tag, ModelError> {
         if !Store::exists(conn, store_id)? {
-            return Err(store::not_found(store_id));
+            return Err(ModelError::NotFound(Entity::Store, store_id));
         }
         let id = diesel::insert_into(tags::table)
             .values((tags::name.eq(name), tags::store_id.eq(store_id)))
@@ -68,11 +60,11 @@ impl Tag {
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::UniqueViolation,
                     _,
-                ) => TAG_NAME_TAKEN,
+                ) => ModelError::NameTaken(Entity::Tag),
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::ForeignKeyViolation,
                     _,
-                ) => store::not_found(store_id),
+                ) => ModelError::NotFound(Entity::Store, store_id),
                 other => other.into(),
             })?;
         Ok(Tag {
@@ -82,25 +74,25 @@ impl Tag {
         })
     }
 
-    /// The tag with this id, or a 404.
-    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Tag, ApiError> {
+    /// The tag with this id, or [`ModelError::NotFound`].
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<Tag, ModelError> {
         tags::table
             .find(id)
             .select(Tag::as_select())
             .first(conn)
             .optional()?
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| ModelError::NotFound(Entity::Tag, id))
     }
 
-    /// A page of a store's tags by id, and the total; a 404 without the store.
+    /// A page of a store's tags by id, and the total; [`ModelError::NotFound`] without the store.
     pub fn list_for_store(
         conn: &mut DbConnection,
         store_id: i64,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<Tag>, i64), ApiError> {
+    ) -> Result<(Vec<Tag>, i64), ModelError> {
         if !Store::exists(conn, store_id)? {
-            return Err(store::not_found(store_id));
+            return Err(ModelError::NotFound(Entity::Store, store_id));
         }
         let total = tags::table
             .filter(tags::store_id.eq(store_id))
@@ -116,8 +108,9 @@ impl Tag {
         Ok((page, total))
     }
 
-    /// Deletes an unused tag: 404 without it, 400 while items still carry it.
-    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ApiError> {
+    /// Deletes an unused tag: [`ModelError::NotFound`] without it, [`ModelError::TagInUse`]
+    /// while items still carry it.
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), ModelError> {
         let unused = diesel::dsl::not(diesel::dsl::exists(
             items_tags::table.filter(items_tags::tag_id.eq(id)),
         ));
@@ -128,24 +121,22 @@ impl Tag {
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::ForeignKeyViolation,
                     _,
-                ) => in_use(),
+                ) => ModelError::TagInUse,
                 other => other.into(),
             })?;
         if deleted == 1 {
             return Ok(());
         }
         Tag::get(conn, id)?;
-        Err(in_use())
+        Err(ModelError::TagInUse)
     }
 
     /// Links an item and a tag of the same store (linking twice is harmless).
-    pub fn link(conn: &mut DbConnection, item_id: i64, tag_id: i64) -> Result<Tag, ApiError> {
+    pub fn link(conn: &mut DbConnection, item_id: i64, tag_id: i64) -> Result<Tag, ModelError> {
         let item = Item::get(conn, item_id)?;
         let tag = Tag::get(conn, tag_id)?;
         if item.store_id != tag.store_id {
-            let mut errors = ValidationErrors::default();
-            errors.path("tag_id", "The item and the tag belong to different stores.");
-            return Err(ApiError::Validation(errors));
+            return Err(ModelError::DifferentStores);
         }
         let linked: bool = diesel::select(diesel::dsl::exists(
             items_tags::table.find((item_id, tag_id)),
@@ -171,19 +162,21 @@ impl Tag {
         Ok(tag)
     }
 
-    /// Removes a link; 404 when the item, the tag or the link is missing.
+    /// Removes a link; [`ModelError::NotFound`] or [`ModelError::NotTagged`] when the
+    /// item, the tag or the link is missing.
     pub fn unlink(
         conn: &mut DbConnection,
         item_id: i64,
         tag_id: i64,
-    ) -> Result<(Item, Tag), ApiError> {
+    ) -> Result<(Item, Tag), ModelError> {
         let item = Item::get(conn, item_id)?;
         let tag = Tag::get(conn, tag_id)?;
         let removed = diesel::delete(items_tags::table.find((item_id, tag_id))).execute(conn)?;
         if removed == 0 {
-            return Err(ApiError::NotFound(format!(
-                "Item {item_id} is not tagged with tag {tag_id}."
-            )));
+            return Err(ModelError::NotTagged {
+                item: item_id,
+                tag: tag_id,
+            });
         }
         Ok((item, tag))
     }
@@ -197,7 +190,7 @@ impl Tag {
     }
 
     /// Full views of `tags` in two more queries, whatever their number.
-    pub fn views(conn: &mut DbConnection, tags: Vec<Tag>) -> Result<Vec<TagView>, ApiError> {
+    pub fn views(conn: &mut DbConnection, tags: Vec<Tag>) -> Result<Vec<TagView>, ModelError> {
         let ids: Vec<i64> = tags.iter().map(|t| t.id).collect();
         let mut store_ids: Vec<i64> = tags.iter().map(|t| t.store_id).collect();
         store_ids.sort_unstable();
@@ -216,7 +209,7 @@ impl Tag {
         tags.into_iter()
             .map(|tag| {
                 let store = stores.get(&tag.store_id).cloned().ok_or_else(|| {
-                    ApiError::Internal(format!("tag {} names a missing store", tag.id))
+                    ModelError::Inconsistent(format!("tag {} names a missing store", tag.id))
                 })?;
                 Ok(TagView {
                     items: items_by_tag
@@ -232,8 +225,4 @@ impl Tag {
             })
             .collect()
     }
-}
-
-fn in_use() -> ApiError {
-    ApiError::BadRequest("The tag is still used by items; remove it from them first.".into())
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::{self, DbConnection};
-use crate::error::ApiError;
+use crate::models::{is_unique_violation, Entity, ModelError};
 use crate::schema::users;
 
 /// A stored user.
@@ -58,18 +58,14 @@ impl From<User> for UserView {
     }
 }
 
-/// The 409 for a taken username.
-pub const USERNAME_TAKEN: ApiError =
-    ApiError::Conflict("A user with that username already exists.");
-
 impl User {
-    /// Inserts a user; a taken username is a 409.
+    /// Inserts a user; a taken username is [`ModelError::NameTaken`].
     pub fn create(
         conn: &mut DbConnection,
         username: &str,
         password_hash: &str,
         is_admin: bool,
-    ) -> Result<User, ApiError> {
+    ) -> Result<User, ModelError> {
         let created_at = db::now();
         // RETURNING of a whole Selectable row does not compile on the MultiConnection.
         let id = diesel::insert_into(users::table)
@@ -81,9 +77,12 @@ impl User {
             })
             .returning(users::id)
             .get_result(conn)
-            .map_err(|e| match ApiError::from(e) {
-                ApiError::Conflict(_) => USERNAME_TAKEN,
-                other => other,
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    ModelError::NameTaken(Entity::User)
+                } else {
+                    e.into()
+                }
             })?;
         Ok(User {
             id,
@@ -95,7 +94,7 @@ impl User {
     }
 
     /// The user with this id.
-    pub fn find(conn: &mut DbConnection, id: i64) -> Result<Option<User>, ApiError> {
+    pub fn find(conn: &mut DbConnection, id: i64) -> Result<Option<User>, ModelError> {
         Ok(users::table
             .find(id)
             .select(User::as_select())
@@ -103,16 +102,16 @@ impl User {
             .optional()?)
     }
 
-    /// The user with this id, or a 404 naming it.
-    pub fn get(conn: &mut DbConnection, id: i64) -> Result<User, ApiError> {
-        User::find(conn, id)?.ok_or_else(|| not_found(id))
+    /// The user with this id, or [`ModelError::NotFound`].
+    pub fn get(conn: &mut DbConnection, id: i64) -> Result<User, ModelError> {
+        User::find(conn, id)?.ok_or(ModelError::NotFound(Entity::User, id))
     }
 
     /// The user with this username.
     pub fn find_by_username(
         conn: &mut DbConnection,
         username: &str,
-    ) -> Result<Option<User>, ApiError> {
+    ) -> Result<Option<User>, ModelError> {
         Ok(users::table
             .filter(users::username.eq(username))
             .select(User::as_select())
@@ -121,7 +120,7 @@ impl User {
     }
 
     /// Whether a user with this id exists.
-    pub fn exists(conn: &mut DbConnection, id: i64) -> Result<bool, ApiError> {
+    pub fn exists(conn: &mut DbConnection, id: i64) -> Result<bool, ModelError> {
         Ok(diesel::select(diesel::dsl::exists(users::table.find(id))).get_result(conn)?)
     }
 
@@ -130,7 +129,7 @@ impl User {
         conn: &mut DbConnection,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<User>, i64), ApiError> {
+    ) -> Result<(Vec<User>, i64), ModelError> {
         let total = users::table.count().get_result(conn)?;
         let page = users::table
             .order(users::id)
@@ -146,7 +145,7 @@ impl User {
         conn: &mut DbConnection,
         id: i64,
         is_admin: bool,
-    ) -> Result<Option<User>, ApiError> {
+    ) -> Result<Option<User>, ModelError> {
         let changed = diesel::update(users::table.find(id))
             .set(users::is_admin.eq(is_admin))
             .execute(conn)?;
@@ -161,7 +160,7 @@ impl User {
         conn: &mut DbConnection,
         id: i64,
         password_hash: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ModelError> {
         diesel::update(users::table.find(id))
             .set(users::password_hash.eq(password_hash))
             .execute(conn)?;
@@ -169,12 +168,7 @@ impl User {
     }
 
     /// Deletes the user (its sessions go with it); false if there was none.
-    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<bool, ApiError> {
+    pub fn delete(conn: &mut DbConnection, id: i64) -> Result<bool, ModelError> {
         Ok(diesel::delete(users::table.find(id)).execute(conn)? > 0)
     }
-}
-
-/// The 404 for a user id.
-pub fn not_found(id: i64) -> ApiError {
-    ApiError::NotFound(format!("User {id} not found."))
 }

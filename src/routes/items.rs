@@ -15,10 +15,11 @@ use crate::error::{ApiError, ErrorBody};
 use crate::input::{
     self, parse_object, path_id, Fields, FromJsonBody, JsonObject, Name, Page, Price, ValidJson,
 };
-use crate::models::item::{self, Item, ItemName, ItemView};
+use crate::models::item::{Item, ItemName, ItemView};
 use crate::models::store::Store;
+use crate::models::Entity;
 use crate::routes::stores::one;
-use crate::routes::{with_total, Message};
+use crate::routes::{not_found, with_total, Message};
 use crate::state::AppState;
 
 /// POST /item body.
@@ -136,7 +137,7 @@ pub async fn list_items(
             serde_json::to_value(page.into_iter().map(Item::name_only).collect::<Vec<_>>())
         }
         .map_err(|e| ApiError::Internal(format!("serializing items: {e}")))?;
-        Ok((body, total))
+        Ok::<_, ApiError>((body, total))
     })
     .await?;
     Ok(with_total(total).json(body))
@@ -164,9 +165,9 @@ pub async fn get_item(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", item::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::Item))?;
     let view = state.item_views.get(&state.pool, id).await?;
-    Ok(HttpResponse::Ok().json(view.ok_or_else(|| item::not_found(id))?))
+    Ok(HttpResponse::Ok().json(view.ok_or_else(|| not_found(Entity::Item)(id))?))
 }
 
 /// POST /item (fresh)
@@ -242,7 +243,7 @@ pub async fn update_item(
     body: ValidJson<ItemChanges>,
 ) -> Result<HttpResponse, ApiError> {
     let ItemChanges { name, price } = body.0;
-    let id = path_id(&req, "id", item::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::Item))?;
     let view = db::transaction(&state.pool, move |conn| {
         let updated = Item::update(conn, id, name.as_ref().map(Name::as_str), price)?;
         one(Item::views(conn, vec![updated])?)
@@ -275,7 +276,7 @@ pub async fn delete_item(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", item::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::Item))?;
     db::run(&state.pool, move |conn| Item::delete(conn, id)).await?;
     Ok(HttpResponse::Ok().json(Message::new("Item deleted.")))
 }

@@ -23,8 +23,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ValidationErrors};
 use crate::http::is_docs_path;
+use crate::models::{Entity, ModelError};
 
 /// Registers every API route, and Swagger UI.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -135,6 +136,47 @@ fn method_order(method: &str) -> usize {
         .iter()
         .position(|m| *m == method)
         .unwrap_or(usize::MAX)
+}
+
+/// How a model's refusal reaches the client: its status, code, message and field.
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::NotFound(entity, id) => not_found(entity)(id),
+            ModelError::NameTaken(Entity::User) => {
+                ApiError::Conflict("A user with that username already exists.")
+            }
+            ModelError::NameTaken(Entity::Tag) => {
+                ApiError::Conflict("A tag with that name already exists in this store.")
+            }
+            ModelError::NameTaken(_) => {
+                ApiError::Conflict("A store with that name already exists.")
+            }
+            ModelError::NoSuchStore(_) => {
+                let mut errors = ValidationErrors::default();
+                errors.json("store_id", "No store with this id.");
+                ApiError::Validation(errors)
+            }
+            ModelError::DifferentStores => {
+                let mut errors = ValidationErrors::default();
+                errors.path("tag_id", "The item and the tag belong to different stores.");
+                ApiError::Validation(errors)
+            }
+            ModelError::NotTagged { item, tag } => {
+                ApiError::NotFound(format!("Item {item} is not tagged with tag {tag}."))
+            }
+            ModelError::TagInUse => ApiError::BadRequest(
+                "The tag is still used by items; remove it from them first.".into(),
+            ),
+            ModelError::Inconsistent(why) => ApiError::Internal(why),
+            ModelError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// The 404 for an id of `entity` in a path or a body.
+pub fn not_found(entity: Entity) -> impl Fn(i64) -> ApiError {
+    move |id| ApiError::NotFound(format!("{entity} {id} not found."))
 }
 
 /// A 200 carrying a list's total in `X-Total-Count`.

@@ -11,8 +11,9 @@ use crate::error::responses::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{path_id, Fields, FromJsonBody, Name, Page, ValidJson};
-use crate::models::store::{self, Store, StoreView};
-use crate::routes::{with_total, Message};
+use crate::models::store::{Store, StoreView};
+use crate::models::{Entity, ModelError};
+use crate::routes::{not_found, with_total, Message};
 use crate::state::AppState;
 
 /// A `{name}` body (stores and tags).
@@ -56,7 +57,7 @@ pub async fn list_stores(
 ) -> Result<HttpResponse, ApiError> {
     let (views, total) = db::run(&state.pool, move |conn| {
         let (page, total) = Store::list(conn, page.limit, page.offset)?;
-        Ok((Store::views(conn, page)?, total))
+        Ok::<_, ModelError>((Store::views(conn, page)?, total))
     })
     .await?;
     Ok(with_total(total).json(views))
@@ -84,7 +85,7 @@ pub async fn get_store(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", store::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::Store))?;
     let view = db::run(&state.pool, move |conn| {
         let found = Store::get(conn, id)?;
         one(Store::views(conn, vec![found])?)
@@ -151,7 +152,7 @@ pub async fn delete_store(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", store::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::Store))?;
     db::run(&state.pool, move |conn| Store::delete(conn, id)).await?;
     Ok(HttpResponse::Ok().json(Message::new("Store deleted")))
 }

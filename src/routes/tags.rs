@@ -12,11 +12,11 @@ use crate::error::responses::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{path_id, Page, ValidJson};
-use crate::models::item::{self, Item, ItemView};
-use crate::models::store;
-use crate::models::tag::{self, Tag, TagView};
+use crate::models::item::{Item, ItemView};
+use crate::models::tag::{Tag, TagView};
+use crate::models::{Entity, ModelError};
 use crate::routes::stores::{one, NameBody};
-use crate::routes::{with_total, Message};
+use crate::routes::{not_found, with_total, Message};
 use crate::state::AppState;
 
 /// GET /store/{id}/tag
@@ -46,10 +46,10 @@ pub async fn list_store_tags(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let store_id = path_id(&req, "id", store::not_found)?;
+    let store_id = path_id(&req, "id", not_found(Entity::Store))?;
     let (views, total) = db::run(&state.pool, move |conn| {
         let (page, total) = Tag::list_for_store(conn, store_id, page.limit, page.offset)?;
-        Ok((Tag::views(conn, page)?, total))
+        Ok::<_, ModelError>((Tag::views(conn, page)?, total))
     })
     .await?;
     Ok(with_total(total).json(views))
@@ -85,7 +85,7 @@ pub async fn create_tag(
     body: ValidJson<NameBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.0.name;
-    let store_id = path_id(&req, "id", store::not_found)?;
+    let store_id = path_id(&req, "id", not_found(Entity::Store))?;
     let view = db::transaction(&state.pool, move |conn| {
         let created = Tag::create(conn, store_id, name.as_str())?;
         one(Tag::views(conn, vec![created])?)
@@ -116,7 +116,7 @@ pub async fn get_tag(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", tag::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::Tag))?;
     let view = db::run(&state.pool, move |conn| {
         let found = Tag::get(conn, id)?;
         one(Tag::views(conn, vec![found])?)
@@ -152,7 +152,7 @@ pub async fn delete_tag(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", tag::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::Tag))?;
     db::run(&state.pool, move |conn| Tag::delete(conn, id)).await?;
     Ok(HttpResponse::Accepted().json(Message::new("Tag deleted.")))
 }
@@ -185,8 +185,8 @@ pub async fn link_item_tag(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let item_id = path_id(&req, "id", item::not_found)?;
-    let tag_id = path_id(&req, "tag_id", tag::not_found)?;
+    let item_id = path_id(&req, "id", not_found(Entity::Item))?;
+    let tag_id = path_id(&req, "tag_id", not_found(Entity::Tag))?;
     let view = db::transaction(&state.pool, move |conn| {
         let linked = Tag::link(conn, item_id, tag_id)?;
         one(Tag::views(conn, vec![linked])?)
@@ -220,8 +220,8 @@ pub async fn unlink_item_tag(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let item_id = path_id(&req, "id", item::not_found)?;
-    let tag_id = path_id(&req, "tag_id", tag::not_found)?;
+    let item_id = path_id(&req, "id", not_found(Entity::Item))?;
+    let tag_id = path_id(&req, "tag_id", not_found(Entity::Tag))?;
     let (item, tag) = db::transaction(&state.pool, move |conn| {
         let (item, tag) = Tag::unlink(conn, item_id, tag_id)?;
         Ok((

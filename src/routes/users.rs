@@ -12,8 +12,9 @@ use crate::error::responses::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::input::{boolean, path_id, Fields, FromJsonBody, Page, ValidJson};
-use crate::models::user::{self, User, UserView};
-use crate::routes::{with_total, Message};
+use crate::models::user::{User, UserView};
+use crate::models::Entity;
+use crate::routes::{not_found, with_total, Message};
 use crate::state::AppState;
 
 /// PATCH /user/{id} body.
@@ -55,7 +56,7 @@ pub async fn get_user(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", user::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::User))?;
     token.ensure_self_or_admin(id)?;
     let found = db::run(&state.pool, move |conn| User::get(conn, id)).await?;
     Ok(HttpResponse::Ok().json(UserView::from(found)))
@@ -87,7 +88,7 @@ pub async fn delete_user(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", user::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::User))?;
     token.ensure_self_or_admin(id)?;
     state.accounts.delete_user(id).await?;
     Ok(HttpResponse::Ok().json(Message::new("User deleted.")))
@@ -155,7 +156,7 @@ pub async fn set_admin(
     state: web::Data<AppState>,
     body: ValidJson<AdminFlag>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", user::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::User))?;
     let change = state.accounts.set_admin(id, body.0.is_admin).await?;
     Ok(HttpResponse::Ok().json(UserView::from(change.user)))
 }
@@ -184,7 +185,7 @@ pub async fn revoke_user_sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&req, "id", user::not_found)?;
+    let id = path_id(&req, "id", not_found(Entity::User))?;
     let count = state.accounts.revoke_sessions(id).await?;
     Ok(HttpResponse::Ok().json(SessionsRevoked {
         message: format!("Revoked {count} session(s) of user {id}."),
