@@ -1,6 +1,6 @@
 //! bcrypt hashing and verification, on a dedicated bounded pool.
 //!
-//! bcrypt at cost 12 holds a core for about 275 ms. On actix's blocking pool (up to 512
+//! bcrypt at cost 12 holds a core for a quarter of a second. On actix's blocking pool (up to 512
 //! threads) a login storm would take every core from the async workers, and every
 //! token-checked request would wait behind it. Here a fixed number of threads hash, at
 //! most `queue` jobs wait, and a request beyond that waits up to `wait` for a place
