@@ -10,13 +10,80 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, ResponseError};
+use actix_web::{HttpMessage, HttpRequest, ResponseError};
 
 use crate::config::{HttpSettings, IpNetwork};
 use crate::error::ApiError;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A limit's current state (draft-ietf-httpapi-ratelimit-headers-10, 4).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// A limit's policy: its quota and window (draft-ietf-httpapi-ratelimit-headers-10, 3).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Where a client stands in one limit, told in the `RateLimit-Policy` and `RateLimit`
+/// fields of draft-ietf-httpapi-ratelimit-headers-10: Structured Field lists (RFC 9651)
+/// whose items are the policy's name with parameters, e.g. `RateLimit-Policy:
+/// "auth";q=60;w=60` and `RateLimit: "auth";r=0;t=12` (q: quota, w: window in seconds,
+/// r: what is left of the quota, t: seconds until more is available).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    /// The policy's name (a token of ours, sent as a String item).
+    pub policy: &'static str,
+    /// The quota: requests per window, or requests at once when `window` is none.
+    pub quota: u64,
+    /// The window in seconds; none for a limit on concurrent requests.
+    pub window: Option<u64>,
+    /// What is left of the quota.
+    pub remaining: u64,
+    /// Seconds until more of the quota is available, when known.
+    pub reset: Option<u64>,
+}
+
+impl RateLimitStatus {
+    /// Seconds a refused client should wait: the reset, at least one second. The
+    /// draft (4.2, 5) asks that `Retry-After` never be earlier than the reset.
+    pub fn retry_after(&self) -> u64 {
+        self.reset.unwrap_or(1).max(1)
+    }
+
+    /// The `RateLimit-Policy` field value.
+    pub fn policy_field(&self) -> String {
+        match self.window {
+            Some(window) => format!("\"{}\";q={};w={}", self.policy, self.quota, window),
+            // The draft's quota unit for a cap on requests in flight (3.1.2).
+            None => format!(
+                "\"{}\";q={};qu=\"concurrent-requests\"",
+                self.policy, self.quota
+            ),
+        }
+    }
+
+    /// The `RateLimit` field value.
+    pub fn field(&self) -> String {
+        match self.reset {
+            Some(reset) => format!("\"{}\";r={};t={}", self.policy, self.remaining, reset),
+            None => format!("\"{}\";r={}", self.policy, self.remaining),
+        }
+    }
+
+    /// Sets both fields on `headers`, unless a limit already set them.
+    pub fn set_on(&self, headers: &mut actix_web::http::header::HeaderMap) {
+        if headers.contains_key(RATELIMIT) {
+            return;
+        }
+        for (name, value) in [
+            (RATELIMIT_POLICY, self.policy_field()),
+            (RATELIMIT, self.field()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
 
 /// Where the OpenAPI document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -54,6 +121,9 @@ pub fn cors(settings: &HttpSettings) -> Cors {
             REQUEST_ID,
             header::RETRY_AFTER,
             header::WWW_AUTHENTICATE,
+            // A browser client can pace itself only if it may read these.
+            RATELIMIT,
+            RATELIMIT_POLICY,
         ])
         .max_age(3600);
     for origin in &settings.cors_allowed_origins {
@@ -195,6 +265,9 @@ fn cors_refusal(refusal: &CorsError, req: &HttpRequest) -> ApiError {
 
 /// The headers of every response the application answers.
 ///
+/// - `RateLimit-Policy` and `RateLimit` on the responses of a rate-limited route, from
+///   the state its limit left on the request (a refusal sets its own).
+///
 /// - `X-Content-Type-Options: nosniff`: a browser must not guess an HTML or script type
 ///   from a JSON body (OWASP HTTP Headers and REST Security Cheat Sheets).
 /// - `Cache-Control: no-store` on every API response whose handler chose no caching of
@@ -204,6 +277,10 @@ fn cors_refusal(refusal: &CorsError, req: &HttpRequest) -> ApiError {
 ///   `Pragma: no-cache` (RFC 6749 5.1). The document and Swagger UI files are the same
 ///   for everyone and stay cacheable.
 fn security_headers<B>(res: &mut ServiceResponse<B>) {
+    let limited = res.request().extensions().get::<RateLimitStatus>().copied();
+    if let Some(status) = limited {
+        status.set_on(res.headers_mut());
+    }
     let cacheable = is_docs_path(res.request().path()) && !res.status().is_client_error();
     let headers = res.headers_mut();
     headers.insert(

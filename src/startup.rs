@@ -243,6 +243,11 @@ async fn prune_forever(state: web::Data<AppState>) {
             Ok(n) => log::info!("pruned {n} expired session, revoked-token and revocation row(s)"),
             Err(e) => log::warn!("pruning expired sessions failed: {e}"),
         }
+        match state.limiter.sweep().await {
+            Ok(0) => {}
+            Ok(n) => log::info!("pruned {n} closed rate-limit window(s)"),
+            Err(e) => log::warn!("pruning closed rate-limit windows failed: {e}"),
+        }
         let dropped = state.revocations().prune(db::now());
         if dropped > 0 {
             log::info!("dropped {dropped} expired entries from the in-memory revoked set");

@@ -10,7 +10,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::TokenService;
-use crate::config::Settings;
+use crate::config::{DatabaseUrl, Settings};
 use crate::db::{BatchedReads, Pool};
 use crate::models::item::{Item, ItemView};
 
@@ -24,7 +24,7 @@ pub struct AppState {
     pub item_views: BatchedReads<i64, ItemView>,
     /// The token check of every request (the authentication middleware's).
     pub token_check: web::Data<TokenCheck>,
-    /// The per-address limits of the auth endpoints (their extractor's).
+    /// The brute-force limits (the per-address extractor's, the account flows', the sweep's).
     pub limiter: web::Data<RateLimiter>,
     /// The settings the service started with.
     pub settings: Settings,
@@ -34,9 +34,12 @@ impl AppState {
     /// The state for `settings`, on `pool`, with `revocations` fed by the follower.
     pub fn new(settings: Settings, pool: Pool, revocations: Arc<Revocations>) -> Self {
         let tokens = Arc::new(TokenService::new(&settings.tokens));
+        // Several instances share a PostgreSQL database, so the limits live there too.
+        let shared = matches!(settings.database.url, DatabaseUrl::Postgres(_));
         let limiter = Arc::new(RateLimiter::new(
             &settings.limits,
             settings.http.trusted_proxies.clone(),
+            shared.then(|| pool.clone()),
         ));
         let token_check = web::Data::new(TokenCheck {
             tokens: tokens.clone(),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::auth::password::PasswordHasher;
-use crate::auth::rate_limit::RateLimiter;
+use crate::auth::rate_limit::{RateLimiter, Target};
 use crate::auth::revocation::Revocations;
 use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
 use crate::auth::tokens::{Claims, Minted, Subject, TokenService};
@@ -27,7 +27,7 @@ pub struct Accounts {
     pub tokens: Arc<TokenService>,
     /// The revoked set, told of every revocation made here.
     pub revocations: Arc<Revocations>,
-    /// Failed logins per username.
+    /// The failure counts and hashing shares per username and user.
     pub limiter: Arc<RateLimiter>,
 }
 
@@ -71,18 +71,31 @@ impl Accounts {
     }
 
     /// Checks a username and password; the same 401 and the same bcrypt work whether
-    /// the user is unknown or the password wrong (OWASP Authentication Cheat Sheet). A
-    /// username with too many recent failures gets 429 whatever the password.
+    /// the user is unknown, the username invalid, or the password wrong (OWASP
+    /// Authentication Cheat Sheet, "Authentication and error messages"). A username
+    /// with too many recent failures gets 429 whatever the password, and so does one
+    /// with its share of the hashing pool in flight.
     async fn authenticate(&self, credentials: Credentials) -> Result<User, ApiError> {
-        let username = credentials.username;
-        self.limiter.check_username(&username)?;
+        // An invalid username (a NUL byte, 64 KB, ...) cannot name an account: it gets
+        // no query (a string PostgreSQL would refuse, or a 64 KB index probe) and
+        // leaves no trace in the limits, yet still costs the dummy bcrypt check below.
+        let username = Username::parse(&serde_json::Value::String(credentials.username)).ok();
+        let who = username.as_ref().map(Target::username);
+        let _turn = who.map(|who| self.limiter.hashing_turn(who)).transpose()?;
+        if let Some(who) = who {
+            self.limiter.check_failures(who).await?;
+        }
         // Shed before the user lookup: a login that cannot be hashed costs no query.
         let slot = self.passwords.reserve().await?;
-        let lookup = username.clone();
-        let user = db::run(&self.pool, move |conn| {
-            User::find_by_username(conn, &lookup)
-        })
-        .await?;
+        let user = match username {
+            Some(name) => {
+                db::run(&self.pool, move |conn| {
+                    User::find_by_username(conn, name.as_str())
+                })
+                .await?
+            }
+            None => None,
+        };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let ok = self
             .passwords
@@ -90,11 +103,15 @@ impl Accounts {
             .await?;
         match user {
             Some(user) if ok => {
-                self.limiter.record_success(&username);
+                if let Some(who) = who {
+                    self.limiter.record_success(who).await?;
+                }
                 Ok(user)
             }
             _ => {
-                self.limiter.record_failure(&username);
+                if let Some(who) = who {
+                    self.limiter.record_failure(who).await?;
+                }
                 Err(ApiError::InvalidCredentials)
             }
         }

@@ -302,6 +302,34 @@ mod tests {
     }
 
     #[test]
+    fn limit_settings_are_checked() {
+        let s = Settings::load_from(env(&[("JWT_SECRET_KEY", KEY)])).unwrap();
+        assert_eq!(
+            (s.limits.hashing_per_user, s.limits.max_entries),
+            (2, 10_000)
+        );
+        let s = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("PASSWORD_HASH_PER_USER", "0"),
+            ("RATE_LIMIT_MAX_ENTRIES", "250000"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.limits.hashing_per_user, s.limits.max_entries),
+            (0, 250_000)
+        );
+        let err = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("PASSWORD_HASH_PER_USER", "-1"),
+            ("RATE_LIMIT_MAX_ENTRIES", "10"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].starts_with("PASSWORD_HASH_PER_USER"), "{err}");
+        assert!(err.0[1].starts_with("RATE_LIMIT_MAX_ENTRIES"), "{err}");
+    }
+
+    #[test]
     fn development_key_is_generated_once_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_str().unwrap();

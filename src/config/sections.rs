@@ -70,8 +70,13 @@ pub struct PasswordSettings {
 pub struct LimitSettings {
     /// Requests per minute per client address to each auth endpoint (0: off).
     pub auth_per_minute: u32,
-    /// Failed logins per username in 15 minutes before 429 (0: off).
+    /// Failed password checks per username (logins) or user (password changes) in 15
+    /// minutes before 429 (0: off).
     pub login_failures: u32,
+    /// Password checks in flight per user before 429 (0: no limit).
+    pub hashing_per_user: u32,
+    /// Keys each in-memory limit map holds at most.
+    pub max_entries: usize,
 }
 
 /// The listener and what every request meets before a handler.
@@ -220,6 +225,10 @@ pub(super) fn limits(r: &mut Reader) -> LimitSettings {
     LimitSettings {
         auth_per_minute: r.parse::<u32>("auth_rate_limit_per_minute"),
         login_failures: r.parse::<u32>("login_failure_limit"),
+        hashing_per_user: r.ranged::<u32>("password_hash_per_user", 0, 1000),
+        // Fewer keys than one burst of legitimate clients would make the limits forget
+        // too soon; more would let a flood of keys take hundreds of megabytes.
+        max_entries: r.ranged::<usize>("rate_limit_max_entries", 100, 10_000_000),
     }
 }
 

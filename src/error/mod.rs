@@ -9,6 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::http::RateLimitStatus;
+
 /// The realm named in every `WWW-Authenticate` challenge.
 const REALM: &str = "stores-api";
 
@@ -112,9 +114,9 @@ pub enum ApiError {
     /// The body is larger than MAX_BODY_BYTES.
     #[error("The request body is larger than the limit of {0} bytes.")]
     PayloadTooLarge(usize),
-    /// Rate limited; retry after this many seconds.
-    #[error("Too many attempts. Try again in {0} s.")]
-    TooManyRequests(u64),
+    /// Rate limited: the limit, and where the client stands in it.
+    #[error("Too many attempts. Try again in {} s.", .0.retry_after())]
+    TooManyRequests(RateLimitStatus),
     /// The database cannot be reached.
     #[error("The service is temporarily unavailable. Try again shortly.")]
     ServiceUnavailable,
@@ -261,10 +263,19 @@ impl ResponseError for ApiError {
         if let Some(challenge) = self.challenge() {
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
-        if let ApiError::TooManyRequests(seconds) | ApiError::Overloaded(seconds) = self {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*seconds)));
+        let retry_after = match self {
+            ApiError::TooManyRequests(limit) => Some(limit.retry_after()),
+            ApiError::Overloaded(seconds) => Some(*seconds),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
-        response.json(body)
+        let mut response = response.json(body);
+        if let ApiError::TooManyRequests(limit) = self {
+            limit.set_on(response.headers_mut());
+        }
+        response
     }
 }
 

@@ -10,7 +10,7 @@ use utoipa::{PartialSchema, ToResponse};
 enum ErrorHeader {
     /// `WWW-Authenticate`: the RFC 6750 challenge (every 401).
     WwwAuthenticate,
-    /// `Retry-After`: seconds to wait (every 429).
+    /// `Retry-After`: seconds to wait, with the `RateLimit` fields (every 429).
     RetryAfter,
 }
 
@@ -29,13 +29,37 @@ fn error_response(description: &str, headers: &[ErrorHeader]) -> RefOr<Response>
                     .description(Some("The RFC 6750 challenge."))
                     .build(),
             ),
-            ErrorHeader::RetryAfter => response.header(
-                "Retry-After",
-                Header::builder()
-                    .schema(Some(u64::schema()))
-                    .description(Some("Seconds to wait."))
-                    .build(),
-            ),
+            ErrorHeader::RetryAfter => response
+                .header(
+                    "Retry-After",
+                    Header::builder()
+                        .schema(Some(u64::schema()))
+                        .description(Some("Seconds to wait."))
+                        .build(),
+                )
+                .header(
+                    "RateLimit-Policy",
+                    Header::builder()
+                        .schema(Some(String::schema()))
+                        .description(Some(
+                            "The limit that was hit (draft-ietf-httpapi-ratelimit-headers): \
+                             `\"auth\";q=60;w=60` (requests a minute from one address), \
+                             `\"login\";q=10;w=900` or `\"password\";q=10;w=900` (failed \
+                             password checks in 15 minutes), `\"hashing\";q=2;\
+                             qu=\"concurrent-requests\"` (password checks in flight).",
+                        ))
+                        .build(),
+                )
+                .header(
+                    "RateLimit",
+                    Header::builder()
+                        .schema(Some(String::schema()))
+                        .description(Some(
+                            "Where the client stands in it: `r` left of the quota, `t` \
+                             seconds until more, e.g. `\"auth\";r=0;t=12`.",
+                        ))
+                        .build(),
+                ),
         };
     }
     response.build().into()
@@ -112,8 +136,8 @@ error_responses! {
     TooManyRequests = "`too_many_requests`: too many attempts from this address.",
         RetryAfter;
     /// 429 of the login limits.
-    TooManyLogins = "`too_many_requests`: too many attempts from this address, or too \
-        many failed logins for this username.",
+    TooManyLogins = "`too_many_requests`: too many attempts from this address, too many \
+        failed logins for this username, or too many logins for it in flight.",
         RetryAfter;
     /// 503 of a database that cannot be reached.
     ServiceUnavailable = "`service_unavailable`: the database cannot be reached.";

@@ -1,13 +1,14 @@
 //! Register, log in, refresh, log out, the caller's account and sessions.
 
 use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::flows::{self, Issued};
 use crate::auth::guards::{Authenticated, Fresh, Refresh};
-use crate::auth::rate_limit::AuthRateLimit;
+use crate::auth::rate_limit::limit_by_address;
 use crate::auth::sessions::{ClientInfo, LogoutScope, Session, SessionView};
 use crate::db;
 use crate::error::responses::{
@@ -157,9 +158,8 @@ fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
         (status = 503, response = ServiceUnavailable),
     )
 )]
-#[post("/register")]
+#[post("/register", wrap = "from_fn(limit_by_address)")]
 pub async fn register(
-    _limit: AuthRateLimit,
     state: web::Data<AppState>,
     body: ValidJson<Registration>,
 ) -> Result<HttpResponse, ApiError> {
@@ -186,9 +186,8 @@ pub async fn register(
         (status = 503, response = ServiceUnavailable),
     )
 )]
-#[post("/login")]
+#[post("/login", wrap = "from_fn(limit_by_address)")]
 pub async fn login(
-    _limit: AuthRateLimit,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
@@ -218,9 +217,8 @@ pub async fn login(
         (status = 503, response = ServiceUnavailable),
     )
 )]
-#[post("/fresh-login")]
+#[post("/fresh-login", wrap = "from_fn(limit_by_address)")]
 pub async fn fresh_login(
-    _limit: AuthRateLimit,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
@@ -252,12 +250,8 @@ pub async fn fresh_login(
     ),
     security(("bearer" = []))
 )]
-#[post("/refresh")]
-pub async fn refresh(
-    _limit: AuthRateLimit,
-    token: Refresh,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+#[post("/refresh", wrap = "from_fn(limit_by_address)")]
+pub async fn refresh(token: Refresh, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let issued = state.accounts.refresh(token.0).await?;
     Ok(token_response(&state, issued))
 }

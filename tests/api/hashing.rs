@@ -1,6 +1,7 @@
 //! Password hashing runs on a bounded pool: a login storm beyond its queue waits for a
 //! place up to PASSWORD_HASH_WAIT and is then shed with 503 and Retry-After, never a 500,
-//! and the rest of the API keeps answering.
+//! and the rest of the API keeps answering. One username has at most
+//! PASSWORD_HASH_PER_USER logins in flight.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -94,4 +95,44 @@ async fn logins_beyond_the_queue_wait_for_a_place_instead_of_being_shed() {
     while let Some(joined) = burst.join_next().await {
         assert_error(joined.expect("login task"), 401, "invalid_credentials").await;
     }
+}
+
+#[actix_web::test]
+async fn an_invalid_username_waits_for_bcrypt_like_any_other_login() {
+    // One hashing thread, no queue, no wait: logins that arrive together find the pool
+    // busy and are shed. If an invalid username skipped the (dummy) check, none of
+    // these would be, and its answer would come sooner than a real login's.
+    let app = TestApp::spawn_with(&[
+        ("BCRYPT_COST", "10"),
+        ("PASSWORD_HASH_THREADS", "1"),
+        ("PASSWORD_HASH_QUEUE", "0"),
+        ("PASSWORD_HASH_WAIT", "0"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("ADMIN_USERNAME", ""),
+        ("ADMIN_PASSWORD", ""),
+    ])
+    .await;
+    let mut burst = JoinSet::new();
+    for i in 0..8 {
+        let request = app
+            .client
+            .post(app.url("/login"))
+            .json(&json!({"username": format!("x\u{0}{i}"), "password": "wrong-password"}));
+        burst.spawn(async move { request.send().await.expect("login sent") });
+    }
+    let (mut shed, mut answered) = (0, 0);
+    while let Some(joined) = burst.join_next().await {
+        let resp = joined.expect("login task");
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => answered += 1,
+            StatusCode::SERVICE_UNAVAILABLE => shed += 1,
+            other => panic!("an invalid username got {other}"),
+        }
+    }
+    assert!(answered >= 1, "nothing was hashed ({shed} shed)");
+    assert!(
+        shed >= 1,
+        "the dummy check was skipped ({answered} answered)"
+    );
 }

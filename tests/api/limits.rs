@@ -1,9 +1,10 @@
-//! Brute-force limits: per-address floods and per-username failures get 429.
+//! Brute-force limits: per-address floods and per-username failed logins get 429 with
+//! Retry-After and the RateLimit headers, on one instance or several.
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, TestApp, PASSWORD};
+use crate::helpers::{assert_error, on_postgres, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn a_flood_of_logins_from_one_address_gets_429_with_retry_after() {
@@ -216,4 +217,207 @@ async fn behind_a_trusted_proxy_sessions_record_the_forwarded_address() {
         .await
         .unwrap();
     assert_eq!(sessions[0]["ip"], "127.0.0.1", "{sessions}");
+}
+
+/// The value of `name` in `resp`, as text.
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} ({})", resp.status()))
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+/// The `t` of a `RateLimit` field value.
+fn reset_of(field: &str) -> u64 {
+    field
+        .split(';')
+        .find_map(|p| p.strip_prefix("t="))
+        .unwrap_or_else(|| panic!("no t in {field}"))
+        .parse()
+        .expect("seconds")
+}
+
+#[actix_web::test]
+async fn limited_routes_tell_the_client_its_budget_in_ratelimit_headers_readable_by_browsers() {
+    const SPA: &str = "https://app.example.com";
+    let app = TestApp::spawn_with(&[
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
+        ("CORS_ALLOWED_ORIGINS", SPA),
+    ])
+    .await;
+    let login = || {
+        app.client
+            .post(app.url("/login"))
+            .header("Origin", SPA)
+            .json(&json!({"username": "nobody", "password": "wrong-password"}))
+            .send()
+    };
+    let resp = login().await.expect("sent");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&resp, "ratelimit-policy"), r#""auth";q=2;w=60"#);
+    let field = header(&resp, "ratelimit");
+    assert!(field.starts_with(r#""auth";r=1;t="#), "{field}");
+    assert!((1..=60).contains(&reset_of(&field)), "{field}");
+    let exposed = header(&resp, "access-control-expose-headers").to_ascii_lowercase();
+    for name in ["retry-after", "ratelimit-policy", "ratelimit"] {
+        assert!(
+            exposed.split(", ").any(|h| h == name),
+            "{name} in {exposed}"
+        );
+    }
+
+    login().await.expect("sent");
+    let resp = login().await.expect("sent");
+    let field = header(&resp, "ratelimit");
+    assert!(field.starts_with(r#""auth";r=0;t="#), "{field}");
+    let retry_after: u64 = header(&resp, "retry-after").parse().expect("seconds");
+    assert_eq!(retry_after, reset_of(&field), "Retry-After is the reset");
+    assert_error(resp, 429, "too_many_requests").await;
+
+    // Routes without a limit say nothing of one.
+    let resp = app.get("/health", None).await;
+    assert!(!resp.headers().contains_key("ratelimit"));
+}
+
+#[actix_web::test]
+async fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+    let app = TestApp::spawn_with(&[
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
+        ("TRUSTED_PROXIES", "127.0.0.0/8"),
+    ])
+    .await;
+    // Two addresses of one /64: one budget.
+    for address in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:eeee:dddd:cccc"] {
+        let resp = login_forwarded(&app, address).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{address}");
+    }
+    let resp = login_forwarded(&app, "[2001:db8:1:2::99]:4711").await;
+    assert_error(resp, 429, "too_many_requests").await;
+    // The next /64 is another client.
+    let resp = login_forwarded(&app, "2001:db8:1:3::1").await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // An IPv4 client is the same client when a proxy writes it IPv4-mapped.
+    for address in ["203.0.113.9", "::ffff:203.0.113.9"] {
+        let resp = login_forwarded(&app, address).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{address}");
+    }
+    let resp = login_forwarded(&app, "::ffff:cb00:7109").await;
+    assert_error(resp, 429, "too_many_requests").await;
+}
+
+#[actix_web::test]
+async fn any_username_is_a_401_that_leaves_no_trace_never_a_500() {
+    // One failure locks a valid username: an invalid one must stay a plain 401.
+    let app = TestApp::spawn_with(&[
+        ("LOGIN_FAILURE_LIMIT", "1"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+    ])
+    .await;
+    let hostile = [
+        "a\u{0}b".to_owned(),
+        "\u{0}".repeat(3),
+        "x".repeat(60_000),
+        "\u{0}".repeat(10_000),
+        "ab".to_owned(),
+        "ä".repeat(81),
+        "bad\u{1}name".to_owned(),
+        "\u{202e}\u{0}\u{fffd}".to_owned(),
+    ];
+    for route in ["/login", "/fresh-login"] {
+        for username in &hostile {
+            for _ in 0..2 {
+                let resp = app
+                    .post(
+                        route,
+                        None,
+                        Some(json!({"username": username, "password": "wrong-password"})),
+                    )
+                    .await;
+                let what = format!("{route} {:?}", username.chars().take(8).collect::<String>());
+                assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{what}");
+                assert_error(resp, 401, "invalid_credentials").await;
+            }
+        }
+    }
+    // A valid username that fails is counted: the limit is on.
+    for expected in [401, 429] {
+        let resp = app
+            .post(
+                "/login",
+                None,
+                Some(json!({"username": "nobody-here", "password": "wrong-password"})),
+            )
+            .await;
+        assert_eq!(resp.status().as_u16(), expected);
+    }
+    // A body whose username is no string is malformed: 422, not 500 either.
+    let resp = app
+        .post(
+            "/login",
+            None,
+            Some(json!({"username": ["\u{0}"], "password": "wrong-password"})),
+        )
+        .await;
+    assert_error(resp, 422, "validation_error").await;
+}
+
+#[actix_web::test]
+async fn several_instances_share_the_limits_on_postgresql() {
+    // Defaults: 60 requests a minute per address and route, 10 failures per username.
+    let a = TestApp::spawn().await;
+    let b = a.spawn_sibling().await;
+    let victim = a.user().await;
+    for app in [&a, &b, &a, &b, &a, &b, &a, &b, &a, &b] {
+        let resp = app
+            .post(
+                "/login",
+                None,
+                Some(json!({"username": victim.username, "password": "wrong-password"})),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = b
+        .post(
+            "/login",
+            None,
+            Some(json!({"username": victim.username, "password": PASSWORD})),
+        )
+        .await;
+    if on_postgres() {
+        // Ten failures, five on each instance: the username is locked on both.
+        assert_error(resp, 429, "too_many_requests").await;
+    } else {
+        // SQLite is one instance's database: each counts its own.
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    // Sixty requests from one address, half on each instance.
+    for n in 0..60 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let resp = app
+            .post(
+                "/fresh-login",
+                None,
+                Some(json!({"username": format!("nobody-{n}"), "password": "wrong-password"})),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "request {n}");
+    }
+    let resp = a
+        .post(
+            "/fresh-login",
+            None,
+            Some(json!({"username": "nobody", "password": "wrong-password"})),
+        )
+        .await;
+    if on_postgres() {
+        assert!(header(&resp, "ratelimit").starts_with(r#""auth";r=0;"#));
+        assert_error(resp, 429, "too_many_requests").await;
+    } else {
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
 }
