@@ -220,6 +220,9 @@ impl Accounts {
     /// Changes the caller's password after checking the current one, and ends every
     /// other session of the caller. A wrong current password is a problem with that
     /// field, not a failed login: a 401 would make SPA interceptors log the user out.
+    /// The check is a password guess like a login's (a stolen fresh token is enough to
+    /// try): failures count per user, too many get 429, and one user has one share of
+    /// the hashing pool.
     pub async fn change_password(
         &self,
         claims: Arc<Claims>,
@@ -227,16 +230,21 @@ impl Accounts {
         new_password: NewPassword,
     ) -> Result<(), ApiError> {
         let id = claims.user_id;
+        let who = Target::user(id);
+        let _turn = self.limiter.hashing_turn(who)?;
+        self.limiter.check_failures(who).await?;
         let user = db::run(&self.pool, move |conn| User::get(conn, id)).await?;
         if !self
             .passwords
             .verify(current_password, Some(user.password_hash))
             .await?
         {
+            self.limiter.record_failure(who).await?;
             let mut errors = ValidationErrors::default();
             errors.json("current_password", "Incorrect password.");
             return Err(ApiError::Validation(errors));
         }
+        self.limiter.record_success(who).await?;
         let hash = self.passwords.hash(new_password.into_inner()).await?;
         let revoked = self.revocations.clone();
         db::transaction(&self.pool, move |conn| {

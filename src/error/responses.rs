@@ -139,6 +139,11 @@ error_responses! {
     TooManyLogins = "`too_many_requests`: too many attempts from this address, too many \
         failed logins for this username, or too many logins for it in flight.",
         RetryAfter;
+    /// 429 of the password-change limits.
+    TooManyPasswordChecks = "`too_many_requests`: too many attempts from this address, \
+        too many wrong current passwords for this user, or a password change of this \
+        user in flight already.",
+        RetryAfter;
     /// 503 of a database that cannot be reached.
     ServiceUnavailable = "`service_unavailable`: the database cannot be reached.";
 }

@@ -13,8 +13,8 @@ use crate::auth::sessions::{ClientInfo, LogoutScope, Session, SessionView};
 use crate::db;
 use crate::error::responses::{
     BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
-    PayloadTooLarge, ServiceUnavailable, TokenUserNotFound, TooManyLogins, TooManyRequests,
-    Unauthorized,
+    PayloadTooLarge, ServiceUnavailable, TokenUserNotFound, TooManyLogins, TooManyPasswordChecks,
+    TooManyRequests, Unauthorized,
 };
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::http::client_ip;
@@ -329,7 +329,9 @@ pub async fn me(
     summary = "Change the caller's password",
     description = "Requires a **fresh** access token. Checks the current password, sets the \
                    new one, and revokes every other session of the caller (this one stays). \
-                   A wrong current password is a 422 on `current_password`, not a 401.",
+                   A wrong current password is a 422 on `current_password`, not a 401. \
+                   Rate limited per client address and per user (failed checks, and \
+                   checks in flight).",
     request_body = PasswordChange,
     responses(
         (status = 200, description = "Changed.", body = Message,
@@ -341,11 +343,12 @@ pub async fn me(
         (status = 422, description = "`validation_error`: a field is missing, invalid or \
             unknown, or `current_password` is wrong; `errors.json` lists every problem.",
             body = ErrorBody),
+        (status = 429, response = TooManyPasswordChecks),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
 )]
-#[put("/me/password")]
+#[put("/me/password", wrap = "from_fn(limit_by_address)")]
 pub async fn change_password(
     token: Fresh,
     state: web::Data<AppState>,

@@ -15,7 +15,7 @@ use crate::error::responses::{
     AdminRequired, BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
     InvalidNameBody, InvalidPage, ItemNotFound, NotSelfOrAdmin, OptionalTokenInvalid,
     PayloadTooLarge, ServiceUnavailable, StoreNotFound, TagNotFound, TokenUserNotFound,
-    TooManyLogins, TooManyRequests, Unauthorized, UserNotFound,
+    TooManyLogins, TooManyPasswordChecks, TooManyRequests, Unauthorized, UserNotFound,
 };
 use crate::error::ErrorBody;
 use crate::http::{OPENAPI_PATH, SWAGGER_UI_PATH};
@@ -73,6 +73,7 @@ challenge (RFC 6750); 429 responses a `Retry-After`.
             InvalidCredentialsBody,
             TooManyRequests,
             TooManyLogins,
+            TooManyPasswordChecks,
             ServiceUnavailable,
         )
     ),

@@ -1,13 +1,13 @@
 //! Password hashing runs on a bounded pool: a login storm beyond its queue waits for a
 //! place up to PASSWORD_HASH_WAIT and is then shed with 503 and Retry-After, never a 500,
-//! and the rest of the API keeps answering. One username has at most
-//! PASSWORD_HASH_PER_USER logins in flight.
+//! and the rest of the API keeps answering. One user (a username at /login, a token at
+//! PUT /me/password) has at most PASSWORD_HASH_PER_USER checks in flight.
 
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::helpers::{assert_error, TestApp};
+use crate::helpers::{assert_error, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
@@ -135,4 +135,63 @@ async fn an_invalid_username_waits_for_bcrypt_like_any_other_login() {
         shed >= 1,
         "the dummy check was skipped ({answered} answered)"
     );
+}
+
+#[actix_web::test]
+async fn one_user_hammering_password_changes_leaves_the_pool_to_the_others() {
+    // One hashing thread and two queue places, no wait. Without a share per user, the
+    // burst takes all three places and everyone else's login is shed with 503.
+    let app = TestApp::spawn_with(&[
+        ("BCRYPT_COST", "10"),
+        ("PASSWORD_HASH_THREADS", "1"),
+        ("PASSWORD_HASH_QUEUE", "2"),
+        ("PASSWORD_HASH_WAIT", "0"),
+        ("PASSWORD_HASH_PER_USER", "2"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("ADMIN_USERNAME", ""),
+        ("ADMIN_PASSWORD", ""),
+    ])
+    .await;
+    let hammer = app.user().await;
+    let bystander = app.user().await;
+    let mut burst = JoinSet::new();
+    for _ in 0..12 {
+        let request = app
+            .client
+            .put(app.url("/me/password"))
+            .bearer_auth(&hammer.tokens.access)
+            .json(&json!({"current_password": "wrong-password",
+                          "new_password": "another-long-passphrase"}));
+        burst.spawn(async move { request.send().await.expect("change sent") });
+    }
+    // Sent while the burst is being hashed: the third place is the bystander's.
+    let resp = app
+        .post(
+            "/login",
+            None,
+            Some(json!({"username": bystander.username, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "the bystander's login");
+
+    let (mut checked, mut refused) = (0, 0);
+    while let Some(joined) = burst.join_next().await {
+        let resp = joined.expect("change task");
+        match resp.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert_eq!(
+                    resp.headers()["ratelimit-policy"],
+                    r#""hashing";q=2;qu="concurrent-requests""#
+                );
+                assert_eq!(resp.headers()["retry-after"], "1");
+                assert_error(resp, 429, "too_many_requests").await;
+            }
+            other => panic!("a password change in the burst got {other}"),
+        }
+    }
+    assert!(checked >= 1, "nothing was checked ({refused} refused)");
+    assert!(refused >= 1, "nothing was refused ({checked} checked)");
 }

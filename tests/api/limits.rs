@@ -1,5 +1,6 @@
-//! Brute-force limits: per-address floods and per-username failed logins get 429 with
-//! Retry-After and the RateLimit headers, on one instance or several.
+//! Brute-force limits: per-address floods, per-username failed logins and per-user
+//! failed password changes get 429 with Retry-After and the RateLimit headers, on one
+//! instance or several.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -306,6 +307,56 @@ async fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
     }
     let resp = login_forwarded(&app, "::ffff:cb00:7109").await;
     assert_error(resp, 429, "too_many_requests").await;
+}
+
+/// PUT /me/password with `current` as the current password.
+async fn change_password(app: &TestApp, token: &str, current: &str) -> reqwest::Response {
+    app.client
+        .put(app.url("/me/password"))
+        .bearer_auth(token)
+        .json(&json!({"current_password": current, "new_password": "another-long-passphrase"}))
+        .send()
+        .await
+        .expect("request sent")
+}
+
+#[actix_web::test]
+async fn password_changes_are_limited_per_address() {
+    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let user = app.user().await;
+    exhaust("PUT /me/password", 3, async || {
+        change_password(&app, &user.tokens.access, "wrong-password").await
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn wrong_current_passwords_lock_that_users_password_changes_only() {
+    let app = TestApp::spawn_with(&[
+        ("LOGIN_FAILURE_LIMIT", "3"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+    ])
+    .await;
+    let victim = app.user().await;
+    let other = app.user().await;
+    for _ in 0..3 {
+        let resp = change_password(&app, &victim.tokens.access, "wrong-password").await;
+        let body = assert_error(resp, 422, "validation_error").await;
+        assert!(
+            body["errors"]["json"]["current_password"].is_array(),
+            "{body}"
+        );
+    }
+    // The right password no longer helps: guessing is over for this window.
+    let resp = change_password(&app, &victim.tokens.access, PASSWORD).await;
+    assert_eq!(header(&resp, "ratelimit-policy"), r#""password";q=3;w=900"#);
+    let retry_after: u64 = header(&resp, "retry-after").parse().expect("seconds");
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert_error(resp, 429, "too_many_requests").await;
+    // Another user changes theirs, and the victim can still log in.
+    let resp = change_password(&app, &other.tokens.access, PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    app.login(&victim.username, PASSWORD).await;
 }
 
 #[actix_web::test]
