@@ -51,8 +51,9 @@ Options:
 Environment: BCRYPT_COST (default 12, the production default), LOAD_LOGIN_CONNECTIONS
 (default 4), LOAD_STORM_CONNECTIONS (default 32), LOAD_RUST_LOG (server log filter,
 default warn: the per-request access log is info). The auth rate limits are off
-(AUTH_RATE_LIMIT_PER_MINUTE=0, LOGIN_FAILURE_LIMIT=0): every request comes from
-127.0.0.1, so with them on the kit would measure 429s, not logins.
+(AUTH_RATE_LIMIT_PER_MINUTE=0, LOGIN_FAILURE_LIMIT=0, PASSWORD_HASH_PER_USER=0): every
+request comes from 127.0.0.1 and logs the kit's one user in, so with them on the kit
+would measure 429s, not logins.
 
 Examples:
   bash load/run.sh                                   # everything on SQLite, ~2 minutes
@@ -190,7 +191,8 @@ start_server() {
     start="$(now_ns)"
     APP_ENV=production HOST=127.0.0.1 PORT="$port" DATABASE_URL="$DATABASE_URL" \
         JWT_SECRET_KEY="$KEY" BCRYPT_COST="$COST" DATA_DIR="$TMP" \
-        AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_FAILURE_LIMIT=0 RUST_LOG="$SERVER_RUST_LOG" \
+        AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_FAILURE_LIMIT=0 PASSWORD_HASH_PER_USER=0 \
+        RUST_LOG="$SERVER_RUST_LOG" \
         "$BIN" >"$TMP/server-$n.log" 2>&1 &
     PIDS+=("$!")
     until curl -fsS -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null; do

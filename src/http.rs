@@ -43,8 +43,8 @@ pub struct RateLimitStatus {
 }
 
 impl RateLimitStatus {
-    /// Seconds a refused client should wait: the reset, at least one second. The
-    /// draft (4.2, 5) asks that `Retry-After` never be earlier than the reset.
+    /// Seconds a refused client should wait: the reset, at least one second (the draft's
+    /// section 6 asks that `Retry-After` never be earlier than the reset).
     pub fn retry_after(&self) -> u64 {
         self.reset.unwrap_or(1).max(1)
     }
