@@ -264,6 +264,24 @@ fn admin_create_refuses_a_password_that_breaks_the_rules() {
     assert_success(&out);
 }
 
+#[test]
+fn admin_create_refuses_a_username_with_invisible_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let out = run(
+        &env,
+        &["admin", "create", "ca\u{200B}rol"],
+        Some("carol-password-1\n"),
+    );
+    assert_failure(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("username") && stderr.contains("zero-width"),
+        "{}",
+        describe(&out)
+    );
+}
+
 // Start-up refusals
 
 /// An environment for `migrate` with `overrides` applied (an empty value removes).

@@ -180,11 +180,14 @@ pub fn id(value: &Value) -> Result<i64, String> {
         .ok_or_else(|| "Not a valid id.".to_string())
 }
 
-/// A username: 3 to 80 characters after trimming, no control characters.
+/// A username: 3 to 80 characters after trimming, none of them control, format,
+/// bidirectional control or zero-width characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
-/// The OpenAPI form of `parse`'s rules (see [`Name`]'s).
+/// The OpenAPI form of `parse`'s rules (see [`Name`]'s). The pattern states the
+/// control characters only: JSON Schema dialects have no portable class for the format
+/// characters, which the description names instead.
 impl PartialSchema for Username {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
@@ -207,7 +210,9 @@ impl PartialSchema for Username {
             )))
             .description(Some(
                 "3 to 80 characters after trimming the whitespace around it (it is stored \
-                 trimmed); no control characters.",
+                 trimmed); no control, format (Unicode Cf), bidirectional control \
+                 (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069) or \
+                 zero-width (U+200B to U+200D, U+2060, U+FEFF) characters.",
             ))
             .examples([json!("alice")])
             .into()
@@ -215,6 +220,29 @@ impl PartialSchema for Username {
 }
 
 impl ToSchema for Username {}
+
+/// Characters that a username must not contain, each kind with what the 422 says. A
+/// name made of them can show as another's, or as nothing at all.
+fn refused(c: char) -> Option<&'static str> {
+    use icu_properties::props::{BidiControl, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+
+    if c.is_control() {
+        return Some("Must not contain control characters.");
+    }
+    // Bidi_Control: the overrides and isolates (U+202A to U+202E, U+2066 to U+2069)
+    // that reorder what is shown, and the marks (U+061C, U+200E, U+200F).
+    if CodePointSetData::new::<BidiControl>().contains(c) {
+        return Some("Must not contain bidirectional control characters.");
+    }
+    if matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}') {
+        return Some("Must not contain zero-width characters.");
+    }
+    if CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format {
+        return Some("Must not contain format characters.");
+    }
+    None
+}
 
 impl Username {
     /// Parses and trims.
@@ -225,8 +253,8 @@ impl Username {
         if !(3..=80).contains(&len) {
             return Err("Length must be between 3 and 80.".into());
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err("Must not contain control characters.".into());
+        if let Some(problem) = trimmed.chars().find_map(refused) {
+            return Err(problem.into());
         }
         Ok(Username(trimmed.to_owned()))
     }
@@ -352,6 +380,30 @@ mod tests {
         assert!(Username::parse(&json!("x".repeat(81))).is_err());
         assert!(Username::parse(&json!(12)).is_err());
         assert!(Username::parse(&json!("bo\u{0}b")).is_err());
+    }
+
+    #[test]
+    fn usernames_refuse_invisible_and_reordering_characters_by_kind() {
+        for (name, problem) in [
+            ("bo\u{7}b", "control"),
+            ("bo\u{85}b", "control"),
+            ("bob\u{202E}gnp", "bidirectional control"),
+            ("bob\u{2066}x\u{2069}", "bidirectional control"),
+            ("bob\u{200F}", "bidirectional control"),
+            ("bo\u{200B}b", "zero-width"),
+            ("bo\u{200D}b", "zero-width"),
+            ("bo\u{2060}b", "zero-width"),
+            ("\u{FEFF}bob", "zero-width"),
+            ("bo\u{AD}b", "format"),
+            ("bob\u{E0041}", "format"),
+        ] {
+            assert_eq!(
+                Username::parse(&json!(name)),
+                Err(format!("Must not contain {problem} characters.")),
+                "{name:?}"
+            );
+        }
+        assert!(Username::parse(&json!("Zo\u{EB} \u{1F600}")).is_ok());
     }
 
     #[test]

@@ -22,4 +22,5 @@ mod races;
 mod sessions;
 mod stores;
 mod tags;
+mod usernames;
 mod users;
