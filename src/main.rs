@@ -122,15 +122,14 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
                 let username = parse_username(&username)?;
                 let password = NewPassword::parse(&serde_json::Value::from(read_password()?))
                     .map_err(|problem| format!("password: {problem}"))?;
-                if accounts
+                if let Some(existing) = accounts
                     .find_by_username(&username)
                     .await
                     .map_err(|e| e.to_string())?
-                    .is_some()
                 {
                     return Err(format!(
                         "a user named '{}' already exists (use `stores-api admin promote`)",
-                        username.as_str()
+                        existing.username
                     ));
                 }
                 let user = accounts

@@ -4,6 +4,7 @@ diesel::table! {
     users (id) {
         id -> BigInt,
         username -> Text,
+        username_key -> Text,
         password_hash -> Text,
         is_admin -> Bool,
         created_at -> Timestamp,

@@ -282,6 +282,31 @@ fn admin_create_refuses_a_username_with_invisible_characters() {
     );
 }
 
+#[test]
+fn admin_create_refuses_another_spelling_of_a_taken_username() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let out = run(
+        &env,
+        &["admin", "create", "Carol"],
+        Some("carol-password-1\n"),
+    );
+    assert_success(&out);
+    for variant in ["carol", "CAROL", "\u{FF43}arol"] {
+        let out = run(
+            &env,
+            &["admin", "create", variant],
+            Some("other-password-2\n"),
+        );
+        assert_failure(&out);
+        assert!(
+            text(&out.stderr).contains("a user named 'Carol' already exists"),
+            "{}",
+            describe(&out)
+        );
+    }
+}
+
 // Start-up refusals
 
 /// An environment for `migrate` with `overrides` applied (an empty value removes).

@@ -56,7 +56,7 @@ pub struct AdminChange {
 }
 
 impl Accounts {
-    /// Creates an account; a taken username is a conflict.
+    /// Creates an account; a username whose key is taken is a conflict.
     pub async fn register(
         &self,
         username: Username,
@@ -65,7 +65,7 @@ impl Accounts {
     ) -> Result<User, ApiError> {
         let hash = self.passwords.hash(password.into_inner()).await?;
         db::run(&self.pool, move |conn| {
-            User::create(conn, username.as_str(), &hash, is_admin)
+            User::create(conn, &username, &hash, is_admin)
         })
         .await
     }

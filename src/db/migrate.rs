@@ -8,6 +8,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use super::connect::ConnectionManager;
 use super::DbConnection;
 use crate::config::{DatabaseSettings, DatabaseUrl};
+use crate::models::user::User;
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -41,8 +42,8 @@ pub enum SetupError {
     Directory(String, std::io::Error),
 }
 
-/// Waits for the database (up to the start-up timeout) and applies pending migrations,
-/// logging each one.
+/// Waits for the database (up to the start-up timeout), applies pending migrations,
+/// logging each one, and settles the username keys they left provisional.
 pub fn migrate(settings: &DatabaseSettings) -> Result<usize, SetupError> {
     if let DatabaseUrl::Sqlite(path) = &settings.url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -81,6 +82,12 @@ pub fn migrate(settings: &DatabaseSettings) -> Result<usize, SetupError> {
         DbConnection::Pg(c) => run_migrations(c, POSTGRES_MIGRATIONS),
         DbConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS),
     }?;
+    // The username keys that SQL cannot compute, before anything reads the users.
+    let settled = super::in_transaction(&mut conn, |conn| Ok(User::settle_keys(conn)?))
+        .map_err(|e| SetupError::Migration(format!("username keys: {e}")))?;
+    if settled > 0 {
+        log::info!("computed the username keys of {settled} existing user(s)");
+    }
     Ok(applied)
 }
 

@@ -181,9 +181,13 @@ pub fn id(value: &Value) -> Result<i64, String> {
 }
 
 /// A username: 3 to 80 characters after trimming, none of them control, format,
-/// bidirectional control or zero-width characters.
+/// bidirectional control or zero-width characters. It carries its [`key`](Username::key),
+/// under which names that look alike are one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Username(String);
+pub struct Username {
+    name: String,
+    key: String,
+}
 
 /// The OpenAPI form of `parse`'s rules (see [`Name`]'s). The pattern states the
 /// control characters only: JSON Schema dialects have no portable class for the format
@@ -212,7 +216,10 @@ impl PartialSchema for Username {
                 "3 to 80 characters after trimming the whitespace around it (it is stored \
                  trimmed); no control, format (Unicode Cf), bidirectional control \
                  (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069) or \
-                 zero-width (U+200B to U+200D, U+2060, U+FEFF) characters.",
+                 zero-width (U+200B to U+200D, U+2060, U+FEFF) characters; the length \
+                 is counted as typed, before normalisation. Unique after Unicode NFKC \
+                 normalisation and case folding: `Alice`, `alice` and `ａlice` are one \
+                 account, shown as first registered.",
             ))
             .examples([json!("alice")])
             .into()
@@ -245,7 +252,8 @@ fn refused(c: char) -> Option<&'static str> {
 }
 
 impl Username {
-    /// Parses and trims.
+    /// Parses and trims. The length is counted on the trimmed name as typed, before
+    /// normalisation: NFKC can make a name longer (U+FDFA is 18 characters).
     pub fn parse(value: &Value) -> Result<Self, String> {
         let raw = string(value)?;
         let trimmed = raw.trim();
@@ -256,12 +264,40 @@ impl Username {
         if let Some(problem) = trimmed.chars().find_map(refused) {
             return Err(problem.into());
         }
-        Ok(Username(trimmed.to_owned()))
+        Ok(Username {
+            name: trimmed.to_owned(),
+            key: Username::key_of(trimmed),
+        })
     }
 
-    /// The trimmed username.
+    /// The trimmed username, as typed.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The unique key: the name trimmed, normalised and case folded.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key of any string, valid username or not: logins look up what they are
+    /// given. Unicode's compatibility caseless match (D146 in chapter 3 of the
+    /// standard): NFKD(fold(NFKD(fold(NFD(name))))), then composed (NFKC) so that the
+    /// key is short. Folding can undo a normalisation (U+0345 folds to U+03B9, which
+    /// composes differently), hence the passes between the folds.
+    pub fn key_of(name: &str) -> String {
+        use icu_casemap::CaseMapperBorrowed;
+        use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
+
+        let fold = CaseMapperBorrowed::new();
+        let nfd = DecomposingNormalizerBorrowed::new_nfd();
+        let nfkd = DecomposingNormalizerBorrowed::new_nfkd();
+        // NFKC is NFKD and then composition: the last two steps in one.
+        let nfkc = ComposingNormalizerBorrowed::new_nfkc();
+        let decomposed = nfd.normalize(name.trim());
+        let folded = fold.fold_string(&decomposed);
+        let once = nfkd.normalize(&folded);
+        nfkc.normalize(&fold.fold_string(&once)).into_owned()
     }
 }
 
@@ -382,6 +418,41 @@ mod tests {
         assert!(Username::parse(&json!("bo\u{0}b")).is_err());
     }
 
+    fn key(name: &str) -> String {
+        Username::parse(&json!(name)).unwrap().key().to_owned()
+    }
+
+    #[test]
+    fn usernames_that_look_alike_have_one_key() {
+        for same in [
+            "Alice",
+            "ALICE",
+            " alice ",
+            "\u{FF41}lice",
+            "\u{FF21}\u{FF2C}ice",
+        ] {
+            assert_eq!(key(same), "alice", "{same:?}");
+        }
+        // NFC and NFD of the same name.
+        assert_eq!(key("Jos\u{E9}"), key("Jose\u{301}"));
+        assert_eq!(key("JOS\u{C9}"), key("jose\u{301}"));
+        // Full case folding, not lowercasing: ß is ss, final sigma is sigma, the
+        // ligature is two letters.
+        assert_eq!(key("Stra\u{DF}e"), key("STRASSE"));
+        assert_eq!(key("\u{3A3}\u{391}\u{3A3}"), key("\u{3C3}\u{3B1}\u{3C2}"));
+        assert_eq!(key("\u{FB01}sh"), key("fish"));
+        // The iota subscript (U+0345, here inside U+1FB3) folds to a full iota.
+        assert_eq!(key("\u{1FB3}\u{301}x"), key("\u{391}\u{301}\u{399}x"));
+        assert_ne!(key("alice"), key("alicia"));
+        // The display name is what was typed, trimmed.
+        assert_eq!(
+            Username::parse(&json!(" Jos\u{E9} ")).unwrap().as_str(),
+            "Jos\u{E9}"
+        );
+        // Logins look up any string, valid name or not.
+        assert_eq!(Username::key_of("  ALI\u{200B}CE "), "ali\u{200B}ce");
+    }
+
     #[test]
     fn usernames_refuse_invisible_and_reordering_characters_by_kind() {
         for (name, problem) in [
@@ -404,6 +475,16 @@ mod tests {
             );
         }
         assert!(Username::parse(&json!("Zo\u{EB} \u{1F600}")).is_ok());
+    }
+
+    #[test]
+    fn username_length_is_counted_as_typed_before_normalisation() {
+        // U+FDFA is one character typed and 18 after NFKC.
+        let wide = "\u{FDFA}".repeat(80);
+        let parsed = Username::parse(&json!(wide)).unwrap();
+        assert_eq!(parsed.key().chars().count(), 80 * 18);
+        assert!(Username::parse(&json!("\u{FDFA}".repeat(81))).is_err());
+        assert!(Username::parse(&json!("\u{FB01}")).is_err());
     }
 
     #[test]

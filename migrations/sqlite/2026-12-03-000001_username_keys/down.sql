@@ -1,0 +1,18 @@
+-- The rebuild of up.sql the other way round (see there why).
+PRAGMA foreign_keys = OFF;
+BEGIN IMMEDIATE;
+CREATE TABLE users_old (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at TIMESTAMP NOT NULL
+);
+INSERT INTO users_old (id, username, password_hash, is_admin, created_at)
+SELECT id, username, password_hash, is_admin, created_at FROM users;
+DELETE FROM sqlite_sequence WHERE name = 'users_old';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'users_old', seq FROM sqlite_sequence WHERE name = 'users';
+DROP TABLE users;
+ALTER TABLE users_old RENAME TO users;
+COMMIT;
+PRAGMA foreign_keys = ON;
