@@ -75,7 +75,9 @@ impl Accounts {
     /// username with too many recent failures gets 429 whatever the password.
     async fn authenticate(&self, credentials: Credentials) -> Result<User, ApiError> {
         let username = credentials.username;
-        self.limiter.check_username(&username)?;
+        // Every spelling of a name counts against the one account it logs in to.
+        let key = Username::key_of(&username);
+        self.limiter.check_username(&key)?;
         // Shed before the user lookup: a login that cannot be hashed costs no query.
         let slot = self.passwords.reserve().await?;
         let lookup = username.clone();
@@ -90,11 +92,11 @@ impl Accounts {
             .await?;
         match user {
             Some(user) if ok => {
-                self.limiter.record_success(&username);
+                self.limiter.record_success(&key);
                 Ok(user)
             }
             _ => {
-                self.limiter.record_failure(&username);
+                self.limiter.record_failure(&key);
                 Err(ApiError::InvalidCredentials)
             }
         }

@@ -206,6 +206,30 @@ async fn an_unknown_name_in_any_spelling_is_invalid_credentials() {
     }
 }
 
+#[actix_web::test]
+async fn failed_logins_in_every_spelling_count_against_one_name() {
+    let app = TestApp::spawn_with(&[
+        ("LOGIN_FAILURE_LIMIT", "3"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+    ])
+    .await;
+    assert_eq!(app.register("Victim", PASSWORD).await.status(), 201);
+    for variant in ["victim", "VICTIM", "\u{FF56}ictim"] {
+        assert_eq!(
+            login_as(&app, "/login", variant, "wrong-password-1").await,
+            Err(StatusCode::UNAUTHORIZED)
+        );
+    }
+    let resp = app
+        .post(
+            "/login",
+            None,
+            Some(json!({"username": "Victim", "password": PASSWORD})),
+        )
+        .await;
+    assert_error(resp, 429, "too_many_requests").await;
+}
+
 /// The migrations of each backend, to build a database as it was before usernames had
 /// keys.
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
