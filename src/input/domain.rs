@@ -41,6 +41,15 @@ macro_rules! control_class {
     };
 }
 
+/// The bidirectional control and zero-width characters that usernames refuse, for a
+/// regular expression's character class. The other format characters (Cf) are many and
+/// grow with Unicode versions: the description names them instead.
+macro_rules! invisible_class {
+    () => {
+        r"\u061C\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF"
+    };
+}
+
 /// The characters `str::trim` removes (Unicode White_Space), spelled out because `\s`
 /// means slightly different sets in different regular expression dialects.
 macro_rules! whitespace_class {
@@ -190,8 +199,8 @@ pub struct Username {
 }
 
 /// The OpenAPI form of `parse`'s rules (see [`Name`]'s). The pattern states the
-/// control characters only: JSON Schema dialects have no portable class for the format
-/// characters, which the description names instead.
+/// control, bidirectional control and zero-width characters; JSON Schema dialects have
+/// no portable class for the other format characters, which the description names.
 impl PartialSchema for Username {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
@@ -203,11 +212,14 @@ impl PartialSchema for Username {
                 r"]*[^",
                 whitespace_class!(),
                 control_class!(),
+                invisible_class!(),
                 r"][^",
                 control_class!(),
+                invisible_class!(),
                 r"]{1,78}[^",
                 whitespace_class!(),
                 control_class!(),
+                invisible_class!(),
                 r"][",
                 whitespace_class!(),
                 r"]*$"
@@ -475,6 +487,30 @@ mod tests {
             );
         }
         assert!(Username::parse(&json!("Zo\u{EB} \u{1F600}")).is_ok());
+    }
+
+    #[test]
+    fn the_characters_the_documented_pattern_refuses_are_refused() {
+        // The class is `\uXXXX` escapes, alone or as `\uXXXX-\uXXXX` ranges.
+        let escape = |text: &str| u32::from_str_radix(&text[2..6], 16).unwrap();
+        let mut rest = invisible_class!();
+        let mut listed = Vec::new();
+        while !rest.is_empty() {
+            let first = escape(rest);
+            rest = &rest[6..];
+            let last = match rest.strip_prefix('-') {
+                Some(range) => {
+                    rest = &range[6..];
+                    escape(range)
+                }
+                None => first,
+            };
+            listed.extend((first..=last).filter_map(char::from_u32));
+        }
+        for c in &listed {
+            assert!(refused(*c).is_some(), "U+{:04X}", u32::from(*c));
+        }
+        assert_eq!(listed.len(), 17);
     }
 
     #[test]
