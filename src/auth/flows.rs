@@ -47,6 +47,21 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// Why the start-up admin was refused; each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The named account exists and `ADMIN_PASSWORD` is not its password.
+    #[error(
+        "ADMIN_USERNAME names an existing account ('{0}') whose password is not \
+         ADMIN_PASSWORD: set ADMIN_PASSWORD to that account's password, choose another \
+         ADMIN_USERNAME, or unset both and run `stores-api admin promote {0}`"
+    )]
+    NotTheAccountsPassword(String),
+    /// The database or the hashing pool failed.
+    #[error("ADMIN_USERNAME/ADMIN_PASSWORD: {0}")]
+    Failed(#[from] ApiError),
+}
+
 /// What a change of the admin flag did.
 pub struct AdminChange {
     /// The user as it now is.
@@ -233,22 +248,38 @@ impl Accounts {
     /// Grants or withdraws admin; a change ends the user's sessions, in the same
     /// transaction, so that no token keeps the old claim.
     pub async fn set_admin(&self, id: i64, is_admin: bool) -> Result<AdminChange, ApiError> {
+        self.change_admin(id, is_admin, None)
+            .await?
+            .ok_or_else(|| ApiError::Internal("an unconditional admin change was refused".into()))
+    }
+
+    /// [`Accounts::set_admin`], only while the user's password hash is `if_hash` when
+    /// given; `None` when it is not.
+    async fn change_admin(
+        &self,
+        id: i64,
+        is_admin: bool,
+        if_hash: Option<String>,
+    ) -> Result<Option<AdminChange>, ApiError> {
         let revoked = self.revocations.clone();
         db::transaction(&self.pool, move |conn| {
             let before = User::get(conn, id)?;
+            if if_hash.is_some_and(|hash| hash != before.password_hash) {
+                return Ok(None);
+            }
             if before.is_admin == is_admin {
-                return Ok(AdminChange {
+                return Ok(Some(AdminChange {
                     user: before,
                     changed: false,
-                });
+                }));
             }
             let after = User::set_admin(conn, id, is_admin)?
                 .ok_or(ModelError::NotFound(Entity::User, id))?;
             Session::revoke_all_for_user(conn, &revoked, id, None)?;
-            Ok(AdminChange {
+            Ok(Some(AdminChange {
                 user: after,
                 changed: true,
-            })
+            }))
         })
         .await
     }
@@ -287,30 +318,48 @@ impl Accounts {
         db::run(&self.pool, move |conn| User::find_by_username(conn, &name)).await
     }
 
-    /// The start-up admin: created if missing, else made an admin. An existing
-    /// account keeps its password.
+    /// The start-up admin: created if missing; an existing account is made an admin
+    /// only if `password` is its password. Otherwise whoever registered the name first
+    /// (or, after a demotion, the demoted holder of a changed password) would be handed
+    /// admin by the next start-up: an account takeover (OWASP Authentication Cheat Sheet).
     pub async fn bootstrap_admin(
         &self,
         username: Username,
         password: NewPassword,
-    ) -> Result<AdminChange, ApiError> {
-        match self.find_by_username(&username).await? {
-            Some(existing) => self.set_admin(existing.id, true).await,
-            None => match self.register(username.clone(), password, true).await {
-                Ok(user) => Ok(AdminChange {
-                    user,
-                    changed: true,
-                }),
-                // Another instance created it meanwhile.
-                Err(ApiError::Conflict(_)) => {
-                    let user = self
-                        .find_by_username(&username)
-                        .await?
-                        .ok_or(ApiError::ServiceUnavailable)?;
-                    self.set_admin(user.id, true).await
+    ) -> Result<AdminChange, BootstrapError> {
+        let existing = match self.find_by_username(&username).await? {
+            Some(existing) => existing,
+            None => match self
+                .register(username.clone(), password.clone(), true)
+                .await
+            {
+                Ok(user) => {
+                    return Ok(AdminChange {
+                        user,
+                        changed: true,
+                    })
                 }
-                Err(e) => Err(e),
+                // Another instance created it meanwhile: its password is checked too.
+                Err(ApiError::Conflict(_)) => self
+                    .find_by_username(&username)
+                    .await?
+                    .ok_or(ApiError::ServiceUnavailable)?,
+                Err(e) => return Err(e.into()),
             },
+        };
+        let stored = existing.password_hash.clone();
+        let matches = self
+            .passwords
+            .verify(password.into_inner(), Some(stored.clone()))
+            .await?;
+        if !matches {
+            return Err(BootstrapError::NotTheAccountsPassword(existing.username));
+        }
+        // Only the hash just verified: a password changed meanwhile is checked again
+        // at the next start-up.
+        match self.change_admin(existing.id, true, Some(stored)).await? {
+            Some(change) => Ok(change),
+            None => Err(BootstrapError::NotTheAccountsPassword(existing.username)),
         }
     }
 }
