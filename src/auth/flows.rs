@@ -99,19 +99,39 @@ impl Accounts {
         })
         .await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = self
+        let verified = self
             .passwords
-            .verify_in(slot, credentials.password, hash)
+            .verify_and_rehash_in(slot, credentials.password, hash)
             .await?;
         match user {
-            Some(user) if ok => {
+            Some(user) if verified.matched => {
                 self.limiter.record_success(&username);
+                if let Some(rehashed) = verified.rehashed {
+                    self.store_rehash(&user, rehashed).await;
+                }
                 Ok(user)
             }
             _ => {
                 self.limiter.record_failure(&username);
                 Err(ApiError::InvalidCredentials)
             }
+        }
+    }
+
+    /// Stores `rehashed` in place of the hash `user` logged in with. A failure is
+    /// logged, never the login's: the old hash still verifies, and the next login
+    /// tries again.
+    async fn store_rehash(&self, user: &User, rehashed: String) {
+        let (id, old) = (user.id, user.password_hash.clone());
+        let stored = db::run(&self.pool, move |conn| {
+            User::replace_password_hash(conn, id, &old, &rehashed)
+        })
+        .await;
+        match stored {
+            Ok(true) => log::debug!("user {id}'s password was rehashed at the configured cost"),
+            // The password changed since the check: the new hash is at the cost already.
+            Ok(false) => {}
+            Err(e) => log::warn!("storing user {id}'s rehashed password failed: {e}"),
         }
     }
 

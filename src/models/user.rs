@@ -167,6 +167,20 @@ impl User {
         Ok(())
     }
 
+    /// Replaces the password hash only while it is still `old`, so that a password
+    /// changed meanwhile is never overwritten; false when it was not.
+    pub fn replace_password_hash(
+        conn: &mut DbConnection,
+        id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, ModelError> {
+        let changed = diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
+            .set(users::password_hash.eq(new))
+            .execute(conn)?;
+        Ok(changed == 1)
+    }
+
     /// Deletes the user (its sessions go with it); false if there was none.
     pub fn delete(conn: &mut DbConnection, id: i64) -> Result<bool, ModelError> {
         Ok(diesel::delete(users::table.find(id)).execute(conn)? > 0)

@@ -1,12 +1,18 @@
 //! Password hashing runs on a bounded pool: a login storm beyond its queue waits for a
 //! place up to PASSWORD_HASH_WAIT and is then shed with 503 and Retry-After, never a 500,
-//! and the rest of the API keeps answering.
+//! and the rest of the API keeps answering. A login rehashes a password stored at
+//! another cost than the configured one.
 
+use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::json;
+use stores_api::auth::password::bcrypt_cost;
+use stores_api::db;
+use stores_api::schema::users;
+use stores_api::startup::Application;
 use tokio::task::JoinSet;
 
-use crate::helpers::{assert_error, TestApp};
+use crate::helpers::{assert_error, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
@@ -94,4 +100,65 @@ async fn logins_beyond_the_queue_wait_for_a_place_instead_of_being_shed() {
     while let Some(joined) = burst.join_next().await {
         assert_error(joined.expect("login task"), 401, "invalid_credentials").await;
     }
+}
+
+/// The bcrypt cost of `username`'s stored hash, read from the database.
+fn stored_cost(app: &TestApp, username: &str) -> u32 {
+    let mut conn = db::pool(&app.settings.database).get().expect("connection");
+    let hash: String = users::table
+        .filter(users::username.eq(username))
+        .select(users::password_hash)
+        .first(&mut *conn)
+        .expect("the user's hash");
+    bcrypt_cost(&hash).unwrap_or_else(|| panic!("not a bcrypt hash: {}", &hash[..7]))
+}
+
+#[actix_web::test]
+async fn a_login_rehashes_a_password_stored_at_another_cost() {
+    let a = TestApp::spawn().await;
+    assert_eq!(a.settings.passwords.bcrypt_cost, 4);
+    for name in ["by-login", "by-fresh-login", "by-wrong-password"] {
+        assert_eq!(
+            a.register(name, PASSWORD).await.status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(stored_cost(&a, name), 4);
+    }
+    // The operator raises BCRYPT_COST: an instance with cost 5 on the same database.
+    let mut settings = a.settings.clone();
+    settings.passwords.bcrypt_cost = 5;
+    let b = Application::build(settings).await.expect("starts");
+    let b_url = format!("http://127.0.0.1:{}", b.port());
+    actix_web::rt::spawn(b.run_until_stopped());
+    let login = |path: &'static str, name: &'static str, password: &'static str| {
+        a.client
+            .post(format!("{b_url}{path}"))
+            .json(&json!({"username": name, "password": password}))
+            .send()
+    };
+
+    let resp = login("/login", "by-login", PASSWORD).await.expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(stored_cost(&a, "by-login"), 5);
+    let resp = login("/fresh-login", "by-fresh-login", PASSWORD)
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(stored_cost(&a, "by-fresh-login"), 5);
+    let resp = login("/login", "by-wrong-password", "not-the-password")
+        .await
+        .expect("sent");
+    assert_error(resp, 401, "invalid_credentials").await;
+    assert_eq!(
+        stored_cost(&a, "by-wrong-password"),
+        4,
+        "no rehash without a match"
+    );
+
+    // The new hash holds the same password, on either instance; one at cost 4 (a
+    // lowered cost) brings it back down.
+    let resp = login("/login", "by-login", PASSWORD).await.expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
+    a.login("by-login", PASSWORD).await;
+    assert_eq!(stored_cost(&a, "by-login"), 4);
 }
