@@ -29,6 +29,8 @@ pub struct Accounts {
     pub revocations: Arc<Revocations>,
     /// Failed logins per username.
     pub limiter: Arc<RateLimiter>,
+    /// Live sessions one user may hold (`MAX_SESSIONS_PER_USER`).
+    pub max_sessions: u32,
 }
 
 /// The tokens a login or a refresh hands out.
@@ -181,10 +183,21 @@ impl Accounts {
             None => (None, access.expires_at),
         };
         let user_id = user.id;
-        db::run(&self.pool, move |conn| {
-            Session::open(conn, &sid, user_id, jti.as_deref(), expires_at, &client)
+        let keep = i64::from(self.max_sessions);
+        let revoked = self.revocations.clone();
+        let ended = db::transaction(&self.pool, move |conn| {
+            Session::open(conn, &sid, user_id, jti.as_deref(), expires_at, &client)?;
+            // Each login would otherwise add a live session for as long as its refresh
+            // token lives: the cap bounds them, and GET /sessions (OWASP Session
+            // Management Cheat Sheet: simultaneous session logons).
+            Session::revoke_oldest_beyond(conn, &revoked, user_id, keep, &sid)
         })
         .await?;
+        if ended > 0 {
+            log::info!(
+                "user {user_id} is at MAX_SESSIONS_PER_USER ({keep}): their {ended} oldest session(s) ended"
+            );
+        }
         Ok(Issued { access, refresh })
     }
 
@@ -341,7 +354,7 @@ impl Accounts {
     /// The start-up admin: created if missing; an existing account is made an admin
     /// only if `password` is its password. Otherwise whoever registered the name first
     /// (or, after a demotion, the demoted holder of a changed password) would be handed
-    /// admin by the next start-up: an account takeover (OWASP Authentication Cheat Sheet).
+    /// admin by the next start-up.
     pub async fn bootstrap_admin(
         &self,
         username: Username,

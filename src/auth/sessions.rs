@@ -279,14 +279,75 @@ impl Session {
         )
     }
 
-    /// The user's live sessions, oldest first.
-    pub fn list_live(conn: &mut DbConnection, user_id: i64) -> Result<Vec<Session>, ApiError> {
-        Ok(sessions::table
+    /// Ends the user's oldest live sessions beyond the newest `keep`, never `newest`
+    /// (the session just opened), as a logout ends them; returns how many ended.
+    pub fn revoke_oldest_beyond(
+        conn: &mut DbConnection,
+        revoked: &Revocations,
+        user_id: i64,
+        keep: i64,
+        newest: &str,
+    ) -> Result<usize, ApiError> {
+        let live_count: i64 = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(live())
+            .count()
+            .get_result(conn)?;
+        let excess = live_count - keep;
+        if excess <= 0 {
+            return Ok(0);
+        }
+        let oldest: Vec<String> = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(live())
+            .filter(sessions::id.ne(newest))
+            .order((sessions::created_at, sessions::id))
+            .limit(excess)
+            .select(sessions::id)
+            .load(conn)?;
+        end_sessions(
+            conn,
+            revoked,
+            |conn, at| {
+                diesel::update(
+                    sessions::table
+                        .filter(sessions::id.eq_any(&oldest))
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set(sessions::revoked_at.eq(at))
+                .execute(conn)
+            },
+            |conn, at| {
+                sessions::table
+                    .filter(sessions::id.eq_any(&oldest))
+                    .filter(sessions::revoked_at.eq(at))
+                    .select((sessions::id, sessions::user_id, sessions::expires_at))
+                    .load(conn)
+            },
+        )
+    }
+
+    /// A page of the user's live sessions, oldest first, and how many there are.
+    pub fn list_live(
+        conn: &mut DbConnection,
+        user_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Session>, i64), ApiError> {
+        let total = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(live())
+            .count()
+            .get_result(conn)?;
+        let page = sessions::table
             .filter(sessions::user_id.eq(user_id))
             .filter(live())
             .order((sessions::created_at, sessions::id))
+            .limit(limit)
+            .offset(offset)
             .select(Session::as_select())
-            .load(conn)?)
+            .load(conn)?;
+        Ok((page, total))
     }
 
     /// As GET /sessions shows it.

@@ -278,6 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn the_session_cap_is_checked() {
+        let default =
+            Settings::load_from(env(&[("APP_ENV", "test"), ("JWT_SECRET_KEY", KEY)])).unwrap();
+        assert_eq!(default.tokens.max_sessions_per_user, 100);
+        let one = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("MAX_SESSIONS_PER_USER", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(one.tokens.max_sessions_per_user, 1);
+        for bad in ["0", "-1", "100001", "many"] {
+            let err = Settings::load_from(env(&[
+                ("JWT_SECRET_KEY", KEY),
+                ("MAX_SESSIONS_PER_USER", bad),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.0.len(), 1, "{bad}: {err}");
+            assert!(err.0[0].starts_with("MAX_SESSIONS_PER_USER"), "{err}");
+        }
+    }
+
+    #[test]
     fn hashing_pool_settings_are_checked() {
         let s = Settings::load_from(env(&[
             ("JWT_SECRET_KEY", KEY),

@@ -48,6 +48,8 @@ pub struct TokenSettings {
     pub audience: Option<String>,
     /// How long a just-spent refresh token may be presented again without counting as reuse.
     pub refresh_reuse_grace: Duration,
+    /// Live sessions one user may hold; a login beyond them ends the oldest.
+    pub max_sessions_per_user: u32,
     /// Set when the key was generated or read from `data_dir` (development only).
     pub generated_key_file: Option<PathBuf>,
 }
@@ -143,6 +145,7 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
     let refresh_ttl = r.seconds("jwt_refresh_token_expires", 1);
     let leeway = r.seconds("jwt_decode_leeway", 0);
     let refresh_reuse_grace = r.seconds("jwt_refresh_reuse_grace", 0);
+    let max_sessions_per_user = r.ranged::<u32>("max_sessions_per_user", 1, 100_000);
     let issuer = r.optional_string("jwt_issuer");
     let audience = r.optional_string("jwt_audience");
     let mut generated_key_file = None;
@@ -180,6 +183,7 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
         issuer,
         audience,
         refresh_reuse_grace,
+        max_sessions_per_user,
         generated_key_file,
     })
 }

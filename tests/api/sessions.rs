@@ -547,3 +547,97 @@ async fn ten_concurrent_registrations_of_one_name_create_one_user() {
     assert_eq!(named.len(), 1, "{list}");
     app.login("popular-name", PASSWORD).await;
 }
+
+/// GET /sessions with `query`: the page's session ids and X-Total-Count.
+async fn session_page(app: &TestApp, token: &str, query: &str) -> (Vec<String>, i64) {
+    let resp = app.get(&format!("/sessions{query}"), Some(token)).await;
+    let total = resp
+        .headers()
+        .get("x-total-count")
+        .expect("X-Total-Count")
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("a number");
+    let ids = ok_json(resp)
+        .await
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    (ids, total)
+}
+
+#[actix_web::test]
+async fn a_login_beyond_max_sessions_per_user_ends_the_oldest_session() {
+    let app = TestApp::spawn_with(&[("MAX_SESSIONS_PER_USER", "3")]).await;
+    let user = app.user().await;
+    let second = another_login(&app, &user).await;
+    let third = another_login(&app, &user).await;
+    let bystander = app.user().await;
+    assert_eq!(session_page(&app, &third.access, "").await.1, 3);
+
+    // The fourth login ends the first, as a logout would: both its tokens are refused.
+    let fourth = another_login(&app, &user).await;
+    assert_revoked(&app, &user.tokens).await;
+    for alive in [&second, &third, &fourth, &bystander.tokens] {
+        assert_alive(&app, alive).await;
+    }
+    let (ids, total) = session_page(&app, &fourth.access, "").await;
+    assert_eq!(total, 3);
+    assert_eq!(
+        ids,
+        [sid(&second.access), sid(&third.access), sid(&fourth.access)]
+    );
+
+    // A fresh login opens a session too: it ends the oldest left.
+    let resp = app
+        .post(
+            "/fresh-login",
+            None,
+            Some(json!({"username": user.username, "password": PASSWORD})),
+        )
+        .await;
+    let fresh = ok_json(resp).await["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
+    assert_revoked(&app, &second).await;
+    let (ids, total) = session_page(&app, &fresh, "").await;
+    assert_eq!(total, 3);
+    assert_eq!(ids, [sid(&third.access), sid(&fourth.access), sid(&fresh)]);
+    // Another user's sessions are not counted.
+    assert_eq!(session_page(&app, &bystander.tokens.access, "").await.1, 1);
+}
+
+#[actix_web::test]
+async fn sessions_are_listed_a_page_at_a_time_oldest_first_with_the_total() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let mut tokens = vec![user.tokens.clone()];
+    for _ in 0..4 {
+        tokens.push(another_login(&app, &user).await);
+    }
+    let all: Vec<String> = tokens.iter().map(|t| sid(&t.access)).collect();
+    let token = &tokens[0].access;
+    assert_eq!(session_page(&app, token, "").await, (all.clone(), 5));
+    assert_eq!(
+        session_page(&app, token, "?limit=2").await,
+        (all[..2].to_vec(), 5)
+    );
+    assert_eq!(
+        session_page(&app, token, "?limit=2&offset=2").await,
+        (all[2..4].to_vec(), 5)
+    );
+    assert_eq!(
+        session_page(&app, token, "?offset=4").await,
+        (all[4..].to_vec(), 5)
+    );
+    assert_eq!(session_page(&app, token, "?offset=9").await, (vec![], 5));
+
+    let resp = app.get("/sessions?limit=0&offset=-1", Some(token)).await;
+    let body = assert_error(resp, 422, "validation_error").await;
+    assert!(body["errors"]["query"]["limit"].is_array(), "{body}");
+    assert!(body["errors"]["query"]["offset"].is_array(), "{body}");
+}
