@@ -6,54 +6,9 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, b64, flask_payload, forge, sign_raw, TestApp, TestUser, ADMIN_PASSWORD, PASSWORD,
-    TEST_KEY,
+    b64, expect_error, flask_payload, forge, sign_raw, TestApp, TestUser, ADMIN_PASSWORD, LEAKS,
+    PASSWORD, TEST_KEY,
 };
-
-/// Secrets that must never appear in an error body.
-const LEAKS: [&str; 3] = ["password_hash", "$2b$", TEST_KEY];
-
-/// `assert_error`, plus: `status` is the reason phrase of `code`, the message is the
-/// contract's when given, the body has no keys beyond the contract's (`errors` only on
-/// a 422), and nothing secret is in it.
-pub async fn expect_error(
-    resp: Response,
-    status: u16,
-    error: &str,
-    message: Option<&str>,
-) -> Value {
-    let body = assert_error(resp, status, error).await;
-    let reason = StatusCode::from_u16(status)
-        .expect("status")
-        .canonical_reason()
-        .expect("reason phrase");
-    assert_eq!(body["status"], reason, "{body}");
-    if let Some(message) = message {
-        assert_eq!(body["message"], message, "{body}");
-    }
-    for key in body.as_object().expect("object").keys() {
-        assert!(
-            ["code", "status", "error", "message", "errors"].contains(&key.as_str()),
-            "unexpected key {key}: {body}"
-        );
-    }
-    if status == 422 {
-        assert!(
-            body["errors"]["json"]
-                .as_object()
-                .or(body["errors"]["query"].as_object())
-                .is_some_and(|fields| !fields.is_empty()),
-            "a 422 lists its fields: {body}"
-        );
-    } else {
-        assert!(body.get("errors").is_none(), "{body}");
-    }
-    let text = body.to_string();
-    for leak in LEAKS {
-        assert!(!text.contains(leak), "{leak} in {text}");
-    }
-    body
-}
 
 /// A request with an arbitrary body and content type (none when `None`).
 async fn send_raw(

@@ -4,8 +4,7 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::errors::expect_error;
-use crate::helpers::{flask_payload, forge, TestApp, TestUser, PASSWORD, TEST_KEY};
+use crate::helpers::{expect_error, flask_payload, forge, TestApp, TestUser, PASSWORD, TEST_KEY};
 
 /// What a route demands of its token (API.md, Endpoints, Guards).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,9 @@ use jsonwebtoken::Algorithm;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::errors::expect_error;
-use crate::helpers::{b64, flask_payload, forge, sign_raw, TestApp, TestUser, TEST_KEY};
+use crate::helpers::{
+    b64, expect_error, flask_payload, forge, sign_raw, TestApp, TestUser, TEST_KEY,
+};
 
 const OTHER_KEY: &str = "an-attackers-own-key-an-attackers-own-key";
 

@@ -4,12 +4,10 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::errors::expect_error;
-use crate::helpers::TestApp;
-use crate::stores::{
-    assert_gone, assert_same, body_of, expect_invalid, fetch, get_list, id_of, ids, item_summary,
-    link, new_item, new_store, new_tag, reference, run_guard_matrix, Cast, Guard, GuardCase,
-    MISSING,
+use crate::helpers::{
+    assert_gone, assert_same, body_of, expect_error, expect_invalid, fetch, get_list, id_of, ids,
+    item_summary, link, new_item, new_store, new_tag, reference, run_guard_matrix, Cast, Guard,
+    GuardCase, TestApp, MISSING,
 };
 
 async fn put(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> Response {

@@ -4,12 +4,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::errors::expect_error;
-use crate::helpers::{assert_error, TestApp};
-use crate::stores::{
-    assert_gone, assert_same, body_of, expect_invalid, fetch, get_list, id_of, ids, item_summary,
-    link, new_item, new_store, new_tag, reference, run_guard_matrix, Cast, Guard, GuardCase,
-    MISSING,
+use crate::helpers::{
+    assert_error, assert_gone, assert_same, body_of, expect_error, expect_invalid, fetch, get_list,
+    id_of, ids, item_summary, link, new_item, new_store, new_tag, reference, run_guard_matrix,
+    Cast, Guard, GuardCase, TestApp, MISSING,
 };
 
 /// A user with a fresh token, and a store of theirs.

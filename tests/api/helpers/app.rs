@@ -1,0 +1,174 @@
+//! The server under test: the real application on a random port, on a fresh SQLite
+//! file, or on a fresh PostgreSQL database when TEST_DATABASE_URL is set, and an HTTP
+//! client for it.
+
+use std::collections::HashMap;
+use std::sync::Once;
+
+use diesel::RunQueryDsl;
+use reqwest::{Method, Response};
+use serde_json::{json, Value};
+use stores_api::config::Settings;
+use stores_api::startup::Application;
+
+use super::fixtures::{ADMIN_PASSWORD, ADMIN_USERNAME, TEST_KEY};
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    /// The DATABASE_URL it runs on, for a second instance on the same database.
+    pub database_url: String,
+    /// Keeps the SQLite file (and data dir) alive for the test's duration.
+    _dir: tempfile::TempDir,
+}
+
+/// Creates a fresh PostgreSQL database on the TEST_DATABASE_URL server, returns its URL.
+pub fn fresh_postgres_database(server_url: &str) -> String {
+    let mut admin = stores_api::db::establish_postgres(server_url)
+        .unwrap_or_else(|e| panic!("TEST_DATABASE_URL: cannot connect: {e}"));
+    let name = format!("stores_test_{}", uuid::Uuid::new_v4().simple());
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .expect("CREATE DATABASE");
+    let mut url = url::Url::parse(server_url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Whether the suite runs on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
+}
+
+/// When TEST_LOG_FILE is set, sends every test server's log to that file (appended),
+/// at RUST_LOG's level or debug, so that scripts/log-scan.sh can search a whole run for
+/// secrets. Once per test binary: the logger is global.
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let Some(path) = std::env::var_os("TEST_LOG_FILE").filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("TEST_LOG_FILE {}: {e}", path.to_string_lossy()));
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("debug"))
+            .target(env_logger::Target::Pipe(Box::new(file)))
+            .write_style(env_logger::WriteStyle::Never)
+            .init();
+    });
+}
+
+impl TestApp {
+    /// A server with the test defaults.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// A server with some settings overridden (names as environment variables).
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        capture_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
+            _ => dir.path().join("test.db").display().to_string(),
+        };
+        TestApp::spawn_on(dir, database_url, overrides).await
+    }
+
+    /// Another instance of the service on this one's database (the same PostgreSQL
+    /// database, or the same SQLite file), as a second replica behind a load balancer.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestApp::spawn_on(dir, self.database_url.clone(), &[]).await
+    }
+
+    async fn spawn_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        overrides: &[(&str, &str)],
+    ) -> TestApp {
+        let mut env: HashMap<String, String> = [
+            ("APP_ENV", "test"),
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            ("JWT_SECRET_KEY", TEST_KEY),
+            ("BCRYPT_COST", "4"),
+            ("ADMIN_USERNAME", ADMIN_USERNAME),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.insert("DATABASE_URL".into(), database_url);
+        env.insert("DATA_DIR".into(), dir.path().display().to_string());
+        for (k, v) in overrides {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let database_url = env["DATABASE_URL"].clone();
+        let settings = Settings::load_from(env).expect("test settings");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("the application starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        actix_web::rt::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            settings,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Any request; `body` is sent as JSON.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        self.request(Method::POST, path, token, body).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/register",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+}

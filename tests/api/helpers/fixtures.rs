@@ -1,0 +1,211 @@
+//! Ready-made things a test starts from: users and the admin with their tokens, stores,
+//! items and tags, and tokens forged the way another service sharing the key would.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use futures_util::future::join_all;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::app::TestApp;
+use super::assertions::{body_of, id_of};
+
+/// The key every test server signs with; tests use it to forge tokens.
+pub const TEST_KEY: &str = "integration-test-key-integration-test-key";
+/// The bootstrap admin of every test server.
+pub const ADMIN_USERNAME: &str = "admin";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The password test users get.
+pub const PASSWORD: &str = "correct-horse-battery";
+/// An id that names nothing in a fresh database.
+pub const MISSING: i64 = 999_999;
+
+/// A pair of tokens from /login.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub username: String,
+    pub password: String,
+    pub tokens: Tokens,
+}
+
+impl TestApp {
+    /// Logs in; panics unless 200.
+    pub async fn login(&self, username: &str, password: &str) -> Tokens {
+        let resp = self
+            .post(
+                "/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
+        let body: Value = resp.json().await.expect("json");
+        Tokens {
+            access: body["access_token"].as_str().expect("access").to_string(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    /// Logs `username` in and reads its id from /me.
+    pub async fn logged_in(&self, username: &str, password: &str) -> TestUser {
+        let tokens = self.login(username, password).await;
+        let me: Value = self
+            .get("/me", Some(&tokens.access))
+            .await
+            .json()
+            .await
+            .expect("json");
+        TestUser {
+            id: me["id"].as_i64().expect("id"),
+            username: username.to_string(),
+            password: password.to_string(),
+            tokens,
+        }
+    }
+
+    /// Registers a new user with a unique name and logs in.
+    pub async fn user(&self) -> TestUser {
+        let username = format!("user-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let resp = self.register(&username, PASSWORD).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        self.logged_in(&username, PASSWORD).await
+    }
+
+    /// The bootstrap admin, logged in.
+    pub async fn admin(&self) -> TestUser {
+        self.logged_in(ADMIN_USERNAME, ADMIN_PASSWORD).await
+    }
+
+    /// A non-fresh access token for `user` (through /refresh).
+    pub async fn non_fresh_access(&self, user: &mut TestUser) -> String {
+        let resp = self
+            .post("/refresh", Some(&user.tokens.refresh), None)
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.expect("json");
+        user.tokens.refresh = body["refresh_token"].as_str().expect("refresh").to_string();
+        body["access_token"].as_str().expect("access").to_string()
+    }
+
+    /// A new store named `store` with one item named `item` (price 1), made with a fresh
+    /// `token`; returns both as the API answered them.
+    pub async fn store_with_item(&self, token: &str, store: &str, item: &str) -> (Value, Value) {
+        let resp = self
+            .post("/store", Some(token), Some(json!({"name": store})))
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let store: Value = resp.json().await.expect("store");
+        let resp = self
+            .post(
+                "/item",
+                Some(token),
+                Some(json!({"name": item, "price": 1, "store_id": store["id"]})),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let item: Value = resp.json().await.expect("item");
+        (store, item)
+    }
+}
+
+/// POST /store; asserts 201.
+pub async fn new_store(app: &TestApp, token: &str, name: &str) -> Value {
+    let resp = app
+        .post("/store", Some(token), Some(json!({"name": name})))
+        .await;
+    body_of(resp, StatusCode::CREATED).await
+}
+
+/// POST /item; asserts 201.
+pub async fn new_item(app: &TestApp, token: &str, name: &str, price: f64, store_id: i64) -> Value {
+    let body = json!({"name": name, "price": price, "store_id": store_id});
+    let resp = app.post("/item", Some(token), Some(body)).await;
+    body_of(resp, StatusCode::CREATED).await
+}
+
+/// POST /store/{id}/tag; asserts 201.
+pub async fn new_tag(app: &TestApp, token: &str, store_id: i64, name: &str) -> Value {
+    let resp = app
+        .post(
+            &format!("/store/{store_id}/tag"),
+            Some(token),
+            Some(json!({"name": name})),
+        )
+        .await;
+    body_of(resp, StatusCode::CREATED).await
+}
+
+/// POST /item/{id}/tag/{tag_id}; asserts 201, returns the tag.
+pub async fn link(app: &TestApp, token: &str, item_id: i64, tag_id: i64) -> Value {
+    let resp = app
+        .post(&format!("/item/{item_id}/tag/{tag_id}"), Some(token), None)
+        .await;
+    body_of(resp, StatusCode::CREATED).await
+}
+
+/// Creates stores `prefix-0` .. `prefix-{n-1}`, a few at a time; returns their ids in
+/// ascending order.
+pub async fn many_stores(app: &TestApp, token: &str, prefix: &str, n: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for chunk in names.chunks(25) {
+        let created = join_all(chunk.iter().map(|name| new_store(app, token, name))).await;
+        ids.extend(created.iter().map(id_of));
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Signs an arbitrary payload with `key` (HS256), as another service sharing it would.
+pub fn forge(payload: Value, key: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &payload,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .expect("encode")
+}
+
+/// A Flask-JWT-Extended style access payload for `user_id`, overridable.
+pub fn flask_payload(user_id: i64, overrides: Value) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut payload = json!({
+        "fresh": false, "iat": now, "jti": uuid::Uuid::new_v4().to_string(),
+        "type": "access", "sub": user_id.to_string(), "nbf": now, "exp": now + 900,
+    });
+    for (k, v) in overrides.as_object().expect("object") {
+        if v.is_null() {
+            payload.as_object_mut().expect("object").remove(k);
+        } else {
+            payload[k] = v.clone();
+        }
+    }
+    payload
+}
+
+/// base64url without padding of a JSON value, as a JWT segment.
+pub fn b64(json: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+/// `header.payload` signed with HMAC by `algorithm` under `key`, whatever the header says.
+pub fn sign_raw(header: &Value, payload: &Value, key: &str, algorithm: Algorithm) -> String {
+    let message = format!("{}.{}", b64(header), b64(payload));
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(key.as_bytes()),
+        algorithm,
+    )
+    .expect("sign");
+    format!("{message}.{signature}")
+}
