@@ -6,8 +6,8 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    b64, expect_error, flask_payload, forge, sign_raw, TestApp, TestUser, ADMIN_PASSWORD, LEAKS,
-    PASSWORD, TEST_KEY,
+    assert_error, assert_error_shape, b64, flask_payload, forge, sign_raw, Reply, TestApp,
+    TestUser, ADMIN_PASSWORD, LEAKS, PASSWORD, TEST_KEY,
 };
 
 /// A request with an arbitrary body and content type (none when `None`).
@@ -206,7 +206,10 @@ async fn tokens_that_are_not_ours_or_not_valid_are_refused_with_the_right_code()
     for (what, token, error, message) in cases {
         eprintln!("{what}: expecting 401 {error}");
         let resp = app.get("/me", Some(&token)).await;
-        expect_error(resp, 401, error, message).await;
+        let refused = assert_error(resp, 401, error).await;
+        if let Some(message) = message {
+            assert_eq!(refused["message"], message);
+        }
     }
 }
 
@@ -222,19 +225,17 @@ async fn the_authorization_header_is_read_as_rfc_6750_says() {
     // Another scheme is no bearer token at all.
     for header in ["Basic YWxpY2U6c2VjcmV0", "Token abc", "xxx"] {
         let resp = get_with_authorization(&app, "/me", header).await;
-        expect_error(
-            resp,
-            401,
-            "authorization_required",
-            Some("Request does not contain an access token."),
-        )
-        .await;
+        let refused = assert_error(resp, 401, "authorization_required").await;
+        assert_eq!(
+            refused["message"],
+            "Request does not contain an access token."
+        );
     }
     // The Bearer scheme with nothing after it is a malformed credential.
     for header in ["Bearer", "Bearer ", "bearer    "] {
         eprintln!("{header:?}");
         let resp = get_with_authorization(&app, "/me", header).await;
-        expect_error(resp, 401, "invalid_token", None).await;
+        assert_error(resp, 401, "invalid_token").await;
     }
 }
 
@@ -250,18 +251,13 @@ async fn a_sidless_token_for_a_deleted_user_is_revoked() {
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = app.get("/me", Some(&flask)).await;
-    expect_error(
-        resp,
-        401,
-        "token_revoked",
-        Some("The token has been revoked."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "token_revoked").await;
+    assert_eq!(refused["message"], "The token has been revoked.");
     // A new user does not inherit the deleted id, so the token stays dead.
     let bob = app.user().await;
     assert_ne!(bob.id, alice.id);
     let resp = app.get("/me", Some(&flask)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 }
 
 #[actix_web::test]
@@ -290,7 +286,7 @@ async fn with_an_issuer_and_audience_configured_only_matching_tokens_pass() {
         eprintln!("{what}");
         let token = forge(flask_payload(id, overrides), TEST_KEY);
         let resp = app.get("/me", Some(&token)).await;
-        expect_error(resp, 401, "invalid_token", None).await;
+        assert_error(resp, 401, "invalid_token").await;
     }
 }
 
@@ -303,14 +299,16 @@ async fn the_configured_leeway_and_no_more_is_granted_to_expired_tokens() {
     assert_me(&lenient, &just_expired, &alice).await;
     let long_expired = forge(flask_payload(alice.id, json!({"exp": now - 60})), TEST_KEY);
     let resp = lenient.get("/me", Some(&long_expired)).await;
-    expect_error(resp, 401, "token_expired", Some("The token has expired.")).await;
+    let refused = assert_error(resp, 401, "token_expired").await;
+    assert_eq!(refused["message"], "The token has expired.");
 
     let strict = TestApp::spawn().await;
     let bob = strict.user().await;
     let now = chrono::Utc::now().timestamp();
     let just_expired = forge(flask_payload(bob.id, json!({"exp": now - 5})), TEST_KEY);
     let resp = strict.get("/me", Some(&just_expired)).await;
-    expect_error(resp, 401, "token_expired", Some("The token has expired.")).await;
+    let refused = assert_error(resp, 401, "token_expired").await;
+    assert_eq!(refused["message"], "The token has expired.");
 }
 
 #[actix_web::test]
@@ -349,11 +347,11 @@ async fn a_body_that_is_not_json_is_a_bad_request() {
     for (what, content_type, body) in cases {
         eprintln!("{what}");
         let resp = send_raw(&app, Method::POST, "/register", content_type, body).await;
-        expect_error(resp, 400, "bad_request", None).await;
+        assert_error(resp, 400, "bad_request").await;
     }
     // Nothing was registered on the way.
     let resp = login_response(&app, "alice", PASSWORD).await;
-    expect_error(resp, 401, "invalid_credentials", None).await;
+    assert_error(resp, 401, "invalid_credentials").await;
     // The same JSON with the right type (and a charset) is fine.
     let resp = send_raw(
         &app,
@@ -378,7 +376,14 @@ async fn json_that_is_not_an_object_is_a_validation_error() {
     ] {
         eprintln!("{body}");
         let resp = app.post("/register", None, Some(body)).await;
-        expect_error(resp, 422, "validation_error", Some("Invalid request.")).await;
+        let refused = assert_error(resp, 422, "validation_error").await;
+        assert_eq!(refused["message"], "Invalid request.");
+        assert!(
+            refused["errors"]["json"]
+                .as_object()
+                .is_some_and(|fields| !fields.is_empty()),
+            "{refused}"
+        );
     }
 }
 
@@ -392,7 +397,8 @@ async fn missing_mistyped_and_unknown_fields_are_all_reported_at_once() {
             Some(json!({"username": 12, "is_admin": true})),
         )
         .await;
-    let body = expect_error(resp, 422, "validation_error", Some("Invalid request.")).await;
+    let body = assert_error(resp, 422, "validation_error").await;
+    assert_eq!(body["message"], "Invalid request.");
     let fields = body["errors"]["json"].as_object().expect("errors.json");
     for field in ["username", "password", "is_admin"] {
         let problems = fields[field]
@@ -415,12 +421,12 @@ async fn a_body_over_the_configured_limit_is_payload_too_large() {
     let big = json!({"username": "bigbody", "password": "x".repeat(1970)});
     assert!(big.to_string().len() >= 2000);
     let resp = app.post("/register", None, Some(big)).await;
-    expect_error(resp, 413, "payload_too_large", None).await;
+    assert_error(resp, 413, "payload_too_large").await;
     // Under the limit, the same kind of body is read and judged on its merits.
     let small = json!({"username": "bigbody", "password": "x".repeat(900)});
     assert!(small.to_string().len() < 1024);
     let resp = app.post("/register", None, Some(small)).await;
-    let body = expect_error(resp, 422, "validation_error", None).await;
+    let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["password"].is_array(), "{body}");
 }
 
@@ -432,8 +438,8 @@ async fn unknown_routes_wrong_methods_and_unparsable_ids_get_the_error_shape() {
     let token = Some(admin_stale.as_str());
 
     for path in ["/nope", "/users/1/extra", "/me/nothing"] {
-        expect_error(app.get(path, token).await, 404, "not_found", None).await;
-        expect_error(app.get(path, None).await, 404, "not_found", None).await;
+        assert_error(app.get(path, token).await, 404, "not_found").await;
+        assert_error(app.get(path, None).await, 404, "not_found").await;
     }
     let wrong_methods = [
         (Method::GET, "/login"),
@@ -447,9 +453,9 @@ async fn unknown_routes_wrong_methods_and_unparsable_ids_get_the_error_shape() {
     for (method, path) in wrong_methods {
         eprintln!("{method} {path}");
         let resp = app.request(method.clone(), path, None, None).await;
-        expect_error(resp, 405, "method_not_allowed", None).await;
+        assert_error(resp, 405, "method_not_allowed").await;
         let resp = app.request(method, path, token, None).await;
-        expect_error(resp, 405, "method_not_allowed", None).await;
+        assert_error(resp, 405, "method_not_allowed").await;
     }
     for path in [
         "/user/abc",
@@ -467,17 +473,17 @@ async fn unknown_routes_wrong_methods_and_unparsable_ids_get_the_error_shape() {
             Method::GET
         };
         let resp = app.request(method, path, token, None).await;
-        expect_error(resp, 404, "not_found", None).await;
+        assert_error(resp, 404, "not_found").await;
     }
     for sid in ["xyz", "123", "not-a-uuid-at-all"] {
         let resp = app.delete(&format!("/sessions/{sid}"), token).await;
-        expect_error(resp, 404, "not_found", None).await;
+        assert_error(resp, 404, "not_found").await;
     }
     // A well-formed session id that names nothing is a 404 too.
     let resp = app
         .delete(&format!("/sessions/{}", uuid::Uuid::new_v4()), token)
         .await;
-    expect_error(resp, 404, "not_found", None).await;
+    assert_error(resp, 404, "not_found").await;
 }
 
 #[actix_web::test]
@@ -485,25 +491,18 @@ async fn a_taken_username_is_a_conflict_and_nothing_is_written() {
     let app = TestApp::spawn().await;
     register_expecting(&app, "dupont", PASSWORD, StatusCode::CREATED).await;
     let resp = app.register("dupont", "a-second-password").await;
-    expect_error(
-        resp,
-        409,
-        "conflict",
-        Some("A user with that username already exists."),
-    )
-    .await;
+    let refused = assert_error(resp, 409, "conflict").await;
+    assert_eq!(
+        refused["message"],
+        "A user with that username already exists."
+    );
     app.login("dupont", PASSWORD).await;
     let resp = login_response(&app, "dupont", "a-second-password").await;
-    expect_error(
-        resp,
-        401,
-        "invalid_credentials",
-        Some("Invalid credentials."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "invalid_credentials").await;
+    assert_eq!(refused["message"], "Invalid credentials.");
     // The bootstrap admin's name is taken too, and the admin keeps their password.
     let resp = app.register("admin", "a-takeover-password").await;
-    expect_error(resp, 409, "conflict", None).await;
+    assert_error(resp, 409, "conflict").await;
     app.login("admin", ADMIN_PASSWORD).await;
 }
 
@@ -515,40 +514,35 @@ async fn passwords_are_bounded_in_bytes_never_truncated() {
     app.login("seventytwo", &exactly_72).await;
     // bcrypt would ignore byte 73 onwards: the service must not log this one in.
     let resp = login_response(&app, "seventytwo", &format!("{exactly_72}X")).await;
-    expect_error(resp, 401, "invalid_credentials", None).await;
+    assert_error(resp, 401, "invalid_credentials").await;
 
     let too_long = ["q".repeat(73), "€".repeat(25)]; // 73 and 75 bytes
     for password in too_long {
         let resp = app.register("seventythree", &password).await;
-        let body = expect_error(resp, 422, "validation_error", None).await;
+        let body = assert_error(resp, 422, "validation_error").await;
         assert!(body["errors"]["json"]["password"].is_array(), "{body}");
         assert!(!body.to_string().contains(&password), "echoes the password");
         let resp = login_response(&app, "seventythree", &password).await;
-        expect_error(resp, 401, "invalid_credentials", None).await;
+        assert_error(resp, 401, "invalid_credentials").await;
         let prefix: String = password.chars().take(24).collect();
         let resp = login_response(&app, "seventythree", &prefix).await;
-        expect_error(resp, 401, "invalid_credentials", None).await;
+        assert_error(resp, 401, "invalid_credentials").await;
     }
     // 24 three-byte characters are 72 bytes: allowed.
     register_expecting(&app, "euros", &"€".repeat(24), StatusCode::CREATED).await;
     app.login("euros", &"€".repeat(24)).await;
 
     let resp = app.register("seven", "1234567").await;
-    let body = expect_error(resp, 422, "validation_error", None).await;
+    let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["password"].is_array(), "{body}");
     let resp = login_response(&app, "seven", "1234567").await;
-    expect_error(resp, 401, "invalid_credentials", None).await;
+    assert_error(resp, 401, "invalid_credentials").await;
 
     // /login never tells what the password rules are: a wrong one of any length is 401.
     for wrong in ["z".repeat(100), "short".into(), String::new()] {
         let resp = login_response(&app, "seventytwo", &wrong).await;
-        expect_error(
-            resp,
-            401,
-            "invalid_credentials",
-            Some("Invalid credentials."),
-        )
-        .await;
+        let refused = assert_error(resp, 401, "invalid_credentials").await;
+        assert_eq!(refused["message"], "Invalid credentials.");
     }
 }
 
@@ -606,14 +600,14 @@ async fn no_error_body_carries_a_hash_a_key_or_a_password() {
         app.get("/users", Some(&alice.tokens.access)).await,
     ];
     for resp in responses {
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
+        let reply = Reply::read(resp).await;
+        let (status, text) = (reply.status, reply.text.clone());
         assert!(status.is_client_error(), "{status}: {text}");
-        let body: Value = serde_json::from_str(&text).expect("a JSON error body");
-        assert!(body["error"].is_string(), "{text}");
         for leak in LEAKS.iter().chain([&secret_attempt, &PASSWORD]) {
             assert!(!text.contains(leak), "{leak} in {text}");
         }
+        let body = assert_error_shape(reply).await;
+        assert!(body["error"].is_string(), "{text}");
     }
 }
 

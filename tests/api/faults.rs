@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::helpers::{assert_error, fresh_postgres_database, on_postgres, TestApp, PASSWORD};
+use crate::helpers::{
+    assert_error, fresh_postgres_database, on_postgres, Reply, TestApp, PASSWORD,
+};
 
 /// Forwards one local port to the PostgreSQL server until cut.
 struct Proxy {
@@ -155,9 +157,7 @@ const WRITERS: usize = 4;
 /// One POST /store a writer made, and what came of it.
 struct Attempt {
     name: String,
-    status: StatusCode,
-    content_type: Option<String>,
-    body: String,
+    reply: Reply,
     started: Instant,
     finished: Instant,
 }
@@ -183,18 +183,9 @@ async fn writer(
             .send()
             .await
             .expect("the service answers, database or not");
-        let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp.text().await.expect("body");
         attempts.push(Attempt {
             name,
-            status,
-            content_type,
-            body,
+            reply: Reply::read(resp).await,
             started,
             finished: Instant::now(),
         });
@@ -273,33 +264,29 @@ async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_
     let mut created = std::collections::HashSet::new();
     let mut in_flight_at_cut = std::collections::HashSet::new();
     let mut failed = 0;
-    for a in &attempts {
-        if a.status == StatusCode::CREATED {
+    let mut succeeded_after_restore = false;
+    for a in attempts {
+        if a.reply.status == StatusCode::CREATED {
             assert!(created.insert(a.name.clone()), "{} created twice", a.name);
+            succeeded_after_restore |= a.started > restored;
             continue;
         }
         failed += 1;
-        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
-        assert_eq!(a.content_type.as_deref(), Some("application/json"));
-        let body: Value = serde_json::from_str(&a.body).expect("JSON error body");
-        assert_eq!(body["code"], 503, "{}", a.body);
-        assert_eq!(body["error"], "service_unavailable", "{}", a.body);
-        assert_eq!(body["status"], "Service Unavailable", "{}", a.body);
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
         let took = a.finished - a.started;
+        let in_flight = a.started <= cut_done && a.finished >= cut_started;
+        let body = assert_error(a.reply, 503, "service_unavailable").await;
+        assert_eq!(body["status"], "Service Unavailable", "{body}");
         assert!(
             took < POOL_TIMEOUT + MARGIN,
             "a 503 took {took:?}, past the pool timeout"
         );
-        if a.started <= cut_done && a.finished >= cut_started {
-            in_flight_at_cut.insert(a.name.clone());
+        if in_flight {
+            in_flight_at_cut.insert(a.name);
         }
     }
     assert!(failed > 0, "the cut was felt");
     assert!(
-        attempts
-            .iter()
-            .any(|a| a.status == StatusCode::CREATED && a.started > restored),
+        succeeded_after_restore,
         "writes succeed again after the restore"
     );
 

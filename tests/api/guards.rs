@@ -4,7 +4,9 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{expect_error, flask_payload, forge, TestApp, TestUser, PASSWORD, TEST_KEY};
+use crate::helpers::{
+    assert_error, body_of, flask_payload, forge, TestApp, TestUser, PASSWORD, TEST_KEY,
+};
 
 /// What a route demands of its token (API.md, Endpoints, Guards).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,13 +153,6 @@ async fn send_raw(
     req.send().await.expect("request sent")
 }
 
-async fn json_of(resp: Response, status: StatusCode) -> Value {
-    let got = resp.status();
-    let text = resp.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).expect("JSON body")
-}
-
 #[actix_web::test]
 async fn every_guarded_route_refuses_every_token_it_does_not_accept() {
     let app = TestApp::spawn().await;
@@ -180,16 +175,17 @@ async fn every_guarded_route_refuses_every_token_it_does_not_accept() {
             let resp = app
                 .request(method.clone(), &path, cast.token(bearer), body.clone())
                 .await;
-            expect_error(resp, status, error, Some(message)).await;
+            let refused = assert_error(resp, status, error).await;
+            assert_eq!(refused["message"], message);
             checked += 1;
         }
     }
     assert_eq!(checked, 45, "refusals checked");
     // Nothing above got through: the user's and the admin's sessions are intact.
     let resp = app.get("/me", Some(&cast.user_stale)).await;
-    assert_eq!(json_of(resp, StatusCode::OK).await["id"], cast.user.id);
+    assert_eq!(body_of(resp, StatusCode::OK).await["id"], cast.user.id);
     let resp = app.get("/users", Some(&cast.admin_stale)).await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
 }
 
 #[actix_web::test]
@@ -197,13 +193,8 @@ async fn a_refresh_token_on_an_access_route_is_invalid_token() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let resp = app.get("/me", Some(&user.tokens.refresh)).await;
-    expect_error(
-        resp,
-        401,
-        "invalid_token",
-        Some("Only access tokens are allowed."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "invalid_token").await;
+    assert_eq!(refused["message"], "Only access tokens are allowed.");
 }
 
 #[actix_web::test]
@@ -211,13 +202,8 @@ async fn an_access_token_on_refresh_is_invalid_token() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let resp = app.post("/refresh", Some(&user.tokens.access), None).await;
-    expect_error(
-        resp,
-        401,
-        "invalid_token",
-        Some("Only refresh tokens are allowed."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "invalid_token").await;
+    assert_eq!(refused["message"], "Only refresh tokens are allowed.");
     // The refused attempt spent nothing: the refresh token still rotates.
     let resp = app.post("/refresh", Some(&user.tokens.refresh), None).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -236,13 +222,8 @@ async fn a_stale_non_admin_token_on_a_fresh_admin_route_is_told_to_get_fresh_fir
             Some(json!({"is_admin": true})),
         )
         .await;
-    expect_error(
-        resp,
-        401,
-        "fresh_token_required",
-        Some("The token is not fresh."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "fresh_token_required").await;
+    assert_eq!(refused["message"], "The token is not fresh.");
     // With a fresh token the same user hits the admin check.
     let resp = app
         .request(
@@ -252,14 +233,9 @@ async fn a_stale_non_admin_token_on_a_fresh_admin_route_is_told_to_get_fresh_fir
             Some(json!({"is_admin": true})),
         )
         .await;
-    expect_error(
-        resp,
-        403,
-        "admin_required",
-        Some("Admin privilege required."),
-    )
-    .await;
-    let me = json_of(app.get("/me", Some(&stale)).await, StatusCode::OK).await;
+    let refused = assert_error(resp, 403, "admin_required").await;
+    assert_eq!(refused["message"], "Admin privilege required.");
+    let me = body_of(app.get("/me", Some(&stale)).await, StatusCode::OK).await;
     assert_eq!(me["is_admin"], false);
 }
 
@@ -275,9 +251,9 @@ async fn the_weakest_sufficient_token_opens_each_route() {
     let admin_stale = app.non_fresh_access(&mut admin).await;
 
     // access: a non-fresh access token is enough.
-    let me = json_of(app.get("/me", Some(&alice_stale)).await, StatusCode::OK).await;
+    let me = body_of(app.get("/me", Some(&alice_stale)).await, StatusCode::OK).await;
     assert_eq!(me["username"], alice.username.as_str());
-    let sessions = json_of(
+    let sessions = body_of(
         app.get("/sessions", Some(&alice_stale)).await,
         StatusCode::OK,
     )
@@ -291,17 +267,17 @@ async fn the_weakest_sufficient_token_opens_each_route() {
         .expect("the second session")
         .to_owned();
     let path = format!("/user/{}", alice.id);
-    let user = json_of(app.get(&path, Some(&alice_stale)).await, StatusCode::OK).await;
+    let user = body_of(app.get(&path, Some(&alice_stale)).await, StatusCode::OK).await;
     assert_eq!(user["id"], alice.id);
     let resp = app
         .delete(&format!("/sessions/{other_sid}"), Some(&alice_stale))
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     let resp = app.get("/me", Some(&second.access)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 
     // admin: a non-fresh admin token is enough.
-    let users = json_of(app.get("/users", Some(&admin_stale)).await, StatusCode::OK).await;
+    let users = body_of(app.get("/users", Some(&admin_stale)).await, StatusCode::OK).await;
     assert!(users.as_array().is_some_and(|u| u.len() >= 4), "{users}");
     let resp = app
         .post(
@@ -310,9 +286,9 @@ async fn the_weakest_sufficient_token_opens_each_route() {
             None,
         )
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     let resp = app.get("/me", Some(&bob.tokens.access)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 
     // fresh admin.
     let resp = app
@@ -323,7 +299,7 @@ async fn the_weakest_sufficient_token_opens_each_route() {
             Some(json!({"is_admin": true})),
         )
         .await;
-    assert_eq!(json_of(resp, StatusCode::OK).await["is_admin"], true);
+    assert_eq!(body_of(resp, StatusCode::OK).await["is_admin"], true);
 
     // fresh, on the caller's own account.
     let resp = app
@@ -334,24 +310,24 @@ async fn the_weakest_sufficient_token_opens_each_route() {
             Some(json!({"current_password": PASSWORD, "new_password": "a-brand-new-password"})),
         )
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     app.login(&alice.username, "a-brand-new-password").await;
     let resp = app
         .delete(&format!("/user/{}", carol.id), Some(&carol.tokens.access))
         .await;
-    let body = json_of(resp, StatusCode::OK).await;
+    let body = body_of(resp, StatusCode::OK).await;
     assert_eq!(body, json!({"message": "User deleted."}));
 
     // refresh, then access for logout.
     let resp = app
         .post("/refresh", Some(&alice.tokens.refresh), None)
         .await;
-    let body = json_of(resp, StatusCode::OK).await;
+    let body = body_of(resp, StatusCode::OK).await;
     assert!(body["access_token"].is_string() && body["refresh_token"].is_string());
     let resp = app.post("/logout", Some(&alice_stale), None).await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     let resp = app.get("/me", Some(&alice_stale)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 }
 
 #[actix_web::test]
@@ -365,17 +341,17 @@ async fn acting_on_another_users_account_is_forbidden_unless_admin() {
     let bob_path = format!("/user/{}", bob.id);
 
     let resp = app.get(&bob_path, Some(&alice_stale)).await;
-    expect_error(resp, 403, "forbidden", None).await;
+    assert_error(resp, 403, "forbidden").await;
     let resp = app.delete(&bob_path, Some(&alice.tokens.access)).await;
-    expect_error(resp, 403, "forbidden", None).await;
+    assert_error(resp, 403, "forbidden").await;
     // Freshness is part of the guard, so it is judged before whose account it is.
     let resp = app.delete(&bob_path, Some(&alice_stale)).await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     // An id that names nobody gets the same 403: no probing for who exists.
     let resp = app.get("/user/987654", Some(&alice_stale)).await;
-    expect_error(resp, 403, "forbidden", None).await;
+    assert_error(resp, 403, "forbidden").await;
     // Another user's session is not the caller's: 404, and it lives on.
-    let bob_sessions = json_of(
+    let bob_sessions = body_of(
         app.get("/sessions", Some(&bob.tokens.access)).await,
         StatusCode::OK,
     )
@@ -384,8 +360,8 @@ async fn acting_on_another_users_account_is_forbidden_unless_admin() {
     let resp = app
         .delete(&format!("/sessions/{bob_sid}"), Some(&alice_stale))
         .await;
-    expect_error(resp, 404, "not_found", None).await;
-    let me = json_of(
+    assert_error(resp, 404, "not_found").await;
+    let me = body_of(
         app.get("/me", Some(&bob.tokens.access)).await,
         StatusCode::OK,
     )
@@ -393,15 +369,15 @@ async fn acting_on_another_users_account_is_forbidden_unless_admin() {
     assert_eq!(me["id"], bob.id);
 
     // An admin may read (non-fresh) and delete (fresh) anyone.
-    let user = json_of(app.get(&bob_path, Some(&admin_stale)).await, StatusCode::OK).await;
+    let user = body_of(app.get(&bob_path, Some(&admin_stale)).await, StatusCode::OK).await;
     assert_eq!(user["username"], bob.username.as_str());
     let resp = app.delete(&bob_path, Some(&admin_stale)).await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     let resp = app.delete(&bob_path, Some(&admin.tokens.access)).await;
-    let body = json_of(resp, StatusCode::OK).await;
+    let body = body_of(resp, StatusCode::OK).await;
     assert_eq!(body, json!({"message": "User deleted."}));
     let resp = app.get("/me", Some(&bob.tokens.access)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 }
 
 /// Sends each (content type, body) to `method path` with `token`; each must get the
@@ -415,7 +391,7 @@ async fn refused_whatever_the_body(
     for (content_type, body) in bodies {
         eprintln!("{method} {path} {content_type} {body:?}: expecting {status} {error}");
         let resp = send_raw(app, method.clone(), path, token, content_type, body).await;
-        expect_error(resp, status, error, None).await;
+        assert_error(resp, status, error).await;
     }
 }
 
@@ -475,7 +451,7 @@ async fn the_guard_is_judged_before_the_body() {
     refused_whatever_the_body(&app, users, &[(JSON, "")], not_admin).await;
 
     // Nothing changed: bob is no admin, alice's password is the old one.
-    let user = json_of(app.get(&bob_path, admin_stale).await, StatusCode::OK).await;
+    let user = body_of(app.get(&bob_path, admin_stale).await, StatusCode::OK).await;
     assert_eq!(user["is_admin"], false);
     app.login(&alice.username, PASSWORD).await;
 }
@@ -492,21 +468,21 @@ async fn the_body_and_query_are_judged_before_the_path_id() {
     let bad = Some(json!({"is_admin": "yes"}));
     for path in ["/user/abc", "/user/987654"] {
         let resp = app.request(Method::PATCH, path, fresh, bad.clone()).await;
-        let body = expect_error(resp, 422, "validation_error", None).await;
+        let body = assert_error(resp, 422, "validation_error").await;
         assert!(body["errors"]["json"]["is_admin"].is_array(), "{body}");
         let resp = app
             .request(Method::PATCH, path, fresh, Some(json!({"is_admin": true})))
             .await;
-        expect_error(resp, 404, "not_found", None).await;
+        assert_error(resp, 404, "not_found").await;
     }
     // The guard still comes before the path id.
     let resp = app.delete("/user/abc", Some(&alice_stale)).await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     let resp = app.get("/user/abc", None).await;
-    expect_error(resp, 401, "authorization_required", None).await;
+    assert_error(resp, 401, "authorization_required").await;
     // A bad query with the right token is the 422 under errors.query.
     let resp = app.get("/users?limit=abc", Some(&admin_stale)).await;
-    let body = expect_error(resp, 422, "validation_error", None).await;
+    let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["query"]["limit"].is_array(), "{body}");
 }
 
@@ -528,19 +504,19 @@ async fn a_flask_token_claiming_is_admin_without_a_session_passes_admin_routes()
     let admin = app.admin().await;
     let alice = app.user().await;
     let flask = forge(flask_payload(admin.id, json!({"is_admin": true})), TEST_KEY);
-    let users = json_of(app.get("/users", Some(&flask)).await, StatusCode::OK).await;
+    let users = body_of(app.get("/users", Some(&flask)).await, StatusCode::OK).await;
     assert!(users.as_array().is_some_and(|u| u.len() >= 2), "{users}");
     let resp = app
         .post(&format!("/user/{}/revoke", alice.id), Some(&flask), None)
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     // Not fresh: the fresh-admin route refuses it; a fresh one passes.
     let path = format!("/user/{}", alice.id);
     let body = Some(json!({"is_admin": true}));
     let resp = app
         .request(Method::PATCH, &path, Some(&flask), body.clone())
         .await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     let fresh_flask = forge(
         flask_payload(admin.id, json!({"is_admin": true, "fresh": true})),
         TEST_KEY,
@@ -548,7 +524,7 @@ async fn a_flask_token_claiming_is_admin_without_a_session_passes_admin_routes()
     let resp = app
         .request(Method::PATCH, &path, Some(&fresh_flask), body)
         .await;
-    assert_eq!(json_of(resp, StatusCode::OK).await["is_admin"], true);
+    assert_eq!(body_of(resp, StatusCode::OK).await["is_admin"], true);
 }
 
 #[actix_web::test]
@@ -558,16 +534,11 @@ async fn a_flask_token_without_is_admin_is_a_non_admin_token() {
     // Even for the admin's own id: the claim decides, and no claim means no admin.
     for overrides in [json!({}), json!({"is_admin": false})] {
         let token = forge(flask_payload(admin.id, overrides.clone()), TEST_KEY);
-        let me = json_of(app.get("/me", Some(&token)).await, StatusCode::OK).await;
+        let me = body_of(app.get("/me", Some(&token)).await, StatusCode::OK).await;
         assert_eq!(me["id"], admin.id, "{overrides}");
         let resp = app.get("/users", Some(&token)).await;
-        expect_error(
-            resp,
-            403,
-            "admin_required",
-            Some("Admin privilege required."),
-        )
-        .await;
+        let refused = assert_error(resp, 403, "admin_required").await;
+        assert_eq!(refused["message"], "Admin privilege required.");
     }
 }
 
@@ -598,23 +569,17 @@ async fn timed_freshness_counts_until_its_unix_time() {
         let token = forge(flask_payload(alice.id, json!({"fresh": fresh})), TEST_KEY);
         let resp = fresh_probe(&app, &token).await;
         if is_fresh {
-            let body = expect_error(resp, 422, "validation_error", None).await;
+            let body = assert_error(resp, 422, "validation_error").await;
             assert!(
                 body["errors"]["json"]["current_password"].is_array(),
                 "{what}: {body}"
             );
         } else {
-            expect_error(resp, 401, "fresh_token_required", None).await;
+            assert_error(resp, 401, "fresh_token_required").await;
         }
     }
     // A token without the claim at all is not fresh.
     let token = forge(flask_payload(alice.id, json!({"fresh": null})), TEST_KEY);
-    expect_error(
-        fresh_probe(&app, &token).await,
-        401,
-        "fresh_token_required",
-        None,
-    )
-    .await;
+    assert_error(fresh_probe(&app, &token).await, 401, "fresh_token_required").await;
     app.login(&alice.username, PASSWORD).await;
 }

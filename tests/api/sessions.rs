@@ -3,11 +3,11 @@
 
 use base64::Engine;
 use futures_util::future::join_all;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, flask_payload, forge, TestApp, TestUser, Tokens, PASSWORD, TEST_KEY,
+    assert_error, flask_payload, forge, ok_json, TestApp, TestUser, Tokens, PASSWORD, TEST_KEY,
 };
 
 /// The payload of a JWT, unverified (the test only reads what the server put there).
@@ -25,14 +25,6 @@ fn sid(token: &str) -> String {
         .as_str()
         .expect("the token has a sid")
         .to_string()
-}
-
-/// A 200 body as JSON, with the body in the message when the status is not 200.
-async fn ok_json(resp: Response) -> Value {
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    assert_eq!(status, StatusCode::OK, "status (body: {text})");
-    serde_json::from_str(&text).expect("JSON body")
 }
 
 /// GET /sessions with `token`; panics unless 200 and a list.

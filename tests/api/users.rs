@@ -4,15 +4,9 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, TestApp, TestUser, ADMIN_USERNAME, PASSWORD};
-
-/// A 200 body as JSON, with the body in the message when the status is not 200.
-async fn ok_json(resp: Response) -> Value {
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    assert_eq!(status, StatusCode::OK, "status (body: {text})");
-    serde_json::from_str(&text).expect("JSON body")
-}
+use crate::helpers::{
+    assert_error, ids, ok_json, total_count, TestApp, TestUser, ADMIN_USERNAME, PASSWORD,
+};
 
 /// The status of a /login attempt.
 async fn login_status(app: &TestApp, username: &str, password: &str) -> Response {
@@ -246,24 +240,6 @@ async fn users(app: &TestApp, n: usize) -> Vec<TestUser> {
         list.push(app.user().await);
     }
     list
-}
-
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(|u| u["id"].as_i64().expect("id"))
-        .collect()
-}
-
-fn total_count(resp: &Response) -> i64 {
-    resp.headers()
-        .get("x-total-count")
-        .expect("X-Total-Count header")
-        .to_str()
-        .expect("ASCII")
-        .parse()
-        .expect("a number")
 }
 
 #[actix_web::test]

@@ -1,88 +1,129 @@
 //! What the tests check of an answer: the contract's error shape, JSON bodies, lists
 //! and their totals, and resources compared by value.
 
+use std::future::Future;
+
+use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::app::TestApp;
 use super::fixtures::TEST_KEY;
 
-/// Asserts the contract's error shape, status and code (and the RFC 6750 challenge on
-/// 401s); returns the body for further checks.
-pub async fn assert_error(resp: Response, status: u16, error: &str) -> Value {
-    let got = resp.status().as_u16();
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap_or("").to_string());
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_string());
-    let text = resp.text().await.expect("body");
-    assert_eq!(got, status, "status (body: {text})");
+/// Secrets that must never appear in an error body.
+pub const LEAKS: [&str; 3] = ["password_hash", "$2b$", TEST_KEY];
+
+/// An answer read whole, for the checks that need its headers and its text at once, and
+/// for answers kept to be judged later.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn read(resp: Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// A header's value, when present and ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the error assertions judge: a response, or one already read.
+pub trait Answer {
+    fn reply(self) -> impl Future<Output = Reply>;
+}
+
+impl Answer for Response {
+    async fn reply(self) -> Reply {
+        Reply::read(self).await
+    }
+}
+
+impl Answer for Reply {
+    async fn reply(self) -> Reply {
+        self
+    }
+}
+
+/// Asserts an error answer of `status` with the code `error`, in the contract's shape
+/// (see `assert_error_shape`); returns the body for further checks.
+pub async fn assert_error(answer: impl Answer, status: u16, error: &str) -> Value {
+    let reply = answer.reply().await;
     assert_eq!(
-        content_type.as_deref(),
-        Some("application/json"),
-        "content type"
+        reply.status.as_u16(),
+        status,
+        "status (body: {})",
+        reply.text
     );
-    let body: Value = serde_json::from_str(&text).expect("error body is JSON");
-    assert_eq!(body["code"], status, "{text}");
-    assert_eq!(body["error"], error, "{text}");
+    let body = assert_error_shape(reply).await;
+    assert_eq!(body["error"], error, "{body}");
+    body
+}
+
+/// Asserts the contract's error shape, whatever the status: a JSON body of exactly
+/// `code` (the status), `status` (its reason phrase), `error` and `message` (non-empty),
+/// plus `errors` on a 422 only, listing fields; the RFC 6750 challenge on a 401; and no
+/// secret anywhere in it. Returns the body.
+pub async fn assert_error_shape(answer: impl Answer) -> Value {
+    let reply = answer.reply().await;
+    let (status, text) = (reply.status, &reply.text);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json"),
+        "content type of {status} {text}"
+    );
+    let body: Value = serde_json::from_str(text).expect("error body is JSON");
+    assert_eq!(body["code"], status.as_u16(), "{text}");
+    let reason = status.canonical_reason().expect("reason phrase");
+    assert_eq!(body["status"], reason, "{text}");
     assert!(
-        body["status"].as_str().is_some_and(|s| !s.is_empty()),
+        body["error"].as_str().is_some_and(|s| !s.is_empty()),
         "{text}"
     );
     assert!(
         body["message"].as_str().is_some_and(|s| !s.is_empty()),
         "{text}"
     );
-    if status == 401 {
-        let challenge = challenge.expect("401 carries WWW-Authenticate");
-        assert!(challenge.starts_with("Bearer"), "{challenge}");
-    }
-    body
-}
-
-/// Secrets that must never appear in an error body.
-pub const LEAKS: [&str; 3] = ["password_hash", "$2b$", TEST_KEY];
-
-/// `assert_error`, plus: `status` is the reason phrase of `code`, the message is the
-/// contract's when given, the body has no keys beyond the contract's (`errors` only on
-/// a 422), and nothing secret is in it.
-pub async fn expect_error(
-    resp: Response,
-    status: u16,
-    error: &str,
-    message: Option<&str>,
-) -> Value {
-    let body = assert_error(resp, status, error).await;
-    let reason = StatusCode::from_u16(status)
-        .expect("status")
-        .canonical_reason()
-        .expect("reason phrase");
-    assert_eq!(body["status"], reason, "{body}");
-    if let Some(message) = message {
-        assert_eq!(body["message"], message, "{body}");
-    }
     for key in body.as_object().expect("object").keys() {
         assert!(
             ["code", "status", "error", "message", "errors"].contains(&key.as_str()),
-            "unexpected key {key}: {body}"
+            "unexpected key {key}: {text}"
         );
     }
-    if status == 422 {
+    if status == StatusCode::UNPROCESSABLE_ENTITY {
+        let locations = body["errors"].as_object().expect("a 422 has errors");
         assert!(
-            body["errors"]["json"]
-                .as_object()
-                .or(body["errors"]["query"].as_object())
-                .is_some_and(|fields| !fields.is_empty()),
-            "a 422 lists its fields: {body}"
+            locations
+                .keys()
+                .all(|l| ["json", "query", "path"].contains(&l.as_str())),
+            "{text}"
+        );
+        assert!(
+            locations
+                .values()
+                .any(|fields| fields.as_object().is_some_and(|f| !f.is_empty())),
+            "a 422 lists its fields: {text}"
         );
     } else {
-        assert!(body.get("errors").is_none(), "{body}");
+        assert!(body.get("errors").is_none(), "{text}");
     }
-    let text = body.to_string();
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = reply
+            .header("www-authenticate")
+            .expect("401 carries WWW-Authenticate");
+        assert!(challenge.starts_with("Bearer"), "{challenge}");
+    }
     for leak in LEAKS {
         assert!(!text.contains(leak), "{leak} in {text}");
     }
@@ -91,8 +132,9 @@ pub async fn expect_error(
 
 /// A 422 `validation_error` listing exactly `fields` under `errors.<location>`, each
 /// with at least one problem sentence; returns the body.
-pub async fn expect_invalid(resp: Response, location: &str, fields: &[&str]) -> Value {
-    let body = expect_error(resp, 422, "validation_error", Some("Invalid request.")).await;
+pub async fn assert_invalid(answer: impl Answer, location: &str, fields: &[&str]) -> Value {
+    let body = assert_error(answer, 422, "validation_error").await;
+    assert_eq!(body["message"], "Invalid request.", "{body}");
     let listed = body["errors"][location]
         .as_object()
         .unwrap_or_else(|| panic!("errors.{location}: {body}"));
@@ -149,6 +191,11 @@ pub async fn list_of(resp: Response) -> (i64, Value) {
     (total, body)
 }
 
+/// A 200 with a JSON body; returns the body.
+pub async fn ok_json(resp: Response) -> Value {
+    body_of(resp, StatusCode::OK).await
+}
+
 /// GET `path` as a list: (X-Total-Count, body).
 pub async fn get_list(app: &TestApp, path: &str, token: Option<&str>) -> (i64, Value) {
     list_of(app.get(path, token).await).await
@@ -162,7 +209,7 @@ pub async fn fetch(app: &TestApp, path: &str, token: &str) -> Value {
 /// GET `path`; asserts the contract's 404.
 pub async fn assert_gone(app: &TestApp, path: &str, token: &str) {
     eprintln!("GET {path}: expecting 404");
-    expect_error(app.get(path, Some(token)).await, 404, "not_found", None).await;
+    assert_error(app.get(path, Some(token)).await, 404, "not_found").await;
 }
 
 pub fn id_of(value: &Value) -> i64 {

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::app::TestApp;
-use super::assertions::expect_error;
+use super::assertions::assert_error;
 use super::fixtures::{flask_payload, forge, TestUser, TEST_KEY};
 
 /// What a resource route demands of its token (API.md, Endpoints, Guards).
@@ -158,14 +158,17 @@ pub async fn run_guard_matrix(app: &TestApp, cast: &Cast, cases: &[GuardCase]) -
                 eprintln!(
                     "{method} {path} ({guard:?}) with {bearer:?}: expecting {status} {error}"
                 );
-                expect_error(resp, status, error, message).await;
+                let body = assert_error(resp, status, error).await;
+                if let Some(message) = message {
+                    assert_eq!(body["message"], message, "{body}");
+                }
                 refused += 1;
             } else {
                 let (status, error, field) = case.past_guard;
                 eprintln!(
                     "{method} {path} ({guard:?}) with {bearer:?}: past the guard, expecting {status} {error}"
                 );
-                let body = expect_error(resp, status, error, None).await;
+                let body = assert_error(resp, status, error).await;
                 if let Some((location, name)) = field {
                     assert!(body["errors"][location][name].is_array(), "{body}");
                 }
