@@ -2,155 +2,33 @@
 //! client may hold, and the order of checks (guard, then body and query, then path id).
 
 use reqwest::{Method, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{
-    assert_error, body_of, flask_payload, forge, TestApp, TestUser, PASSWORD, TEST_KEY,
+    assert_error, body_of, flask_payload, forge, run_guard_matrix, Bearer, Cast, Guard, GuardCase,
+    TestApp, PASSWORD, TEST_KEY,
 };
 
-/// What a route demands of its token (API.md, Endpoints, Guards).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guard {
-    Access,
-    Fresh,
-    Admin,
-    FreshAdmin,
-    Refresh,
-}
-
-/// The tokens a client may present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Bearer {
-    Nothing,
-    UserRefresh,
-    AdminRefresh,
-    UserFresh,
-    UserStale,
-    AdminStale,
-}
-
-/// What a guard answers to a token, when it refuses it: (status, error, message).
-fn refusal(guard: Guard, bearer: Bearer) -> Option<(u16, &'static str, &'static str)> {
-    use Bearer::*;
-    use Guard::*;
-    const NO_TOKEN: (u16, &str, &str) = (
-        401,
-        "authorization_required",
-        "Request does not contain an access token.",
-    );
-    const ONLY_ACCESS: (u16, &str, &str) =
-        (401, "invalid_token", "Only access tokens are allowed.");
-    const ONLY_REFRESH: (u16, &str, &str) =
-        (401, "invalid_token", "Only refresh tokens are allowed.");
-    const NOT_FRESH: (u16, &str, &str) = (401, "fresh_token_required", "The token is not fresh.");
-    const NOT_ADMIN: (u16, &str, &str) = (403, "admin_required", "Admin privilege required.");
-    match (bearer, guard) {
-        (Nothing, _) => Some(NO_TOKEN),
-        (UserRefresh | AdminRefresh, Refresh) => None,
-        (UserRefresh | AdminRefresh, _) => Some(ONLY_ACCESS),
-        (_, Refresh) => Some(ONLY_REFRESH),
-        (UserFresh, Admin | FreshAdmin) => Some(NOT_ADMIN),
-        (UserFresh, Access | Fresh) => None,
-        (UserStale | AdminStale, Fresh | FreshAdmin) => Some(NOT_FRESH),
-        (UserStale, Admin) => Some(NOT_ADMIN),
-        (UserStale | AdminStale, _) => None,
-    }
-}
-
-/// Every guarded route that exists so far, on the caller's own account (`me`), with a
-/// body that would be refused were the guard to let the request through.
-fn guarded_routes(me: i64) -> Vec<(Method, String, Guard, Option<Value>)> {
+/// The guarded account routes, on the caller's own account (`me`), each with a body
+/// that would be refused were the guard to let the request through.
+fn account_routes(me: i64) -> Vec<GuardCase> {
     let wrong_password =
         json!({"current_password": "not-my-password", "new_password": "a-new-password"});
     let sid = uuid::Uuid::new_v4();
     vec![
-        (Method::GET, "/me".into(), Guard::Access, None),
-        (
-            Method::PUT,
-            "/me/password".into(),
-            Guard::Fresh,
-            Some(wrong_password),
-        ),
-        (Method::GET, "/sessions".into(), Guard::Access, None),
-        (
-            Method::DELETE,
-            format!("/sessions/{sid}"),
-            Guard::Access,
-            None,
-        ),
-        (Method::GET, format!("/user/{me}"), Guard::Access, None),
-        (Method::DELETE, format!("/user/{me}"), Guard::Fresh, None),
-        (Method::GET, "/users".into(), Guard::Admin, None),
-        (
-            Method::PATCH,
-            format!("/user/{me}"),
-            Guard::FreshAdmin,
-            Some(json!({"is_admin": false})),
-        ),
-        (
-            Method::POST,
-            format!("/user/{me}/revoke"),
-            Guard::Admin,
-            None,
-        ),
-        (Method::POST, "/logout".into(), Guard::Access, None),
-        (Method::POST, "/refresh".into(), Guard::Refresh, None),
+        GuardCase::new(Method::GET, "/me", Guard::Access),
+        GuardCase::new(Method::PUT, "/me/password", Guard::Fresh).json(wrong_password),
+        GuardCase::new(Method::GET, "/sessions", Guard::Access),
+        GuardCase::new(Method::DELETE, format!("/sessions/{sid}"), Guard::Access),
+        GuardCase::new(Method::GET, format!("/user/{me}"), Guard::Access),
+        GuardCase::new(Method::DELETE, format!("/user/{me}"), Guard::Fresh),
+        GuardCase::new(Method::GET, "/users", Guard::Admin),
+        GuardCase::new(Method::PATCH, format!("/user/{me}"), Guard::FreshAdmin)
+            .json(json!({"is_admin": false})),
+        GuardCase::new(Method::POST, format!("/user/{me}/revoke"), Guard::Admin),
+        GuardCase::new(Method::POST, "/logout", Guard::Access),
+        GuardCase::new(Method::POST, "/refresh", Guard::Refresh),
     ]
-}
-
-/// A user and the admin, each holding a fresh access token, a non-fresh one (from
-/// /refresh) and a live refresh token.
-struct Cast {
-    user: TestUser,
-    user_stale: String,
-    admin: TestUser,
-    admin_stale: String,
-}
-
-impl Cast {
-    async fn new(app: &TestApp) -> Cast {
-        let mut user = app.user().await;
-        let user_stale = app.non_fresh_access(&mut user).await;
-        let mut admin = app.admin().await;
-        let admin_stale = app.non_fresh_access(&mut admin).await;
-        Cast {
-            user,
-            user_stale,
-            admin,
-            admin_stale,
-        }
-    }
-
-    fn token(&self, bearer: Bearer) -> Option<&str> {
-        match bearer {
-            Bearer::Nothing => None,
-            Bearer::UserRefresh => Some(&self.user.tokens.refresh),
-            Bearer::AdminRefresh => Some(&self.admin.tokens.refresh),
-            Bearer::UserFresh => Some(&self.user.tokens.access),
-            Bearer::UserStale => Some(&self.user_stale),
-            Bearer::AdminStale => Some(&self.admin_stale),
-        }
-    }
-}
-
-/// A request with a raw body and content type.
-async fn send_raw(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    content_type: &str,
-    body: &str,
-) -> Response {
-    let mut req = app
-        .client
-        .request(method, app.url(path))
-        .header("Content-Type", content_type)
-        .body(body.to_owned());
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    req.send().await.expect("request sent")
 }
 
 #[actix_web::test]
@@ -165,21 +43,9 @@ async fn every_guarded_route_refuses_every_token_it_does_not_accept() {
         Bearer::UserStale,
         Bearer::AdminStale,
     ];
-    let mut checked = 0;
-    for (method, path, guard, body) in guarded_routes(cast.user.id) {
-        for bearer in bearers {
-            let Some((status, error, message)) = refusal(guard, bearer) else {
-                continue;
-            };
-            eprintln!("{method} {path} ({guard:?}) with {bearer:?}: expecting {status} {error}");
-            let resp = app
-                .request(method.clone(), &path, cast.token(bearer), body.clone())
-                .await;
-            let refused = assert_error(resp, status, error).await;
-            assert_eq!(refused["message"], message);
-            checked += 1;
-        }
-    }
+    let routes = account_routes(cast.user.id);
+    let (checked, let_through) = run_guard_matrix(&app, &cast, &routes, &bearers).await;
+    assert_eq!(let_through, 0, "no route was let through");
     assert_eq!(checked, 45, "refusals checked");
     // Nothing above got through: the user's and the admin's sessions are intact.
     let resp = app.get("/me", Some(&cast.user_stale)).await;
@@ -380,19 +246,19 @@ async fn acting_on_another_users_account_is_forbidden_unless_admin() {
     assert_error(resp, 401, "token_revoked").await;
 }
 
-/// Sends each (content type, body) to `method path` with `token`; each must get the
-/// same refusal.
-async fn refused_whatever_the_body(
-    app: &TestApp,
-    (method, path, token): (Method, &str, Option<&str>),
-    bodies: &[(&str, &str)],
-    (status, error): (u16, &str),
-) {
-    for (content_type, body) in bodies {
-        eprintln!("{method} {path} {content_type} {body:?}: expecting {status} {error}");
-        let resp = send_raw(app, method.clone(), path, token, content_type, body).await;
-        assert_error(resp, status, error).await;
-    }
+/// `method path` once with each (content type, body): none may matter to the guard.
+fn whatever_the_body(
+    method: Method,
+    path: &str,
+    guard: Guard,
+    bodies: &[(&'static str, &str)],
+) -> Vec<GuardCase> {
+    bodies
+        .iter()
+        .map(|(content_type, body)| {
+            GuardCase::new(method.clone(), path, guard).raw(content_type, body)
+        })
+        .collect()
 }
 
 const JSON: &str = "application/json";
@@ -400,18 +266,11 @@ const TEXT: &str = "text/plain";
 
 #[actix_web::test]
 async fn the_guard_is_judged_before_the_body() {
+    use Bearer::{AdminStale, Nothing, UserFresh, UserRefresh, UserStale};
     let app = TestApp::spawn().await;
-    let mut alice = app.user().await;
-    let alice_stale = app.non_fresh_access(&mut alice).await;
+    let cast = Cast::new(&app).await;
     let bob = app.user().await;
-    let mut admin = app.admin().await;
-    let admin_stale = app.non_fresh_access(&mut admin).await;
     let bob_path = format!("/user/{}", bob.id);
-    let (fresh, stale) = (
-        Some(alice.tokens.access.as_str()),
-        Some(alice_stale.as_str()),
-    );
-    let refresh = Some(alice.tokens.refresh.as_str());
 
     // PUT /me/password (fresh): no token, a refresh token, a stale token.
     let bad_bodies = [
@@ -420,13 +279,9 @@ async fn the_guard_is_judged_before_the_body() {
         (JSON, r#"{"new_password": "short"}"#),
         (TEXT, "hello"),
     ];
-    let put = |token| (Method::PUT, "/me/password", token);
-    let no_token = (401, "authorization_required");
-    refused_whatever_the_body(&app, put(None), &bad_bodies, no_token).await;
-    let only_access = (401, "invalid_token");
-    refused_whatever_the_body(&app, put(refresh), &bad_bodies, only_access).await;
-    let not_fresh = (401, "fresh_token_required");
-    refused_whatever_the_body(&app, put(stale), &bad_bodies, not_fresh).await;
+    let put = whatever_the_body(Method::PUT, "/me/password", Guard::Fresh, &bad_bodies);
+    let bearers = [Nothing, UserRefresh, UserStale];
+    assert_eq!(run_guard_matrix(&app, &cast, &put, &bearers).await, (12, 0));
 
     // PATCH /user/{id} (fresh admin): a fresh non-admin, stale tokens, no token.
     let bad_bodies = [
@@ -435,25 +290,29 @@ async fn the_guard_is_judged_before_the_body() {
         (JSON, "[true"),
         (TEXT, "admin please"),
     ];
-    let patch = |token| (Method::PATCH, bob_path.as_str(), token);
-    let not_admin = (403, "admin_required");
-    refused_whatever_the_body(&app, patch(fresh), &bad_bodies, not_admin).await;
-    refused_whatever_the_body(&app, patch(stale), &bad_bodies, not_fresh).await;
-    let admin_stale = Some(admin_stale.as_str());
-    refused_whatever_the_body(&app, patch(admin_stale), &bad_bodies, not_fresh).await;
-    refused_whatever_the_body(&app, patch(None), &bad_bodies, no_token).await;
+    let patch = whatever_the_body(Method::PATCH, &bob_path, Guard::FreshAdmin, &bad_bodies);
+    let bearers = [UserFresh, UserStale, AdminStale, Nothing];
+    assert_eq!(
+        run_guard_matrix(&app, &cast, &patch, &bearers).await,
+        (16, 0)
+    );
 
     // Query strings come after the guard too.
-    let logout = |token| (Method::POST, "/logout?scope=bogus", token);
-    refused_whatever_the_body(&app, logout(None), &[(JSON, "")], no_token).await;
-    refused_whatever_the_body(&app, logout(refresh), &[(JSON, "")], only_access).await;
-    let users = (Method::GET, "/users?limit=abc", stale);
-    refused_whatever_the_body(&app, users, &[(JSON, "")], not_admin).await;
+    let no_body = [(JSON, "")];
+    let logout = whatever_the_body(Method::POST, "/logout?scope=bogus", Guard::Access, &no_body);
+    let refused = run_guard_matrix(&app, &cast, &logout, &[Nothing, UserRefresh]).await;
+    assert_eq!(refused, (2, 0));
+    let users = whatever_the_body(Method::GET, "/users?limit=abc", Guard::Admin, &no_body);
+    assert_eq!(
+        run_guard_matrix(&app, &cast, &users, &[UserStale]).await,
+        (1, 0)
+    );
 
-    // Nothing changed: bob is no admin, alice's password is the old one.
+    // Nothing changed: bob is no admin, the user's password is the old one.
+    let admin_stale = Some(cast.admin_stale.as_str());
     let user = body_of(app.get(&bob_path, admin_stale).await, StatusCode::OK).await;
     assert_eq!(user["is_admin"], false);
-    app.login(&alice.username, PASSWORD).await;
+    app.login(&cast.user.username, PASSWORD).await;
 }
 
 #[actix_web::test]

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_error, assert_gone, assert_invalid, assert_same, body_of, fetch, get_list, id_of, ids,
-    item_summary, link, new_item, new_store, new_tag, reference, run_guard_matrix, Cast, Guard,
-    GuardCase, TestApp, MISSING,
+    item_summary, link, new_item, new_store, new_tag, reference, run_guard_matrix, Bearer, Cast,
+    Guard, GuardCase, TestApp, BEARERS, MISSING,
 };
 
 async fn put(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> Response {
@@ -35,41 +35,18 @@ async fn shop(app: &TestApp) -> (String, Value) {
 
 fn item_guard_cases() -> Vec<GuardCase> {
     vec![
-        GuardCase {
-            method: Method::GET,
-            path: "/item?limit=0".into(),
-            guard: Guard::Optional,
-            body: None,
-            past_guard: (422, "validation_error", Some(("query", "limit"))),
-        },
-        GuardCase {
-            method: Method::GET,
-            path: format!("/item/{MISSING}"),
-            guard: Guard::Access,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
-        GuardCase {
-            method: Method::POST,
-            path: "/item".into(),
-            guard: Guard::Fresh,
-            body: Some(json!({"name": "Chair", "price": -1, "store_id": MISSING})),
-            past_guard: (422, "validation_error", Some(("json", "price"))),
-        },
-        GuardCase {
-            method: Method::PUT,
-            path: format!("/item/{MISSING}"),
-            guard: Guard::Access,
-            body: Some(json!({"price": -1})),
-            past_guard: (422, "validation_error", Some(("json", "price"))),
-        },
-        GuardCase {
-            method: Method::DELETE,
-            path: format!("/item/{MISSING}"),
-            guard: Guard::Admin,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
+        GuardCase::new(Method::GET, "/item?limit=0", Guard::Optional)
+            .then_invalid("query", "limit"),
+        GuardCase::new(Method::GET, format!("/item/{MISSING}"), Guard::Access)
+            .then(404, "not_found"),
+        GuardCase::new(Method::POST, "/item", Guard::Fresh)
+            .json(json!({"name": "Chair", "price": -1, "store_id": MISSING}))
+            .then_invalid("json", "price"),
+        GuardCase::new(Method::PUT, format!("/item/{MISSING}"), Guard::Access)
+            .json(json!({"price": -1}))
+            .then_invalid("json", "price"),
+        GuardCase::new(Method::DELETE, format!("/item/{MISSING}"), Guard::Admin)
+            .then(404, "not_found"),
     ]
 }
 
@@ -77,7 +54,7 @@ fn item_guard_cases() -> Vec<GuardCase> {
 async fn item_routes_refuse_every_token_their_guard_does_not_accept() {
     let app = TestApp::spawn().await;
     let cast = Cast::new(&app).await;
-    let (refused, passed) = run_guard_matrix(&app, &cast, &item_guard_cases()).await;
+    let (refused, passed) = run_guard_matrix(&app, &cast, &item_guard_cases(), &BEARERS).await;
     assert_eq!((refused, passed), (28, 17));
     let (total, list) = get_list(&app, "/item", Some(&cast.user_stale)).await;
     assert_eq!((total, list), (0, json!([])), "nothing was created");
@@ -152,13 +129,9 @@ async fn an_anonymous_client_sees_only_ids_and_names_of_items() {
 async fn the_item_list_refuses_bad_tokens_even_though_it_is_open() {
     let app = TestApp::spawn().await;
     let cast = Cast::new(&app).await;
-    let resp = app.get("/item", Some(&cast.user.tokens.refresh)).await;
-    let refused = assert_error(resp, 401, "invalid_token").await;
-    assert_eq!(refused["message"], "Only access tokens are allowed.");
-    let resp = app.get("/item", Some("not-a-jwt")).await;
-    assert_error(resp, 401, "invalid_token").await;
-    let resp = app.get("/item", Some(&cast.expired)).await;
-    assert_error(resp, 401, "token_expired").await;
+    let list = [GuardCase::new(Method::GET, "/item", Guard::Optional)];
+    let bad = [Bearer::UserRefresh, Bearer::Garbage, Bearer::Expired];
+    assert_eq!(run_guard_matrix(&app, &cast, &list, &bad).await, (3, 0));
 }
 
 #[actix_web::test]

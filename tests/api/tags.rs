@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_error, assert_gone, assert_invalid, assert_same, body_of, fetch, get_list, id_of, ids,
-    item_summary, link, new_item, new_store, new_tag, reference, run_guard_matrix, Cast, Guard,
-    GuardCase, TestApp, MISSING,
+    item_summary, link, new_item, new_store, new_tag, reference, run_guard_matrix, Bearer, Cast,
+    Guard, GuardCase, TestApp, BEARERS, MISSING,
 };
 
 /// A user with a fresh token, and a store of theirs.
@@ -29,49 +29,23 @@ fn link_path(item: &Value, tag: &Value) -> String {
 // Guards
 
 fn tag_guard_cases() -> Vec<GuardCase> {
+    let link = format!("/item/{MISSING}/tag/{MISSING}");
     vec![
-        GuardCase {
-            method: Method::GET,
-            path: format!("/store/{MISSING}/tag?limit=0"),
-            guard: Guard::Access,
-            body: None,
-            past_guard: (422, "validation_error", Some(("query", "limit"))),
-        },
-        GuardCase {
-            method: Method::POST,
-            path: format!("/store/{MISSING}/tag"),
-            guard: Guard::Access,
-            body: Some(json!({"name": ""})),
-            past_guard: (422, "validation_error", Some(("json", "name"))),
-        },
-        GuardCase {
-            method: Method::GET,
-            path: format!("/tag/{MISSING}"),
-            guard: Guard::Access,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
-        GuardCase {
-            method: Method::DELETE,
-            path: format!("/tag/{MISSING}"),
-            guard: Guard::Admin,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
-        GuardCase {
-            method: Method::POST,
-            path: format!("/item/{MISSING}/tag/{MISSING}"),
-            guard: Guard::Access,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
-        GuardCase {
-            method: Method::DELETE,
-            path: format!("/item/{MISSING}/tag/{MISSING}"),
-            guard: Guard::Access,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
+        GuardCase::new(
+            Method::GET,
+            format!("/store/{MISSING}/tag?limit=0"),
+            Guard::Access,
+        )
+        .then_invalid("query", "limit"),
+        GuardCase::new(Method::POST, format!("/store/{MISSING}/tag"), Guard::Access)
+            .json(json!({"name": ""}))
+            .then_invalid("json", "name"),
+        GuardCase::new(Method::GET, format!("/tag/{MISSING}"), Guard::Access)
+            .then(404, "not_found"),
+        GuardCase::new(Method::DELETE, format!("/tag/{MISSING}"), Guard::Admin)
+            .then(404, "not_found"),
+        GuardCase::new(Method::POST, &link, Guard::Access).then(404, "not_found"),
+        GuardCase::new(Method::DELETE, &link, Guard::Access).then(404, "not_found"),
     ]
 }
 
@@ -79,7 +53,7 @@ fn tag_guard_cases() -> Vec<GuardCase> {
 async fn tag_routes_refuse_every_token_their_guard_does_not_accept() {
     let app = TestApp::spawn().await;
     let cast = Cast::new(&app).await;
-    let (refused, passed) = run_guard_matrix(&app, &cast, &tag_guard_cases()).await;
+    let (refused, passed) = run_guard_matrix(&app, &cast, &tag_guard_cases(), &BEARERS).await;
     assert_eq!((refused, passed), (32, 22));
 }
 
@@ -94,33 +68,24 @@ async fn the_guards_hold_on_tags_and_items_that_exist() {
     let linked = new_tag(&app, &token, id_of(&store), "Linked").await;
     link(&app, &token, id_of(&item), id_of(&linked)).await;
     let tags_path = format!("/store/{}/tag", id_of(&store));
-    let requests = [
-        (Method::GET, tags_path.clone(), None),
-        (
-            Method::POST,
-            tags_path.clone(),
-            Some(json!({"name": "New"})),
-        ),
-        (Method::GET, tag_path(&tag), None),
-        (Method::POST, link_path(&item, &tag), None),
-        (Method::DELETE, link_path(&item, &linked), None),
+    // Requests that would change something were they let through: only refusals are sent.
+    let cases = [
+        GuardCase::new(Method::GET, &tags_path, Guard::Access),
+        GuardCase::new(Method::POST, &tags_path, Guard::Access).json(json!({"name": "New"})),
+        GuardCase::new(Method::GET, tag_path(&tag), Guard::Access),
+        GuardCase::new(Method::POST, link_path(&item, &tag), Guard::Access),
+        GuardCase::new(Method::DELETE, link_path(&item, &linked), Guard::Access),
+        GuardCase::new(Method::DELETE, tag_path(&tag), Guard::Admin),
     ];
-    for (method, path, body) in &requests {
-        let refusals = [
-            (None, "authorization_required"),
-            (Some(cast.user.tokens.refresh.as_str()), "invalid_token"),
-            (Some(cast.expired.as_str()), "token_expired"),
-        ];
-        for (token, error) in refusals {
-            eprintln!("{method} {path}: expecting 401 {error}");
-            let resp = app.request(method.clone(), path, token, body.clone()).await;
-            assert_error(resp, 401, error).await;
-        }
-    }
-    for token in [cast.user.tokens.access.as_str(), &cast.user_stale] {
-        let resp = app.delete(&tag_path(&tag), Some(token)).await;
-        assert_error(resp, 403, "admin_required").await;
-    }
+    let bearers = [
+        Bearer::Nothing,
+        Bearer::UserRefresh,
+        Bearer::Expired,
+        Bearer::UserFresh,
+        Bearer::UserStale,
+    ];
+    let (refused, passed) = run_guard_matrix(&app, &cast, &cases, &bearers).await;
+    assert_eq!((refused, passed), (20, 0));
     // Nothing changed.
     let (total, list) = get_list(&app, &tags_path, Some(&token)).await;
     assert_eq!(total, 2);

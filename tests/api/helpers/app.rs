@@ -151,6 +151,26 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// A request with this exact body and content type (none when `None`), whether or
+    /// not it is JSON.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path)).body(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(content_type) = content_type {
+            req = req.header("Content-Type", content_type);
+        }
+        req.send().await.expect("request sent")
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.request(Method::GET, path, token, None).await
     }

@@ -118,6 +118,82 @@ impl TestApp {
     }
 }
 
+/// The kinds of token a client may present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bearer {
+    Nothing,
+    Garbage,
+    Expired,
+    UserRefresh,
+    AdminRefresh,
+    UserFresh,
+    UserStale,
+    AdminFresh,
+    AdminStale,
+}
+
+/// Every kind of token.
+pub const BEARERS: [Bearer; 9] = [
+    Bearer::Nothing,
+    Bearer::Garbage,
+    Bearer::Expired,
+    Bearer::UserRefresh,
+    Bearer::AdminRefresh,
+    Bearer::UserFresh,
+    Bearer::UserStale,
+    Bearer::AdminFresh,
+    Bearer::AdminStale,
+];
+
+/// A user and the admin, each with a fresh access token, a non-fresh one and a live
+/// refresh token; plus a garbage token and an expired one: a token of every kind.
+pub struct Cast {
+    pub user: TestUser,
+    pub user_stale: String,
+    pub admin: TestUser,
+    pub admin_stale: String,
+    pub expired: String,
+}
+
+impl Cast {
+    pub async fn new(app: &TestApp) -> Cast {
+        let mut user = app.user().await;
+        let user_stale = app.non_fresh_access(&mut user).await;
+        let mut admin = app.admin().await;
+        let admin_stale = app.non_fresh_access(&mut admin).await;
+        let now = chrono::Utc::now().timestamp();
+        let expired = forge(
+            flask_payload(
+                user.id,
+                json!({"iat": now - 1000, "nbf": now - 1000, "exp": now - 60}),
+            ),
+            TEST_KEY,
+        );
+        Cast {
+            user,
+            user_stale,
+            admin,
+            admin_stale,
+            expired,
+        }
+    }
+
+    /// The token of that kind; `None` for no token at all.
+    pub fn token(&self, bearer: Bearer) -> Option<&str> {
+        match bearer {
+            Bearer::Nothing => None,
+            Bearer::Garbage => Some("not-a-jwt"),
+            Bearer::Expired => Some(&self.expired),
+            Bearer::UserRefresh => Some(&self.user.tokens.refresh),
+            Bearer::AdminRefresh => Some(&self.admin.tokens.refresh),
+            Bearer::UserFresh => Some(&self.user.tokens.access),
+            Bearer::UserStale => Some(&self.user_stale),
+            Bearer::AdminFresh => Some(&self.admin.tokens.access),
+            Bearer::AdminStale => Some(&self.admin_stale),
+        }
+    }
+}
+
 /// POST /store; asserts 201.
 pub async fn new_store(app: &TestApp, token: &str, name: &str) -> Value {
     let resp = app
