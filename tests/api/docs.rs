@@ -261,7 +261,8 @@ async fn the_served_document_is_openapi_3_with_bearer_security_and_error_bodies(
 }
 
 /// schemathesis signs a user up from POST /register's body schema; a bare `$ref` there
-/// made it stop with an internal error before testing anything (scripts/schemathesis.sh).
+/// made it stop with an internal error before testing anything
+/// (checks/schemathesis/run.sh).
 #[test]
 fn the_register_body_schema_is_inline_for_openapi_testers() {
     let doc = generated();
@@ -278,7 +279,8 @@ fn the_register_body_schema_is_inline_for_openapi_testers() {
 }
 
 /// The 422s of rules about stored state, which no schema can express, are documented
-/// (scripts/schemathesis.toml accepts them from schema-valid input on these only).
+/// (checks/schemathesis/schemathesis.toml accepts them from schema-valid input on these
+/// only).
 #[test]
 fn state_dependent_422s_are_documented() {
     let doc = generated();

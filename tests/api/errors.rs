@@ -10,29 +10,12 @@ use crate::helpers::{
     TestUser, ADMIN_PASSWORD, LEAKS, PASSWORD, TEST_KEY,
 };
 
-/// A request with an arbitrary body and content type (none when `None`).
-async fn send_raw(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    content_type: Option<&str>,
-    body: impl Into<reqwest::Body>,
-) -> Response {
-    let mut req = app.client.request(method, app.url(path)).body(body);
-    if let Some(content_type) = content_type {
-        req = req.header("Content-Type", content_type);
-    }
-    req.send().await.expect("request sent")
-}
-
 /// GET `path` with this exact Authorization header.
 async fn get_with_authorization(app: &TestApp, path: &str, authorization: &str) -> Response {
-    app.client
-        .get(app.url(path))
+    app.call(Method::GET, path)
         .header("Authorization", authorization)
         .send()
         .await
-        .expect("request sent")
 }
 
 async fn register_expecting(app: &TestApp, username: &str, password: &str, status: StatusCode) {
@@ -40,15 +23,6 @@ async fn register_expecting(app: &TestApp, username: &str, password: &str, statu
     let got = resp.status();
     let text = resp.text().await.expect("body");
     assert_eq!(got, status, "{text}");
-}
-
-async fn login_response(app: &TestApp, username: &str, password: &str) -> Response {
-    app.post(
-        "/login",
-        None,
-        Some(json!({"username": username, "password": password})),
-    )
-    .await
 }
 
 async fn assert_me(app: &TestApp, token: &str, user: &TestUser) {
@@ -346,21 +320,24 @@ async fn a_body_that_is_not_json_is_a_bad_request() {
     ];
     for (what, content_type, body) in cases {
         eprintln!("{what}");
-        let resp = send_raw(&app, Method::POST, "/register", content_type, body).await;
+        let resp = app
+            .send_raw(Method::POST, "/register", None, content_type, body)
+            .await;
         assert_error(resp, 400, "bad_request").await;
     }
     // Nothing was registered on the way.
-    let resp = login_response(&app, "alice", PASSWORD).await;
+    let resp = app.try_login("alice", PASSWORD).await;
     assert_error(resp, 401, "invalid_credentials").await;
     // The same JSON with the right type (and a charset) is fine.
-    let resp = send_raw(
-        &app,
-        Method::POST,
-        "/register",
-        Some("application/json; charset=utf-8"),
-        credentials,
-    )
-    .await;
+    let resp = app
+        .send_raw(
+            Method::POST,
+            "/register",
+            None,
+            Some("application/json; charset=utf-8"),
+            credentials,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 }
 
@@ -497,7 +474,7 @@ async fn a_taken_username_is_a_conflict_and_nothing_is_written() {
         "A user with that username already exists."
     );
     app.login("dupont", PASSWORD).await;
-    let resp = login_response(&app, "dupont", "a-second-password").await;
+    let resp = app.try_login("dupont", "a-second-password").await;
     let refused = assert_error(resp, 401, "invalid_credentials").await;
     assert_eq!(refused["message"], "Invalid credentials.");
     // The bootstrap admin's name is taken too, and the admin keeps their password.
@@ -513,7 +490,7 @@ async fn passwords_are_bounded_in_bytes_never_truncated() {
     register_expecting(&app, "seventytwo", &exactly_72, StatusCode::CREATED).await;
     app.login("seventytwo", &exactly_72).await;
     // bcrypt would ignore byte 73 onwards: the service must not log this one in.
-    let resp = login_response(&app, "seventytwo", &format!("{exactly_72}X")).await;
+    let resp = app.try_login("seventytwo", &format!("{exactly_72}X")).await;
     assert_error(resp, 401, "invalid_credentials").await;
 
     let too_long = ["q".repeat(73), "€".repeat(25)]; // 73 and 75 bytes
@@ -522,10 +499,10 @@ async fn passwords_are_bounded_in_bytes_never_truncated() {
         let body = assert_error(resp, 422, "validation_error").await;
         assert!(body["errors"]["json"]["password"].is_array(), "{body}");
         assert!(!body.to_string().contains(&password), "echoes the password");
-        let resp = login_response(&app, "seventythree", &password).await;
+        let resp = app.try_login("seventythree", &password).await;
         assert_error(resp, 401, "invalid_credentials").await;
         let prefix: String = password.chars().take(24).collect();
-        let resp = login_response(&app, "seventythree", &prefix).await;
+        let resp = app.try_login("seventythree", &prefix).await;
         assert_error(resp, 401, "invalid_credentials").await;
     }
     // 24 three-byte characters are 72 bytes: allowed.
@@ -535,12 +512,12 @@ async fn passwords_are_bounded_in_bytes_never_truncated() {
     let resp = app.register("seven", "1234567").await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["password"].is_array(), "{body}");
-    let resp = login_response(&app, "seven", "1234567").await;
+    let resp = app.try_login("seven", "1234567").await;
     assert_error(resp, 401, "invalid_credentials").await;
 
     // /login never tells what the password rules are: a wrong one of any length is 401.
     for wrong in ["z".repeat(100), "short".into(), String::new()] {
-        let resp = login_response(&app, "seventytwo", &wrong).await;
+        let resp = app.try_login("seventytwo", &wrong).await;
         let refused = assert_error(resp, 401, "invalid_credentials").await;
         assert_eq!(refused["message"], "Invalid credentials.");
     }
@@ -554,29 +531,18 @@ async fn no_error_body_carries_a_hash_a_key_or_a_password() {
     let secret_attempt = "my-very-secret-attempt";
     let now = chrono::Utc::now().timestamp();
     let responses = vec![
-        login_response(&app, &alice.username, secret_attempt).await,
-        login_response(&app, "nobody-here", secret_attempt).await,
+        app.try_login(&alice.username, secret_attempt).await,
+        app.try_login("nobody-here", secret_attempt).await,
         app.register(&alice.username, secret_attempt).await,
         app.register("x", &format!("{secret_attempt}{}", "!".repeat(80)))
             .await,
-        app.request(
-            Method::PUT,
-            "/me/password",
-            Some(&alice.tokens.access),
-            Some(json!({"current_password": secret_attempt, "new_password": "short"})),
-        )
-        .await,
-        app.request(
-            Method::PUT,
-            "/me/password",
-            Some(&stale),
-            Some(json!({"current_password": PASSWORD, "new_password": secret_attempt})),
-        )
-        .await,
-        send_raw(
-            &app,
+        app.change_password(&alice.tokens.access, secret_attempt, "short")
+            .await,
+        app.change_password(&stale, PASSWORD, secret_attempt).await,
+        app.send_raw(
             Method::POST,
             "/login",
+            None,
             Some("application/json"),
             format!(
                 "{{\"username\": \"{}\", \"password\": \"{secret_attempt}",

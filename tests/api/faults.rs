@@ -163,26 +163,17 @@ struct Attempt {
 }
 
 /// Creates stores with distinct names until `stop`, one request at a time.
-async fn writer(
-    client: reqwest::Client,
-    url: String,
-    token: String,
-    id: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<Attempt> {
+async fn writer(app: TestApp, token: String, id: usize, stop: Arc<AtomicBool>) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         let name = format!("writer-{id}-{n}");
         n += 1;
         let started = Instant::now();
-        let resp = client
-            .post(&url)
-            .bearer_auth(&token)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .expect("the service answers, database or not");
+        // The service answers, database or not.
+        let resp = app
+            .post("/store", Some(&token), Some(json!({ "name": name })))
+            .await;
         attempts.push(Attempt {
             name,
             reply: Reply::read(resp).await,
@@ -230,8 +221,7 @@ async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_
     let writers: Vec<_> = (0..WRITERS)
         .map(|id| {
             tokio::spawn(writer(
-                app.client.clone(),
-                app.url("/store"),
+                app.clone(),
                 user.tokens.access.clone(),
                 id,
                 stop.clone(),
@@ -359,11 +349,10 @@ async fn queries_that_cannot_start_while_the_database_is_stuck_are_503_within_th
         let (app, path) = (&app, &path);
         async move {
             let resp = app
-                .request(
-                    reqwest::Method::PUT,
+                .put(
                     path,
                     Some(token),
-                    Some(json!({"price": f64::from(cents) / 100.0})),
+                    json!({"price": f64::from(cents) / 100.0}),
                 )
                 .await;
             (resp.status(), started.elapsed(), resp)

@@ -81,22 +81,20 @@ async fn a_stale_non_admin_token_on_a_fresh_admin_route_is_told_to_get_fresh_fir
     let mut user = app.user().await;
     let stale = app.non_fresh_access(&mut user).await;
     let resp = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", user.id),
             Some(&stale),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     let refused = assert_error(resp, 401, "fresh_token_required").await;
     assert_eq!(refused["message"], "The token is not fresh.");
     // With a fresh token the same user hits the admin check.
     let resp = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", user.id),
             Some(&user.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     let refused = assert_error(resp, 403, "admin_required").await;
@@ -158,23 +156,17 @@ async fn the_weakest_sufficient_token_opens_each_route() {
 
     // fresh admin.
     let resp = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", bob.id),
             Some(&admin.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     assert_eq!(body_of(resp, StatusCode::OK).await["is_admin"], true);
 
     // fresh, on the caller's own account.
     let resp = app
-        .request(
-            Method::PUT,
-            "/me/password",
-            Some(&alice.tokens.access),
-            Some(json!({"current_password": PASSWORD, "new_password": "a-brand-new-password"})),
-        )
+        .change_password(&alice.tokens.access, PASSWORD, "a-brand-new-password")
         .await;
     body_of(resp, StatusCode::OK).await;
     app.login(&alice.username, "a-brand-new-password").await;
@@ -324,14 +316,12 @@ async fn the_body_and_query_are_judged_before_the_path_id() {
     let admin_stale = app.non_fresh_access(&mut admin).await;
     let fresh = Some(admin.tokens.access.as_str());
 
-    let bad = Some(json!({"is_admin": "yes"}));
+    let bad = json!({"is_admin": "yes"});
     for path in ["/user/abc", "/user/987654"] {
-        let resp = app.request(Method::PATCH, path, fresh, bad.clone()).await;
+        let resp = app.patch(path, fresh, bad.clone()).await;
         let body = assert_error(resp, 422, "validation_error").await;
         assert!(body["errors"]["json"]["is_admin"].is_array(), "{body}");
-        let resp = app
-            .request(Method::PATCH, path, fresh, Some(json!({"is_admin": true})))
-            .await;
+        let resp = app.patch(path, fresh, json!({"is_admin": true})).await;
         assert_error(resp, 404, "not_found").await;
     }
     // The guard still comes before the path id.
@@ -348,13 +338,8 @@ async fn the_body_and_query_are_judged_before_the_path_id() {
 /// PUT /me/password with a wrong current password: 422 once past the fresh guard,
 /// without changing anything. The probe for whether a token counts as fresh.
 async fn fresh_probe(app: &TestApp, token: &str) -> Response {
-    app.request(
-        Method::PUT,
-        "/me/password",
-        Some(token),
-        Some(json!({"current_password": "not-my-password", "new_password": "a-new-password"})),
-    )
-    .await
+    app.change_password(token, "not-my-password", "a-new-password")
+        .await
 }
 
 #[actix_web::test]
@@ -371,18 +356,14 @@ async fn a_flask_token_claiming_is_admin_without_a_session_passes_admin_routes()
     body_of(resp, StatusCode::OK).await;
     // Not fresh: the fresh-admin route refuses it; a fresh one passes.
     let path = format!("/user/{}", alice.id);
-    let body = Some(json!({"is_admin": true}));
-    let resp = app
-        .request(Method::PATCH, &path, Some(&flask), body.clone())
-        .await;
+    let body = json!({"is_admin": true});
+    let resp = app.patch(&path, Some(&flask), body.clone()).await;
     assert_error(resp, 401, "fresh_token_required").await;
     let fresh_flask = forge(
         flask_payload(admin.id, json!({"is_admin": true, "fresh": true})),
         TEST_KEY,
     );
-    let resp = app
-        .request(Method::PATCH, &path, Some(&fresh_flask), body)
-        .await;
+    let resp = app.patch(&path, Some(&fresh_flask), body).await;
     assert_eq!(body_of(resp, StatusCode::OK).await["is_admin"], true);
 }
 

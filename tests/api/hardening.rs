@@ -8,7 +8,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use stores_api::routes;
 
-use crate::helpers::{assert_error, TestApp, PASSWORD};
+use crate::helpers::{assert_error, Call, TestApp, PASSWORD};
 
 const SPA: &str = "https://app.example.com";
 
@@ -132,8 +132,8 @@ async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
         ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
     ])
     .await;
-    let send = |method: Method, path: &str| app.client.request(method, app.url(path));
-    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode)> = vec![
+    let send = |method: Method, path: &str| app.call(method, path);
+    let cases: Vec<(&str, Call, StatusCode)> = vec![
         (
             "unknown route",
             send(Method::GET, "/nowhere"),
@@ -146,21 +146,20 @@ async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
         ),
         (
             "unparsable id",
-            send(Method::GET, "/store/abc").bearer_auth("x"),
+            send(Method::GET, "/store/abc").bearer(Some("x")),
             StatusCode::UNAUTHORIZED,
         ),
         (
             "body over the limit",
-            send(Method::POST, "/register")
-                .header("Content-Type", "application/json")
-                .body(format!("{{\"username\": \"{}\"}}", "x".repeat(2048))),
+            send(Method::POST, "/register").raw(
+                Some("application/json"),
+                format!("{{\"username\": \"{}\"}}", "x".repeat(2048)),
+            ),
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
         (
             "not JSON",
-            send(Method::POST, "/register")
-                .header("Content-Type", "text/plain")
-                .body("hello"),
+            send(Method::POST, "/register").raw(Some("text/plain"), "hello"),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -180,7 +179,7 @@ async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
         ),
     ];
     for (what, request, status) in cases {
-        let resp = request.send().await.expect("request sent");
+        let resp = request.send().await;
         assert_eq!(check(what, &resp, true), status, "{what}");
     }
     // The third login in the minute is the rate limit's 429.
@@ -246,12 +245,7 @@ async fn changing_to_a_common_password_is_refused_and_the_old_one_still_works() 
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let resp = app
-        .request(
-            Method::PUT,
-            "/me/password",
-            Some(&user.tokens.access),
-            Some(json!({"current_password": PASSWORD, "new_password": "Baseball1"})),
-        )
+        .change_password(&user.tokens.access, PASSWORD, "Baseball1")
         .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert_eq!(

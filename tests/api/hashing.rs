@@ -2,11 +2,10 @@
 //! place up to PASSWORD_HASH_WAIT and is then shed with 503 and Retry-After, never a 500,
 //! and the rest of the API keeps answering.
 
-use reqwest::StatusCode;
-use serde_json::json;
+use reqwest::{Method, StatusCode};
 use tokio::task::JoinSet;
 
-use crate::helpers::{assert_error, TestApp};
+use crate::helpers::{assert_error, credentials, TestApp};
 
 #[actix_web::test]
 async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
@@ -26,10 +25,9 @@ async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
     let mut storm = JoinSet::new();
     for i in 0..12 {
         let request = app
-            .client
-            .post(app.url("/login"))
-            .json(&json!({"username": format!("nobody-{i}"), "password": "wrong-password"}));
-        storm.spawn(async move { request.send().await.expect("login sent") });
+            .call(Method::POST, "/login")
+            .json(&credentials(&format!("nobody-{i}"), "wrong-password"));
+        storm.spawn(request.send());
     }
     // Answered while the pool is busy (status only: timings are the load kit's business).
     let health = app.get("/health", None).await;
@@ -57,13 +55,7 @@ async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
     assert!(answered >= 1, "nothing was hashed ({shed} shed)");
 
     // Once the storm is over, logins are hashed again.
-    let resp = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": "nobody", "password": "wrong-password"})),
-        )
-        .await;
+    let resp = app.try_login("nobody", "wrong-password").await;
     assert_error(resp, 401, "invalid_credentials").await;
 }
 
@@ -86,10 +78,9 @@ async fn logins_beyond_the_queue_wait_for_a_place_instead_of_being_shed() {
     let mut burst = JoinSet::new();
     for i in 0..6 {
         let request = app
-            .client
-            .post(app.url("/login"))
-            .json(&json!({"username": format!("nobody-{i}"), "password": "wrong-password"}));
-        burst.spawn(async move { request.send().await.expect("login sent") });
+            .call(Method::POST, "/login")
+            .json(&credentials(&format!("nobody-{i}"), "wrong-password"));
+        burst.spawn(request.send());
     }
     while let Some(joined) = burst.join_next().await {
         assert_error(joined.expect("login task"), 401, "invalid_credentials").await;

@@ -8,7 +8,7 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::Algorithm;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -54,11 +54,10 @@ impl Scene {
         }
         let resp = self
             .app
-            .request(
-                Method::PATCH,
+            .patch(
                 &format!("/user/{}", self.victim.id),
                 Some(token),
-                Some(json!({"is_admin": true})),
+                json!({"is_admin": true}),
             )
             .await;
         let refused = assert_error(resp, 401, error).await;
@@ -348,11 +347,10 @@ async fn a_token_whose_sub_names_a_deleted_user_is_revoked() {
     let doomed = scene.app.user().await;
     let resp = scene
         .app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", doomed.id),
             Some(&scene.admin.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);

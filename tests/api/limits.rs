@@ -1,9 +1,9 @@
 //! Brute-force limits: per-address floods and per-username failures get 429.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{assert_error, TestApp, PASSWORD};
+use crate::helpers::{assert_error, credentials, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn a_flood_of_logins_from_one_address_gets_429_with_retry_after() {
@@ -36,22 +36,10 @@ async fn repeated_failures_lock_the_username_even_for_the_right_password() {
     let victim = app.user().await;
     let other = app.user().await;
     for _ in 0..3 {
-        let resp = app
-            .post(
-                "/login",
-                None,
-                Some(json!({"username": victim.username, "password": "wrong-password"})),
-            )
-            .await;
+        let resp = app.try_login(&victim.username, "wrong-password").await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
-    let resp = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": victim.username, "password": PASSWORD})),
-        )
-        .await;
+    let resp = app.try_login(&victim.username, PASSWORD).await;
     assert!(
         resp.headers().contains_key("retry-after"),
         "{:?}",
@@ -125,13 +113,11 @@ async fn fresh_login_register_and_refresh_are_limited_per_address_too() {
 
 /// POST /login from this test's address, claiming to be `forwarded_for`.
 async fn login_forwarded(app: &TestApp, forwarded_for: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/login"))
+    app.call(Method::POST, "/login")
         .header("X-Forwarded-For", forwarded_for)
-        .json(&json!({"username": "nobody", "password": "wrong-password"}))
+        .json(&credentials("nobody", "wrong-password"))
         .send()
         .await
-        .expect("request sent")
 }
 
 #[actix_web::test]
@@ -178,13 +164,11 @@ async fn behind_a_trusted_proxy_sessions_record_the_forwarded_address() {
     let app = TestApp::spawn_with(&[("TRUSTED_PROXIES", "127.0.0.0/8")]).await;
     app.register("dora", PASSWORD).await;
     let resp = app
-        .client
-        .post(app.url("/login"))
+        .call(Method::POST, "/login")
         .header("X-Forwarded-For", "198.51.100.23, 127.0.0.5")
-        .json(&json!({"username": "dora", "password": PASSWORD}))
+        .json(&credentials("dora", PASSWORD))
         .send()
-        .await
-        .expect("request sent");
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let tokens: serde_json::Value = resp.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
@@ -200,13 +184,11 @@ async fn behind_a_trusted_proxy_sessions_record_the_forwarded_address() {
     let direct = TestApp::spawn().await;
     direct.register("dora", PASSWORD).await;
     let resp = direct
-        .client
-        .post(direct.url("/login"))
+        .call(Method::POST, "/login")
         .header("X-Forwarded-For", "198.51.100.23")
-        .json(&json!({"username": "dora", "password": PASSWORD}))
+        .json(&credentials("dora", PASSWORD))
         .send()
-        .await
-        .expect("request sent");
+        .await;
     let tokens: serde_json::Value = resp.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
     let sessions: serde_json::Value = direct

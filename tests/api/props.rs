@@ -1,7 +1,6 @@
-//! Property test over HTTP (issue 5, item 7): arbitrary JSON bodies sent to every
-//! route that reads one, with a fresh admin token, never get a 500, and every answer
-//! that is not a success is in the contract's error shape. The parsers' own properties
-//! are in tests/props.rs.
+//! Property test over HTTP: arbitrary JSON bodies sent to every route that reads one,
+//! with a fresh admin token, never get a 500, and every answer that is not a success is
+//! in the contract's error shape. The parsers' own properties are in tests/props.rs.
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;

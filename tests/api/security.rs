@@ -15,7 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, flask_payload, forge, on_postgres, TestApp, TestUser, PASSWORD, TEST_KEY,
+    assert_error, claims, credentials, flask_payload, forge, on_postgres, sid, TestApp, PASSWORD,
+    TEST_KEY,
 };
 
 /// A connection of the test's own to the app's database.
@@ -91,11 +92,12 @@ fn in_background(
     token: &str,
     body: Option<Value>,
 ) -> actix_web::rt::task::JoinHandle<reqwest::Response> {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    actix_web::rt::spawn(async move { request.send().await.expect("a response") })
+    let request = app.call(method, path).bearer(Some(token));
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    actix_web::rt::spawn(request.send())
 }
 
 /// A server whose limits let the test's requests through.
@@ -103,23 +105,16 @@ async fn spawn() -> TestApp {
     TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "0")]).await
 }
 
-async fn login_response(app: &TestApp, user: &TestUser, password: &str) -> reqwest::Response {
-    app.post(
-        "/login",
-        None,
-        Some(json!({"username": user.username, "password": password})),
-    )
-    .await
-}
-
-/// The claims of a token (read unverified: the server put them there).
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT has three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON payload")
+/// POST /login in the background, so that the test can go on while it waits.
+fn login_in_background(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+) -> actix_web::rt::task::JoinHandle<reqwest::Response> {
+    let request = app
+        .call(Method::POST, "/login")
+        .json(&credentials(username, password));
+    actix_web::rt::spawn(request.send())
 }
 
 #[actix_web::test]
@@ -140,11 +135,7 @@ async fn a_login_with_the_old_password_that_straddles_a_password_change_is_refus
     until_waiting(&app, 1).await;
     // Then the login with the old password: it reads the user as it was, checks the
     // password against the old hash, and waits behind the change to open its session.
-    let login = actix_web::rt::spawn({
-        let (url, client) = (app.url("/login"), app.client.clone());
-        let body = json!({"username": user.username, "password": PASSWORD});
-        async move { client.post(url).json(&body).send().await.expect("login") }
-    });
+    let login = login_in_background(&app, &user.username, PASSWORD);
     until_waiting(&app, 2).await;
     hold.release();
 
@@ -164,12 +155,8 @@ async fn a_login_with_the_old_password_that_straddles_a_password_change_is_refus
         assert_error(login, 401, "invalid_credentials").await;
     }
     // Afterwards, only the new password works.
-    assert_error(
-        login_response(&app, &user, PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    let resp = app.try_login(&user.username, PASSWORD).await;
+    assert_error(resp, 401, "invalid_credentials").await;
     app.login(&user.username, "a-brand-new-secret-7").await;
 }
 
@@ -180,11 +167,10 @@ async fn a_login_that_straddles_a_demotion_gets_a_non_admin_token() {
     let admin = app.admin().await;
     let target = app.user().await;
     let promoted = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", target.id),
             Some(&admin.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     assert_eq!(promoted.status(), StatusCode::OK);
@@ -198,11 +184,7 @@ async fn a_login_that_straddles_a_demotion_gets_a_non_admin_token() {
         Some(json!({"is_admin": false})),
     );
     until_waiting(&app, 1).await;
-    let login = actix_web::rt::spawn({
-        let (url, client) = (app.url("/login"), app.client.clone());
-        let body = json!({"username": target.username, "password": PASSWORD});
-        async move { client.post(url).json(&body).send().await.expect("login") }
-    });
+    let login = login_in_background(&app, &target.username, PASSWORD);
     until_waiting(&app, 2).await;
     hold.release();
 
@@ -225,11 +207,10 @@ async fn a_login_that_straddles_a_demotion_gets_a_non_admin_token() {
     }
     // It cannot promote itself back either way.
     let again = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", target.id),
             Some(access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     assert!(
@@ -246,11 +227,10 @@ async fn a_sidless_refresh_that_straddles_a_demotion_never_mints_an_admin_token(
     let admin = app.admin().await;
     let target = app.user().await;
     let promoted = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", target.id),
             Some(&admin.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     assert_eq!(promoted.status(), StatusCode::OK);
@@ -326,12 +306,7 @@ async fn tokens_without_a_session_obey_the_users_state_on_every_instance() {
     // A password change on one instance: the token issued before it is refused on the
     // other within a second, one issued after is accepted.
     let changed = app
-        .request(
-            Method::PUT,
-            "/me/password",
-            Some(&user.tokens.access),
-            Some(json!({"current_password": PASSWORD, "new_password": "a-brand-new-secret-7"})),
-        )
+        .change_password(&user.tokens.access, PASSWORD, "a-brand-new-secret-7")
         .await;
     assert_eq!(changed.status(), StatusCode::OK);
     let started = Instant::now();
@@ -383,10 +358,7 @@ async fn a_revocation_from_a_skewed_instance_that_commits_late_is_still_enforced
     let app = spawn().await;
     let victim = app.user().await;
     let bystander = app.user().await;
-    let sid = claims(&victim.tokens.access)["sid"]
-        .as_str()
-        .expect("sid")
-        .to_string();
+    let sid = sid(&victim.tokens.access);
     let late = revoke_as_a_late_skewed_instance(&app, &sid, victim.id, 30);
     if on_postgres() {
         // Later revocations commit first, and the follower moves past them.

@@ -3,7 +3,7 @@
 //! client for it.
 
 use std::collections::HashMap;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use diesel::RunQueryDsl;
 use reqwest::{Method, Response};
@@ -11,9 +11,11 @@ use serde_json::{json, Value};
 use stores_api::config::Settings;
 use stores_api::startup::Application;
 
+use super::assertions::{list_of, ok_json};
 use super::fixtures::{ADMIN_PASSWORD, ADMIN_USERNAME, TEST_KEY};
 
-/// A running server and a client for it.
+/// A running server and a client for it. A clone is another handle on the same server.
+#[derive(Clone)]
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -21,7 +23,7 @@ pub struct TestApp {
     /// The DATABASE_URL it runs on, for a second instance on the same database.
     pub database_url: String,
     /// Keeps the SQLite file (and data dir) alive for the test's duration.
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 /// Creates a fresh PostgreSQL database on the TEST_DATABASE_URL server, returns its URL.
@@ -124,7 +126,7 @@ impl TestApp {
                 .expect("client"),
             settings,
             database_url,
-            _dir: dir,
+            _dir: Arc::new(dir),
         }
     }
 
@@ -133,7 +135,12 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    /// Any request; `body` is sent as JSON.
+    /// A request to put together, for what the shortcuts below do not say.
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        Call(self.client.request(method, self.url(path)))
+    }
+
+    /// Any request, with a bearer `token` when given and `body` as JSON.
     pub async fn request(
         &self,
         method: Method,
@@ -141,14 +148,13 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Response {
-        let mut req = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
+        let call = self.call(method, path).bearer(token);
+        match body {
+            Some(body) => call.json(&body),
+            None => call,
         }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        req.send().await.expect("request sent")
+        .send()
+        .await
     }
 
     /// A request with this exact body and content type (none when `None`), whether or
@@ -161,14 +167,11 @@ impl TestApp {
         content_type: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> Response {
-        let mut req = self.client.request(method, self.url(path)).body(body);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(content_type) = content_type {
-            req = req.header("Content-Type", content_type);
-        }
-        req.send().await.expect("request sent")
+        self.call(method, path)
+            .bearer(token)
+            .raw(content_type, body)
+            .send()
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
@@ -179,16 +182,82 @@ impl TestApp {
         self.request(Method::POST, path, token, body).await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
         self.request(Method::DELETE, path, token, None).await
     }
 
     pub async fn register(&self, username: &str, password: &str) -> Response {
-        self.post(
-            "/register",
-            None,
-            Some(json!({"username": username, "password": password})),
-        )
-        .await
+        self.post("/register", None, Some(credentials(username, password)))
+            .await
+    }
+
+    /// POST /login, whatever the answer.
+    pub async fn try_login(&self, username: &str, password: &str) -> Response {
+        self.post("/login", None, Some(credentials(username, password)))
+            .await
+    }
+
+    /// PUT /me/password, whatever the answer.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Response {
+        let body = json!({"current_password": current, "new_password": new});
+        self.put("/me/password", Some(token), body).await
+    }
+
+    /// GET `path`; asserts a 200 with a JSON body and returns it.
+    pub async fn fetch(&self, path: &str, token: &str) -> Value {
+        ok_json(self.get(path, Some(token)).await).await
+    }
+
+    /// GET `path` as a list: (X-Total-Count, body).
+    pub async fn get_list(&self, path: &str, token: Option<&str>) -> (i64, Value) {
+        list_of(self.get(path, token).await).await
+    }
+}
+
+/// The body of /register, /login and /fresh-login.
+pub fn credentials(username: &str, password: &str) -> Value {
+    json!({"username": username, "password": password})
+}
+
+/// A request being put together: headers, a token, a JSON or a raw body. It owns its
+/// parts, so a task of its own can send it.
+pub struct Call(reqwest::RequestBuilder);
+
+impl Call {
+    /// `Authorization: Bearer <token>` when a token is given.
+    pub fn bearer(self, token: Option<&str>) -> Call {
+        match token {
+            Some(token) => Call(self.0.bearer_auth(token)),
+            None => self,
+        }
+    }
+
+    pub fn header(self, name: &str, value: &str) -> Call {
+        Call(self.0.header(name, value))
+    }
+
+    pub fn json(self, body: &Value) -> Call {
+        Call(self.0.json(body))
+    }
+
+    /// This exact body, with this content type (none when `None`).
+    pub fn raw(self, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Call {
+        let call = Call(self.0.body(body));
+        match content_type {
+            Some(content_type) => call.header("Content-Type", content_type),
+            None => call,
+        }
+    }
+
+    pub async fn send(self) -> Response {
+        self.0.send().await.expect("request sent")
     }
 }

@@ -8,7 +8,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::app::TestApp;
-use super::fixtures::TEST_KEY;
+use super::fixtures::{Tokens, TEST_KEY};
 
 /// Secrets that must never appear in an error body.
 pub const LEAKS: [&str; 3] = ["password_hash", "$2b$", TEST_KEY];
@@ -196,20 +196,23 @@ pub async fn ok_json(resp: Response) -> Value {
     body_of(resp, StatusCode::OK).await
 }
 
-/// GET `path` as a list: (X-Total-Count, body).
-pub async fn get_list(app: &TestApp, path: &str, token: Option<&str>) -> (i64, Value) {
-    list_of(app.get(path, token).await).await
-}
-
-/// GET `path`; asserts 200.
-pub async fn fetch(app: &TestApp, path: &str, token: &str) -> Value {
-    body_of(app.get(path, Some(token)).await, StatusCode::OK).await
-}
-
 /// GET `path`; asserts the contract's 404.
 pub async fn assert_gone(app: &TestApp, path: &str, token: &str) {
     eprintln!("GET {path}: expecting 404");
     assert_error(app.get(path, Some(token)).await, 404, "not_found").await;
+}
+
+/// Both tokens of a session are refused as revoked.
+pub async fn assert_revoked(app: &TestApp, tokens: &Tokens) {
+    let resp = app.get("/me", Some(&tokens.access)).await;
+    assert_error(resp, 401, "token_revoked").await;
+    let resp = app.post("/refresh", Some(&tokens.refresh), None).await;
+    assert_error(resp, 401, "token_revoked").await;
+}
+
+/// The access token of a session still works.
+pub async fn assert_alive(app: &TestApp, tokens: &Tokens) {
+    ok_json(app.get("/me", Some(&tokens.access)).await).await;
 }
 
 pub fn id_of(value: &Value) -> i64 {

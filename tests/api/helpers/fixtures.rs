@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::app::TestApp;
-use super::assertions::{body_of, id_of};
+use super::assertions::{body_of, id_of, ok_json};
 
 /// The key every test server signs with; tests use it to forge tokens.
 pub const TEST_KEY: &str = "integration-test-key-integration-test-key";
@@ -38,22 +38,33 @@ pub struct TestUser {
     pub tokens: Tokens,
 }
 
-impl TestApp {
-    /// Logs in; panics unless 200.
-    pub async fn login(&self, username: &str, password: &str) -> Tokens {
-        let resp = self
-            .post(
-                "/login",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
-        assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
-        let body: Value = resp.json().await.expect("json");
+impl Tokens {
+    /// The pair of a /login or /refresh answer.
+    pub fn of(body: &Value) -> Tokens {
         Tokens {
             access: body["access_token"].as_str().expect("access").to_string(),
             refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
         }
+    }
+}
+
+impl TestApp {
+    /// Logs in; panics unless 200.
+    pub async fn login(&self, username: &str, password: &str) -> Tokens {
+        let resp = self.try_login(username, password).await;
+        assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
+        Tokens::of(&resp.json().await.expect("json"))
+    }
+
+    /// The same user logged in once more: another session.
+    pub async fn another_login(&self, user: &TestUser) -> Tokens {
+        self.login(&user.username, &user.password).await
+    }
+
+    /// POST /refresh; panics unless 200. Returns the new pair.
+    pub async fn refresh(&self, refresh_token: &str) -> Tokens {
+        let resp = self.post("/refresh", Some(refresh_token), None).await;
+        Tokens::of(&ok_json(resp).await)
     }
 
     /// Logs `username` in and reads its id from /me.
@@ -86,35 +97,74 @@ impl TestApp {
         self.logged_in(ADMIN_USERNAME, ADMIN_PASSWORD).await
     }
 
-    /// A non-fresh access token for `user` (through /refresh).
+    /// A non-fresh access token for `user` (through /refresh, which rotates the user's
+    /// refresh token).
     pub async fn non_fresh_access(&self, user: &mut TestUser) -> String {
+        let next = self.refresh(&user.tokens.refresh).await;
+        user.tokens.refresh = next.refresh;
+        next.access
+    }
+
+    /// POST /store; asserts 201.
+    pub async fn new_store(&self, token: &str, name: &str) -> Value {
         let resp = self
-            .post("/refresh", Some(&user.tokens.refresh), None)
+            .post("/store", Some(token), Some(json!({"name": name})))
             .await;
-        assert_eq!(resp.status(), StatusCode::OK);
-        let body: Value = resp.json().await.expect("json");
-        user.tokens.refresh = body["refresh_token"].as_str().expect("refresh").to_string();
-        body["access_token"].as_str().expect("access").to_string()
+        body_of(resp, StatusCode::CREATED).await
+    }
+
+    /// POST /item; asserts 201.
+    pub async fn new_item(&self, token: &str, name: &str, price: f64, store_id: i64) -> Value {
+        let body = json!({"name": name, "price": price, "store_id": store_id});
+        let resp = self.post("/item", Some(token), Some(body)).await;
+        body_of(resp, StatusCode::CREATED).await
+    }
+
+    /// POST /store/{id}/tag; asserts 201.
+    pub async fn new_tag(&self, token: &str, store_id: i64, name: &str) -> Value {
+        let path = format!("/store/{store_id}/tag");
+        let resp = self
+            .post(&path, Some(token), Some(json!({"name": name})))
+            .await;
+        body_of(resp, StatusCode::CREATED).await
+    }
+
+    /// POST /item/{id}/tag/{tag_id}; asserts 201, returns the tag.
+    pub async fn link(&self, token: &str, item_id: i64, tag_id: i64) -> Value {
+        let path = format!("/item/{item_id}/tag/{tag_id}");
+        body_of(
+            self.post(&path, Some(token), None).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// A new user with a fresh token, and a store of theirs named `name`.
+    pub async fn shop(&self, name: &str) -> (String, Value) {
+        let user = self.user().await;
+        let store = self.new_store(&user.tokens.access, name).await;
+        (user.tokens.access, store)
     }
 
     /// A new store named `store` with one item named `item` (price 1), made with a fresh
     /// `token`; returns both as the API answered them.
     pub async fn store_with_item(&self, token: &str, store: &str, item: &str) -> (Value, Value) {
-        let resp = self
-            .post("/store", Some(token), Some(json!({"name": store})))
-            .await;
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        let store: Value = resp.json().await.expect("store");
-        let resp = self
-            .post(
-                "/item",
-                Some(token),
-                Some(json!({"name": item, "price": 1, "store_id": store["id"]})),
-            )
-            .await;
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        let item: Value = resp.json().await.expect("item");
+        let store = self.new_store(token, store).await;
+        let item = self.new_item(token, item, 1.0, id_of(&store)).await;
         (store, item)
+    }
+
+    /// Creates stores `prefix-0` .. `prefix-{n-1}`, a few at a time; returns their ids in
+    /// ascending order.
+    pub async fn many_stores(&self, token: &str, prefix: &str, n: usize) -> Vec<i64> {
+        let mut ids = Vec::new();
+        let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        for chunk in names.chunks(25) {
+            let created = join_all(chunk.iter().map(|name| self.new_store(token, name))).await;
+            ids.extend(created.iter().map(id_of));
+        }
+        ids.sort_unstable();
+        ids
     }
 }
 
@@ -194,54 +244,6 @@ impl Cast {
     }
 }
 
-/// POST /store; asserts 201.
-pub async fn new_store(app: &TestApp, token: &str, name: &str) -> Value {
-    let resp = app
-        .post("/store", Some(token), Some(json!({"name": name})))
-        .await;
-    body_of(resp, StatusCode::CREATED).await
-}
-
-/// POST /item; asserts 201.
-pub async fn new_item(app: &TestApp, token: &str, name: &str, price: f64, store_id: i64) -> Value {
-    let body = json!({"name": name, "price": price, "store_id": store_id});
-    let resp = app.post("/item", Some(token), Some(body)).await;
-    body_of(resp, StatusCode::CREATED).await
-}
-
-/// POST /store/{id}/tag; asserts 201.
-pub async fn new_tag(app: &TestApp, token: &str, store_id: i64, name: &str) -> Value {
-    let resp = app
-        .post(
-            &format!("/store/{store_id}/tag"),
-            Some(token),
-            Some(json!({"name": name})),
-        )
-        .await;
-    body_of(resp, StatusCode::CREATED).await
-}
-
-/// POST /item/{id}/tag/{tag_id}; asserts 201, returns the tag.
-pub async fn link(app: &TestApp, token: &str, item_id: i64, tag_id: i64) -> Value {
-    let resp = app
-        .post(&format!("/item/{item_id}/tag/{tag_id}"), Some(token), None)
-        .await;
-    body_of(resp, StatusCode::CREATED).await
-}
-
-/// Creates stores `prefix-0` .. `prefix-{n-1}`, a few at a time; returns their ids in
-/// ascending order.
-pub async fn many_stores(app: &TestApp, token: &str, prefix: &str, n: usize) -> Vec<i64> {
-    let mut ids = Vec::new();
-    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    for chunk in names.chunks(25) {
-        let created = join_all(chunk.iter().map(|name| new_store(app, token, name))).await;
-        ids.extend(created.iter().map(id_of));
-    }
-    ids.sort_unstable();
-    ids
-}
-
 /// Signs an arbitrary payload with `key` (HS256), as another service sharing it would.
 pub fn forge(payload: Value, key: &str) -> String {
     jsonwebtoken::encode(
@@ -284,4 +286,19 @@ pub fn sign_raw(header: &Value, payload: &Value, key: &str, algorithm: Algorithm
     )
     .expect("sign");
     format!("{message}.{signature}")
+}
+
+/// The payload of a JWT, unverified (the test only reads what the server put there).
+pub fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+/// The session id a token carries.
+pub fn sid(token: &str) -> String {
+    claims(token)["sid"]
+        .as_str()
+        .expect("the token has a sid")
+        .to_string()
 }
