@@ -20,7 +20,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 
 #[actix_web::test]
 async fn an_allowed_origin_may_send_an_authorization_header() {
-    let app = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", SPA)]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_allowed_origins = vec![SPA.into()]).await;
     let resp = preflight(&app, SPA).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["access-control-allow-origin"], SPA);
@@ -48,7 +48,7 @@ async fn an_allowed_origin_may_send_an_authorization_header() {
 
 #[actix_web::test]
 async fn another_origin_is_refused_in_the_contract_shape() {
-    let app = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", SPA)]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_allowed_origins = vec![SPA.into()]).await;
     let resp = preflight(&app, "https://evil.example.com").await;
     assert!(!resp.headers().contains_key("access-control-allow-origin"));
     assert_error(resp, 400, "bad_request").await;

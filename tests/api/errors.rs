@@ -1,6 +1,8 @@
 //! API.md's error table, row by row, as a client meets it: the status, the stable
 //! `error` code, the full body shape, and the Bearer challenge on every 401.
 
+use std::time::Duration;
+
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -236,7 +238,11 @@ async fn a_sidless_token_for_a_deleted_user_is_revoked() {
 
 #[actix_web::test]
 async fn with_an_issuer_and_audience_configured_only_matching_tokens_pass() {
-    let app = TestApp::spawn_with(&[("JWT_ISSUER", "stores"), ("JWT_AUDIENCE", "apps")]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.tokens.issuer = Some("stores".into());
+        s.tokens.audience = Some("apps".into());
+    })
+    .await;
     // Our own tokens carry both and work, refresh included.
     let mut alice = app.user().await;
     let stale = app.non_fresh_access(&mut alice).await;
@@ -266,7 +272,7 @@ async fn with_an_issuer_and_audience_configured_only_matching_tokens_pass() {
 
 #[actix_web::test]
 async fn the_configured_leeway_and_no_more_is_granted_to_expired_tokens() {
-    let lenient = TestApp::spawn_with(&[("JWT_DECODE_LEEWAY", "30")]).await;
+    let lenient = TestApp::spawn_with(|s| s.tokens.leeway = Duration::from_secs(30)).await;
     let alice = lenient.user().await;
     let now = chrono::Utc::now().timestamp();
     let just_expired = forge(flask_payload(alice.id, json!({"exp": now - 5})), TEST_KEY);
@@ -394,7 +400,7 @@ async fn missing_mistyped_and_unknown_fields_are_all_reported_at_once() {
 
 #[actix_web::test]
 async fn a_body_over_the_configured_limit_is_payload_too_large() {
-    let app = TestApp::spawn_with(&[("MAX_BODY_BYTES", "1024")]).await;
+    let app = TestApp::spawn_with(|s| s.http.max_body_bytes = 1024).await;
     let big = json!({"username": "bigbody", "password": "x".repeat(1970)});
     assert!(big.to_string().len() >= 2000);
     let resp = app.post("/register", None, Some(big)).await;

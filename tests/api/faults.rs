@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use stores_api::config::{DatabaseUrl, Settings};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -81,9 +82,9 @@ impl Proxy {
     }
 }
 
-/// A fresh PostgreSQL database behind a proxy, and a service on it with `overrides`;
-/// None when the suite does not run on PostgreSQL.
-async fn proxied_app(overrides: &[(&str, &str)]) -> Option<(Proxy, TestApp)> {
+/// A fresh PostgreSQL database behind a proxy, and a service on it with the settings as
+/// `edit` leaves them; None when the suite does not run on PostgreSQL.
+async fn proxied_app(edit: impl FnOnce(&mut Settings)) -> Option<(Proxy, TestApp)> {
     if !on_postgres() {
         eprintln!("skipped: needs TEST_DATABASE_URL (PostgreSQL)");
         return None;
@@ -97,9 +98,11 @@ async fn proxied_app(overrides: &[(&str, &str)]) -> Option<(Proxy, TestApp)> {
     );
     let proxy = Proxy::start(upstream).await;
     url.set_port(Some(proxy.addr.port())).expect("port");
-    let mut settings = vec![("DATABASE_URL", url.as_str())];
-    settings.extend_from_slice(overrides);
-    let app = TestApp::spawn_with(&settings).await;
+    let app = TestApp::spawn_with(|s| {
+        s.database.url = DatabaseUrl::parse(url.as_str()).expect("a PostgreSQL URL");
+        edit(s);
+    })
+    .await;
     Some((proxy, app))
 }
 
@@ -116,7 +119,9 @@ async fn becomes_ready(app: &TestApp) -> bool {
 
 #[actix_web::test]
 async fn an_unreachable_database_is_a_503_and_the_service_recovers_by_itself() {
-    let Some((proxy, app)) = proxied_app(&[("DATABASE_POOL_TIMEOUT", "1")]).await else {
+    let Some((proxy, app)) =
+        proxied_app(|s| s.database.pool_timeout = Duration::from_secs(1)).await
+    else {
         return;
     };
     let user = app.user().await;
@@ -213,7 +218,7 @@ async fn stored_names(app: &TestApp, token: &str) -> Vec<String> {
 
 #[actix_web::test]
 async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_or_doubled() {
-    let Some((proxy, app)) = proxied_app(&[("DATABASE_POOL_TIMEOUT", "2")]).await else {
+    let Some((proxy, app)) = proxied_app(|s| s.database.pool_timeout = POOL_TIMEOUT).await else {
         return;
     };
     let user = app.user().await;
@@ -327,8 +332,11 @@ fn hold_lock(app: &TestApp, lock: &str, hold: Duration) -> std::thread::JoinHand
 /// A server with two database threads and a pool timeout of 1 s, its admin's access
 /// token, and the path of an item.
 async fn two_threads_and_an_item() -> (TestApp, String, String) {
-    let app =
-        TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.database.pool_size = 2;
+        s.database.pool_timeout = Duration::from_secs(1);
+    })
+    .await;
     let token = app.admin().await.tokens.access;
     let (_, item) = app.store_with_item(&token, "Stuck", "Held").await;
     let path = format!("/item/{}", item["id"]);

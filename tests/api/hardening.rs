@@ -6,6 +6,7 @@
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
+use stores_api::config::{AdminBootstrap, Secret};
 use stores_api::routes;
 
 use crate::helpers::{assert_error, Call, TestApp, PASSWORD};
@@ -126,11 +127,11 @@ async fn token_responses_are_never_cached() {
 
 #[actix_web::test]
 async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
-    let app = TestApp::spawn_with(&[
-        ("CORS_ALLOWED_ORIGINS", SPA),
-        ("MAX_BODY_BYTES", "1024"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.http.cors_allowed_origins = vec![SPA.into()];
+        s.http.max_body_bytes = 1024;
+        s.limits.auth_per_minute = 2;
+    })
     .await;
     let send = |method: Method, path: &str| app.call(method, path);
     let cases: Vec<(&str, Call, StatusCode)> = vec![
@@ -260,25 +261,14 @@ async fn changing_to_a_common_password_is_refused_and_the_old_one_still_works() 
 
 #[actix_web::test]
 async fn a_common_admin_bootstrap_password_stops_start_up() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("APP_ENV", "test"),
-        ("PORT", "0"),
-        ("JWT_SECRET_KEY", crate::helpers::TEST_KEY),
-        ("BCRYPT_COST", "4"),
-        ("ADMIN_USERNAME", "root"),
-        ("ADMIN_PASSWORD", "administrator"),
-        (
-            "DATABASE_URL",
-            &dir.path().join("t.db").display().to_string(),
-        ),
-        ("DATA_DIR", &dir.path().display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = stores_api::config::Settings::load_from(env).expect("settings");
-    let Err(err) = stores_api::startup::Application::build(settings).await else {
+    let started = TestApp::try_spawn_with(|s| {
+        s.admin = Some(AdminBootstrap {
+            username: "root".into(),
+            password: Secret::new("administrator"),
+        })
+    })
+    .await;
+    let Err(err) = started else {
         panic!("started with a common admin password");
     };
     assert_eq!(

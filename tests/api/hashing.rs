@@ -2,6 +2,8 @@
 //! place up to PASSWORD_HASH_WAIT and is then shed with 503 and Retry-After, never a 500,
 //! and the rest of the API keeps answering.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use tokio::task::JoinSet;
 
@@ -11,16 +13,15 @@ use crate::helpers::{assert_error, credentials, TestApp};
 async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
     // One hashing thread, one waiting slot, slow hashes: most of a burst cannot fit.
     // No admin bootstrap, so no hash is running when the burst starts.
-    let app = TestApp::spawn_with(&[
-        ("BCRYPT_COST", "10"),
-        ("PASSWORD_HASH_THREADS", "1"),
-        ("PASSWORD_HASH_QUEUE", "1"),
-        ("PASSWORD_HASH_WAIT", "0"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_FAILURE_LIMIT", "0"),
-        ("ADMIN_USERNAME", ""),
-        ("ADMIN_PASSWORD", ""),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.passwords.bcrypt_cost = 10;
+        s.passwords.hash_threads = 1;
+        s.passwords.hash_queue = 1;
+        s.passwords.hash_wait = Duration::ZERO;
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+        s.admin = None;
+    })
     .await;
     let mut storm = JoinSet::new();
     for i in 0..12 {
@@ -63,17 +64,16 @@ async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
 async fn logins_beyond_the_queue_wait_for_a_place_instead_of_being_shed() {
     // One hashing thread and no queue: every login but the running one is beyond it.
     // With a wait longer than the burst takes, each gets a place in turn; with none
-    // (PASSWORD_HASH_WAIT=0, the test above), most of them would be shed.
-    let app = TestApp::spawn_with(&[
-        ("BCRYPT_COST", "8"),
-        ("PASSWORD_HASH_THREADS", "1"),
-        ("PASSWORD_HASH_QUEUE", "0"),
-        ("PASSWORD_HASH_WAIT", "10"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_FAILURE_LIMIT", "0"),
-        ("ADMIN_USERNAME", ""),
-        ("ADMIN_PASSWORD", ""),
-    ])
+    // (the test above), most of them would be shed.
+    let app = TestApp::spawn_with(|s| {
+        s.passwords.bcrypt_cost = 8;
+        s.passwords.hash_threads = 1;
+        s.passwords.hash_queue = 0;
+        s.passwords.hash_wait = Duration::from_secs(10);
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+        s.admin = None;
+    })
     .await;
     let mut burst = JoinSet::new();
     for i in 0..6 {

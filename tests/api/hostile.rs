@@ -10,6 +10,7 @@ use base64::Engine;
 use jsonwebtoken::Algorithm;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use stores_api::config::Settings;
 
 use crate::helpers::{
     assert_error, b64, flask_payload, forge, sign_raw, TestApp, TestUser, TEST_KEY,
@@ -26,11 +27,11 @@ struct Scene {
 
 impl Scene {
     async fn new() -> Scene {
-        Scene::with(&[]).await
+        Scene::with(|_| {}).await
     }
 
-    async fn with(overrides: &[(&str, &str)]) -> Scene {
-        let app = TestApp::spawn_with(overrides).await;
+    async fn with(edit: impl FnOnce(&mut Settings)) -> Scene {
+        let app = TestApp::spawn_with(edit).await;
         let admin = app.admin().await;
         let victim = app.user().await;
         Scene { app, admin, victim }
@@ -427,7 +428,11 @@ async fn an_access_token_on_refresh_is_refused_and_mints_nothing() {
 
 #[actix_web::test]
 async fn tokens_of_another_issuer_or_audience_are_refused_when_configured() {
-    let scene = Scene::with(&[("JWT_ISSUER", "stores"), ("JWT_AUDIENCE", "shop-apps")]).await;
+    let scene = Scene::with(|s| {
+        s.tokens.issuer = Some("stores".into());
+        s.tokens.audience = Some("shop-apps".into());
+    })
+    .await;
     let id = scene.admin.id;
     let claims = json!({"fresh": true, "is_admin": true});
     let with = |extra: Value| {
@@ -457,8 +462,11 @@ async fn tokens_of_another_issuer_or_audience_are_refused_when_configured() {
         scene.refused(&token, "invalid_token", None).await;
     }
     // A real token minted by a server with the same key and another issuer.
-    let elsewhere =
-        TestApp::spawn_with(&[("JWT_ISSUER", "billing"), ("JWT_AUDIENCE", "shop-apps")]).await;
+    let elsewhere = TestApp::spawn_with(|s| {
+        s.tokens.issuer = Some("billing".into());
+        s.tokens.audience = Some("shop-apps".into());
+    })
+    .await;
     let foreign = elsewhere.admin().await;
     scene
         .refused(&foreign.tokens.access, "invalid_token", None)

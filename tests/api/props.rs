@@ -17,10 +17,10 @@ const CASES: usize = 64;
 #[actix_web::test]
 async fn arbitrary_json_bodies_never_get_a_500_and_every_error_has_the_contract_shape() {
     // Limiters off: hundreds of /login and /register requests are the point here.
-    let app = TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_FAILURE_LIMIT", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+    })
     .await;
     let admin = app.admin().await;
     let token = admin.tokens.access.as_str();

@@ -2,6 +2,8 @@
 //! logged out while it refreshes. Each test runs on both backends; the rate limiter is
 //! off so that every request reaches the code under test.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -12,12 +14,12 @@ use crate::helpers::{
 
 /// A server whose limiter and hashing queue let a flood through (the race is the
 /// point here, not load shedding), with refresh reuse grace `grace` seconds.
-async fn spawn(grace: &str) -> TestApp {
-    TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("PASSWORD_HASH_QUEUE", "64"),
-        ("JWT_REFRESH_REUSE_GRACE", grace),
-    ])
+async fn spawn(grace: u64) -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 0;
+        s.passwords.hash_queue = 64;
+        s.tokens.refresh_reuse_grace = Duration::from_secs(grace);
+    })
     .await
 }
 
@@ -53,7 +55,7 @@ async fn live_sessions(app: &TestApp, user: &TestUser) -> (String, Vec<String>) 
 
 #[actix_web::test]
 async fn fifty_concurrent_registrations_of_one_username_create_exactly_one_user() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let responses = join_all((0..50).map(|_| app.register("contested-name", PASSWORD))).await;
     let mut created = 0;
     for resp in responses {
@@ -85,7 +87,7 @@ async fn fifty_concurrent_registrations_of_one_username_create_exactly_one_user(
 
 #[actix_web::test]
 async fn twenty_concurrent_refreshes_without_grace_win_at_most_once_and_revoke_the_session() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let user = app.user().await;
     let won = concurrent_refreshes(&app, &user.tokens.refresh, 20).await;
     assert!(
@@ -108,7 +110,7 @@ async fn twenty_concurrent_refreshes_without_grace_win_at_most_once_and_revoke_t
 
 #[actix_web::test]
 async fn twenty_concurrent_refreshes_within_grace_all_continue_the_same_session() {
-    let app = spawn("30").await;
+    let app = spawn(30).await;
     let user = app.user().await;
     let won = concurrent_refreshes(&app, &user.tokens.refresh, 20).await;
     // A double submit within the grace period is not reuse, however many copies.
@@ -137,7 +139,7 @@ async fn twenty_concurrent_refreshes_within_grace_all_continue_the_same_session(
 
 #[actix_web::test]
 async fn logout_racing_refresh_always_leaves_the_session_revoked() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let user = app.user().await;
     for round in 0..20 {
         let login = app.login(&user.username, PASSWORD).await;
@@ -169,7 +171,7 @@ async fn logout_racing_refresh_always_leaves_the_session_revoked() {
 /// upgrade at once (SQLITE_BUSY) instead of waiting; 40% of them answered 503 so.
 #[actix_web::test]
 async fn concurrent_writes_all_succeed_and_the_last_one_stays() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let admin = app.admin().await;
     let token = admin.tokens.access.as_str();
     let (store, item) = app.store_with_item(token, "Busy", "Hot").await;
@@ -216,7 +218,7 @@ async fn concurrent_writes_all_succeed_and_the_last_one_stays() {
 async fn reads_of_different_items_that_arrive_together_each_get_their_own() {
     // GET /item/{id} answers the reads that arrive together with one query (db::Batch):
     // each must still get exactly its own item, and a missing id its own 404.
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let admin = app.admin().await;
     let token = admin.tokens.access.as_str();
     let (corner, lamp) = app.store_with_item(token, "Corner", "Lamp").await;

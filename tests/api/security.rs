@@ -102,7 +102,7 @@ fn in_background(
 
 /// A server whose limits let the test's requests through.
 async fn spawn() -> TestApp {
-    TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "0")]).await
+    TestApp::spawn_with(|s| s.limits.auth_per_minute = 0).await
 }
 
 /// POST /login in the background, so that the test can go on while it waits.

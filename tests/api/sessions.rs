@@ -1,6 +1,8 @@
 //! Sessions: listing and ending them, logout scopes, fresh-login, refresh rotation
 //! with reuse detection, and what concurrent clients see.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -392,7 +394,7 @@ async fn reusing_any_spent_refresh_token_revokes_the_session() {
 
 #[actix_web::test]
 async fn within_the_grace_period_a_double_submitted_refresh_is_not_reuse() {
-    let app = TestApp::spawn_with(&[("JWT_REFRESH_REUSE_GRACE", "30")]).await;
+    let app = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(30)).await;
     let user = app.user().await;
     // Two sessions: each continues with one of the two answers.
     for keep_second in [false, true] {
@@ -423,7 +425,7 @@ async fn without_a_grace_period_a_double_submitted_refresh_revokes() {
 
 #[actix_web::test]
 async fn the_grace_period_does_not_excuse_older_refresh_tokens() {
-    let app = TestApp::spawn_with(&[("JWT_REFRESH_REUSE_GRACE", "30")]).await;
+    let app = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(30)).await;
     let user = app.user().await;
     let first = app.refresh(&user.tokens.refresh).await;
     let second = app.refresh(&first.refresh).await;

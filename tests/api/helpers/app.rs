@@ -9,7 +9,7 @@ use diesel::RunQueryDsl;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use stores_api::config::Settings;
-use stores_api::startup::Application;
+use stores_api::startup::{Application, StartupError};
 
 use super::assertions::{list_of, ok_json};
 use super::fixtures::{ADMIN_PASSWORD, ADMIN_USERNAME, TEST_KEY};
@@ -20,8 +20,6 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub settings: Settings,
-    /// The DATABASE_URL it runs on, for a second instance on the same database.
-    pub database_url: String,
     /// Keeps the SQLite file (and data dir) alive for the test's duration.
     _dir: Arc<tempfile::TempDir>,
 }
@@ -65,69 +63,77 @@ fn capture_logs() {
     });
 }
 
+/// The settings every test server starts from, read by the settings loader as the
+/// binary would read them: the test environment, a key tests can forge tokens with, the
+/// cheapest hashing, the bootstrap admin, a random port, files under `dir`.
+fn test_settings(dir: &tempfile::TempDir, database_url: String) -> Settings {
+    let mut env: HashMap<String, String> = [
+        ("APP_ENV", "test"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("JWT_SECRET_KEY", TEST_KEY),
+        ("BCRYPT_COST", "4"),
+        ("ADMIN_USERNAME", ADMIN_USERNAME),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.insert("DATABASE_URL".into(), database_url);
+    env.insert("DATA_DIR".into(), dir.path().display().to_string());
+    Settings::load_from(env).expect("test settings")
+}
+
 impl TestApp {
-    /// A server with the test defaults.
+    /// A server with the test settings.
     pub async fn spawn() -> TestApp {
-        TestApp::spawn_with(&[]).await
+        TestApp::spawn_with(|_| {}).await
     }
 
-    /// A server with some settings overridden (names as environment variables).
-    pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+    /// A server with the test settings as `edit` leaves them.
+    pub async fn spawn_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::try_spawn_with(edit)
+            .await
+            .expect("the application starts")
+    }
+
+    /// `spawn_with`, for a test of what stops the application from starting.
+    pub async fn try_spawn_with(edit: impl FnOnce(&mut Settings)) -> Result<TestApp, StartupError> {
         capture_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match std::env::var("TEST_DATABASE_URL") {
             Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
             _ => dir.path().join("test.db").display().to_string(),
         };
-        TestApp::spawn_on(dir, database_url, overrides).await
+        let mut settings = test_settings(&dir, database_url);
+        edit(&mut settings);
+        TestApp::start(dir, settings).await
     }
 
     /// Another instance of the service on this one's database (the same PostgreSQL
     /// database, or the same SQLite file), as a second replica behind a load balancer.
     pub async fn spawn_sibling(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        TestApp::spawn_on(dir, self.database_url.clone(), &[]).await
+        let mut settings = test_settings(&dir, dir.path().join("test.db").display().to_string());
+        settings.database.url = self.settings.database.url.clone();
+        TestApp::start(dir, settings)
+            .await
+            .expect("the sibling starts")
     }
 
-    async fn spawn_on(
-        dir: tempfile::TempDir,
-        database_url: String,
-        overrides: &[(&str, &str)],
-    ) -> TestApp {
-        let mut env: HashMap<String, String> = [
-            ("APP_ENV", "test"),
-            ("HOST", "127.0.0.1"),
-            ("PORT", "0"),
-            ("JWT_SECRET_KEY", TEST_KEY),
-            ("BCRYPT_COST", "4"),
-            ("ADMIN_USERNAME", ADMIN_USERNAME),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        env.insert("DATABASE_URL".into(), database_url);
-        env.insert("DATA_DIR".into(), dir.path().display().to_string());
-        for (k, v) in overrides {
-            env.insert(k.to_string(), v.to_string());
-        }
-        let database_url = env["DATABASE_URL"].clone();
-        let settings = Settings::load_from(env).expect("test settings");
-        let app = Application::build(settings.clone())
-            .await
-            .expect("the application starts");
+    async fn start(dir: tempfile::TempDir, settings: Settings) -> Result<TestApp, StartupError> {
+        let app = Application::build(settings.clone()).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
         actix_web::rt::spawn(app.run_until_stopped());
-        TestApp {
+        Ok(TestApp {
             address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
             settings,
-            database_url,
             _dir: Arc::new(dir),
-        }
+        })
     }
 
     /// Absolute URL of `path`.
