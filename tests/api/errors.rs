@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_error, assert_error_shape, b64, flask_payload, forge, sign_raw, Reply, TestApp,
-    TestUser, ADMIN_PASSWORD, LEAKS, PASSWORD, TEST_KEY,
+    TestUser, ADMIN_PASSWORD, LEAKS, OTHER_KEY, PASSWORD, TEST_KEY,
 };
 
 /// GET `path` with this exact Authorization header.
@@ -35,8 +35,6 @@ async fn assert_me(app: &TestApp, token: &str, user: &TestUser) {
     let me: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(me["id"], user.id);
 }
-
-const OTHER_KEY: &str = "some-other-service-key-some-other-service-key";
 
 #[actix_web::test]
 async fn tokens_that_are_not_ours_or_not_valid_are_refused_with_the_right_code() {

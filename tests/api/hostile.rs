@@ -13,10 +13,8 @@ use serde_json::{json, Value};
 use stores_api::config::Settings;
 
 use crate::helpers::{
-    assert_error, b64, flask_payload, forge, sign_raw, TestApp, TestUser, TEST_KEY,
+    assert_error, b64, flask_payload, forge, sign_raw, TestApp, TestUser, OTHER_KEY, TEST_KEY,
 };
-
-const OTHER_KEY: &str = "an-attackers-own-key-an-attackers-own-key";
 
 /// A server, its logged-in admin, and a non-admin victim.
 struct Scene {

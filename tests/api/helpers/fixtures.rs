@@ -13,6 +13,8 @@ use super::assertions::{body_of, id_of, ok_json};
 
 /// The key every test server signs with; tests use it to forge tokens.
 pub const TEST_KEY: &str = "integration-test-key-integration-test-key";
+/// Another service's key, or an attacker's: tokens signed with it are not ours.
+pub const OTHER_KEY: &str = "an-attackers-own-key-an-attackers-own-key";
 /// The bootstrap admin of every test server.
 pub const ADMIN_USERNAME: &str = "admin";
 /// Its password.
