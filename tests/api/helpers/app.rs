@@ -17,9 +17,12 @@ use super::fixtures::{ADMIN_PASSWORD, ADMIN_USERNAME, TEST_KEY};
 /// A running server and a client for it. A clone is another handle on the same server.
 #[derive(Clone)]
 pub struct TestApp {
-    pub address: String,
-    pub client: reqwest::Client,
+    /// What the server runs with, for tests that reach past HTTP (its database).
     pub settings: Settings,
+    address: String,
+    /// Requests go through the methods below, so that a test reads as what a client
+    /// does rather than how a request is built.
+    client: reqwest::Client,
     /// Keeps the SQLite file (and data dir) alive for the test's duration.
     _dir: Arc<tempfile::TempDir>,
 }
