@@ -16,6 +16,9 @@ use crate::input::{NewPassword, Username};
 use crate::models::user::User;
 use crate::models::{Entity, ModelError};
 
+/// Attempts of a login that meets security changes while it checks the password.
+const MAX_LOGIN_ATTEMPTS: usize = 3;
+
 /// What the account flows work with, shared by every request.
 #[derive(Clone)]
 pub struct Accounts {
@@ -162,7 +165,35 @@ impl Accounts {
         client: ClientInfo,
         with_refresh: bool,
     ) -> Result<Issued, ApiError> {
-        let user = self.authenticate(credentials).await?;
+        let Credentials { username, password } = credentials;
+        // A security change that commits while the password is being checked makes the
+        // login start over, so that it answers as if it came after the change: the old
+        // password no longer opens a session, a demoted user gets a non-admin token.
+        for _ in 0..MAX_LOGIN_ATTEMPTS {
+            let attempt = Credentials {
+                username: username.clone(),
+                password: password.clone(),
+            };
+            let user = self.authenticate(attempt).await?;
+            if let Some(issued) = self.try_open_session(&user, &client, with_refresh).await? {
+                return Ok(issued);
+            }
+            log::info!(
+                "user {}: security state changed during a login; checking again",
+                user.id
+            );
+        }
+        Err(ApiError::ServiceUnavailable)
+    }
+
+    /// Opens a session for `user` as read before its password was checked, unless its
+    /// security version has changed since (then `None`).
+    async fn try_open_session(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        with_refresh: bool,
+    ) -> Result<Option<Issued>, ApiError> {
         let sid = uuid::Uuid::new_v4().to_string();
         let subject = Subject {
             user_id: user.id,
@@ -182,23 +213,30 @@ impl Accounts {
             Some(minted) => (Some(minted.jti.clone()), minted.expires_at),
             None => (None, access.expires_at),
         };
-        let user_id = user.id;
+        let (user_id, version, client) = (user.id, user.security_version, client.clone());
         let keep = i64::from(self.max_sessions);
         let revoked = self.revocations.clone();
-        let ended = db::transaction(&self.pool, move |conn| {
+        let opened = db::transaction(&self.pool, move |conn| {
+            // The tokens carry the admin flag read with this version: it still holds.
+            if !User::hold_if_current(conn, user_id, version)? {
+                return Ok(None);
+            }
             Session::open(conn, &sid, user_id, jti.as_deref(), expires_at, &client)?;
             // Each login would otherwise add a live session for as long as its refresh
             // token lives: the cap bounds them, and GET /sessions (OWASP Session
             // Management Cheat Sheet: simultaneous session logons).
-            Session::revoke_oldest_beyond(conn, &revoked, user_id, keep, &sid)
+            Session::revoke_oldest_beyond(conn, &revoked, user_id, keep, &sid).map(Some)
         })
         .await?;
+        let Some(ended) = opened else {
+            return Ok(None);
+        };
         if ended > 0 {
             log::info!(
                 "user {user_id} is at MAX_SESSIONS_PER_USER ({keep}): their {ended} oldest session(s) ended"
             );
         }
-        Ok(Issued { access, refresh })
+        Ok(Some(Issued { access, refresh }))
     }
 
     /// Spends a refresh token: a non-fresh access token and the next refresh token.
@@ -209,11 +247,18 @@ impl Accounts {
         let grace = self.tokens.refresh_reuse_grace();
         let revoked = self.revocations.clone();
         let presented = claims.clone();
-        let (user, jti) = db::run(&self.pool, move |conn| {
+        let (user, jti) = db::transaction(&self.pool, move |conn| {
             let claims = presented;
-            let user = User::find(conn, claims.user_id)?.ok_or(ApiError::TokenRevoked)?;
+            // Held until commit: a demotion cannot commit between reading the admin
+            // flag and spending the token, so the new tokens carry the flag as it
+            // stands, never a withdrawn one.
+            let Some(user) = User::hold(conn, claims.user_id)? else {
+                return Ok(Err(ApiError::TokenRevoked));
+            };
+            // A refused rotation is an answer, not a failure: the revocation a reuse
+            // causes must commit.
             let jti = match claims.sid.as_deref() {
-                Some(sid) => Session::rotate(
+                Some(sid) => match Session::rotate(
                     conn,
                     &revoked,
                     sid,
@@ -221,13 +266,17 @@ impl Accounts {
                     &new_jti,
                     expires_at,
                     grace,
-                )?,
+                ) {
+                    Ok(jti) => jti,
+                    Err(ApiError::TokenRevoked) => return Ok(Err(ApiError::TokenRevoked)),
+                    Err(e) => return Err(e),
+                },
                 None if RevokedToken::revoke(conn, &revoked, &claims)? => new_jti,
-                None => return Err(ApiError::TokenRevoked),
+                None => return Ok(Err(ApiError::TokenRevoked)),
             };
-            Ok((user, jti))
+            Ok(Ok((user, jti)))
         })
-        .await?;
+        .await??;
         let subject = Subject {
             user_id: user.id,
             is_admin: user.is_admin,
@@ -272,7 +321,7 @@ impl Accounts {
         let revoked = self.revocations.clone();
         db::transaction(&self.pool, move |conn| {
             User::set_password_hash(conn, id, &hash)?;
-            Session::revoke_all_for_user(conn, &revoked, id, claims.sid.as_deref())
+            sessions::security_change(conn, &revoked, id, claims.sid.as_deref())
         })
         .await?;
         Ok(())
@@ -308,7 +357,7 @@ impl Accounts {
             }
             let after = User::set_admin(conn, id, is_admin)?
                 .ok_or(ModelError::NotFound(Entity::User, id))?;
-            Session::revoke_all_for_user(conn, &revoked, id, None)?;
+            sessions::security_change(conn, &revoked, id, None)?;
             Ok(Some(AdminChange {
                 user: after,
                 changed: true,
@@ -320,9 +369,9 @@ impl Accounts {
     /// Ends every session of a user; returns how many were live.
     pub async fn revoke_sessions(&self, id: i64) -> Result<usize, ApiError> {
         let revoked = self.revocations.clone();
-        db::run(&self.pool, move |conn| {
+        db::transaction(&self.pool, move |conn| {
             User::get(conn, id)?;
-            Session::revoke_all_for_user(conn, &revoked, id, None)
+            sessions::security_change(conn, &revoked, id, None)
         })
         .await
     }

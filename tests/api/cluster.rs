@@ -153,7 +153,7 @@ async fn an_admin_revoke_on_one_instance_holds_on_the_other() {
 
 #[actix_web::test]
 async fn a_session_ended_by_the_session_cap_is_refused_on_the_other_instance() {
-    let a = TestApp::spawn_with(&[("MAX_SESSIONS_PER_USER", "1")]).await;
+    let a = TestApp::spawn_with(|s| s.tokens.max_sessions_per_user = 1).await;
     let b = a.spawn_sibling().await;
     let bystander = a.user().await;
     let user = a.user().await;

@@ -10,7 +10,7 @@ use stores_api::config::{AdminBootstrap, Secret, Settings};
 use stores_api::routes;
 use stores_api::startup::Application;
 
-use crate::helpers::{assert_error, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME, PASSWORD};
+use crate::helpers::{assert_error, Call, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME, PASSWORD};
 
 const SPA: &str = "https://app.example.com";
 
@@ -128,14 +128,14 @@ async fn token_responses_are_never_cached() {
 
 #[actix_web::test]
 async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
-    let app = TestApp::spawn_with(&[
-        ("CORS_ALLOWED_ORIGINS", SPA),
-        ("MAX_BODY_BYTES", "1024"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.http.cors_allowed_origins = vec![SPA.into()];
+        s.http.max_body_bytes = 1024;
+        s.limits.auth_per_minute = 2;
+    })
     .await;
-    let send = |method: Method, path: &str| app.client.request(method, app.url(path));
-    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode)> = vec![
+    let send = |method: Method, path: &str| app.call(method, path);
+    let cases: Vec<(&str, Call, StatusCode)> = vec![
         (
             "unknown route",
             send(Method::GET, "/nowhere"),
@@ -148,21 +148,20 @@ async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
         ),
         (
             "unparsable id",
-            send(Method::GET, "/store/abc").bearer_auth("x"),
+            send(Method::GET, "/store/abc").bearer(Some("x")),
             StatusCode::UNAUTHORIZED,
         ),
         (
             "body over the limit",
-            send(Method::POST, "/register")
-                .header("Content-Type", "application/json")
-                .body(format!("{{\"username\": \"{}\"}}", "x".repeat(2048))),
+            send(Method::POST, "/register").raw(
+                Some("application/json"),
+                format!("{{\"username\": \"{}\"}}", "x".repeat(2048)),
+            ),
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
         (
             "not JSON",
-            send(Method::POST, "/register")
-                .header("Content-Type", "text/plain")
-                .body("hello"),
+            send(Method::POST, "/register").raw(Some("text/plain"), "hello"),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -182,7 +181,7 @@ async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
         ),
     ];
     for (what, request, status) in cases {
-        let resp = request.send().await.expect("request sent");
+        let resp = request.send().await;
         assert_eq!(check(what, &resp, true), status, "{what}");
     }
     // The third login in the minute is the rate limit's 429.
@@ -248,12 +247,7 @@ async fn changing_to_a_common_password_is_refused_and_the_old_one_still_works() 
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let resp = app
-        .request(
-            Method::PUT,
-            "/me/password",
-            Some(&user.tokens.access),
-            Some(json!({"current_password": PASSWORD, "new_password": "Baseball1"})),
-        )
+        .change_password(&user.tokens.access, PASSWORD, "Baseball1")
         .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert_eq!(
@@ -268,25 +262,14 @@ async fn changing_to_a_common_password_is_refused_and_the_old_one_still_works() 
 
 #[actix_web::test]
 async fn a_common_admin_bootstrap_password_stops_start_up() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("APP_ENV", "test"),
-        ("PORT", "0"),
-        ("JWT_SECRET_KEY", crate::helpers::TEST_KEY),
-        ("BCRYPT_COST", "4"),
-        ("ADMIN_USERNAME", "root"),
-        ("ADMIN_PASSWORD", "administrator"),
-        (
-            "DATABASE_URL",
-            &dir.path().join("t.db").display().to_string(),
-        ),
-        ("DATA_DIR", &dir.path().display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = stores_api::config::Settings::load_from(env).expect("settings");
-    let Err(err) = stores_api::startup::Application::build(settings).await else {
+    let started = TestApp::try_spawn_with(|s| {
+        s.admin = Some(AdminBootstrap {
+            username: "root".into(),
+            password: Secret::new("administrator"),
+        })
+    })
+    .await;
+    let Err(err) = started else {
         panic!("started with a common admin password");
     };
     assert_eq!(

@@ -3,38 +3,38 @@
 //! and the rest of the API keeps answering. A login rehashes a password stored at
 //! another cost than the configured one.
 
+use std::time::Duration;
+
 use diesel::prelude::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use stores_api::db;
 use stores_api::schema::users;
 use stores_api::startup::Application;
 use tokio::task::JoinSet;
 
-use crate::helpers::{assert_error, TestApp, PASSWORD};
+use crate::helpers::{assert_error, credentials, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
     // One hashing thread, one waiting slot, slow hashes: most of a burst cannot fit.
     // No admin bootstrap, so no hash is running when the burst starts.
-    let app = TestApp::spawn_with(&[
-        ("BCRYPT_COST", "10"),
-        ("PASSWORD_HASH_THREADS", "1"),
-        ("PASSWORD_HASH_QUEUE", "1"),
-        ("PASSWORD_HASH_WAIT", "0"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_FAILURE_LIMIT", "0"),
-        ("ADMIN_USERNAME", ""),
-        ("ADMIN_PASSWORD", ""),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.passwords.bcrypt_cost = 10;
+        s.passwords.hash_threads = 1;
+        s.passwords.hash_queue = 1;
+        s.passwords.hash_wait = Duration::ZERO;
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+        s.admin = None;
+    })
     .await;
     let mut storm = JoinSet::new();
     for i in 0..12 {
         let request = app
-            .client
-            .post(app.url("/login"))
-            .json(&json!({"username": format!("nobody-{i}"), "password": "wrong-password"}));
-        storm.spawn(async move { request.send().await.expect("login sent") });
+            .call(Method::POST, "/login")
+            .json(&credentials(&format!("nobody-{i}"), "wrong-password"));
+        storm.spawn(request.send());
     }
     // Answered while the pool is busy (status only: timings are the load kit's business).
     let health = app.get("/health", None).await;
@@ -62,13 +62,7 @@ async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
     assert!(answered >= 1, "nothing was hashed ({shed} shed)");
 
     // Once the storm is over, logins are hashed again.
-    let resp = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": "nobody", "password": "wrong-password"})),
-        )
-        .await;
+    let resp = app.try_login("nobody", "wrong-password").await;
     assert_error(resp, 401, "invalid_credentials").await;
 }
 
@@ -76,25 +70,23 @@ async fn a_login_storm_beyond_the_queue_is_shed_with_503_and_retry_after() {
 async fn logins_beyond_the_queue_wait_for_a_place_instead_of_being_shed() {
     // One hashing thread and no queue: every login but the running one is beyond it.
     // With a wait longer than the burst takes, each gets a place in turn; with none
-    // (PASSWORD_HASH_WAIT=0, the test above), most of them would be shed.
-    let app = TestApp::spawn_with(&[
-        ("BCRYPT_COST", "8"),
-        ("PASSWORD_HASH_THREADS", "1"),
-        ("PASSWORD_HASH_QUEUE", "0"),
-        ("PASSWORD_HASH_WAIT", "10"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_FAILURE_LIMIT", "0"),
-        ("ADMIN_USERNAME", ""),
-        ("ADMIN_PASSWORD", ""),
-    ])
+    // (the test above), most of them would be shed.
+    let app = TestApp::spawn_with(|s| {
+        s.passwords.bcrypt_cost = 8;
+        s.passwords.hash_threads = 1;
+        s.passwords.hash_queue = 0;
+        s.passwords.hash_wait = Duration::from_secs(10);
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+        s.admin = None;
+    })
     .await;
     let mut burst = JoinSet::new();
     for i in 0..6 {
         let request = app
-            .client
-            .post(app.url("/login"))
-            .json(&json!({"username": format!("nobody-{i}"), "password": "wrong-password"}));
-        burst.spawn(async move { request.send().await.expect("login sent") });
+            .call(Method::POST, "/login")
+            .json(&credentials(&format!("nobody-{i}"), "wrong-password"));
+        burst.spawn(request.send());
     }
     while let Some(joined) = burst.join_next().await {
         assert_error(joined.expect("login task"), 401, "invalid_credentials").await;
@@ -133,8 +125,9 @@ async fn a_login_rehashes_a_password_stored_at_another_cost() {
     let b = Application::build(settings).await.expect("starts");
     let b_url = format!("http://127.0.0.1:{}", b.port());
     actix_web::rt::spawn(b.run_until_stopped());
+    let client = reqwest::Client::new();
     let login = |path: &'static str, name: &'static str, password: &'static str| {
-        a.client
+        client
             .post(format!("{b_url}{path}"))
             .json(&json!({"username": name, "password": password}))
             .send()
