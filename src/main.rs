@@ -15,7 +15,8 @@ use stores_api::state::AppState;
 /// A JWT-secured REST API for stores, items and tags.
 ///
 /// Configuration comes from config/default.toml, config/<APP_ENV>.toml and
-/// environment variables (DATABASE_URL, JWT_SECRET_KEY, PORT, ...; see README.md).
+/// environment variables (DATABASE_URL, JWT_SECRET_KEY, PORT, ...; every setting is in
+/// docs/API.md, "Configuration").
 #[derive(Parser)]
 #[command(name = "stores-api", version)]
 struct Cli {

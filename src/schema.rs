@@ -8,6 +8,8 @@ diesel::table! {
         password_hash -> Text,
         is_admin -> Bool,
         created_at -> Timestamp,
+        security_version -> BigInt,
+        not_before -> Nullable<Timestamp>,
     }
 }
 

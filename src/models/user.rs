@@ -53,6 +53,11 @@ pub struct User {
     pub is_admin: bool,
     /// When the account was created (UTC).
     pub created_at: NaiveDateTime,
+    /// Goes up with every change that must end what was issued before it.
+    pub security_version: i64,
+    /// The last such change, by the database's clock: sid-less tokens issued until
+    /// then are refused.
+    pub not_before: Option<NaiveDateTime>,
 }
 
 #[derive(Insertable)]
@@ -122,6 +127,8 @@ impl User {
             password_hash: password_hash.to_owned(),
             is_admin,
             created_at,
+            security_version: 0,
+            not_before: None,
         })
     }
 
@@ -213,6 +220,81 @@ impl User {
             .set(users::password_hash.eq(password_hash))
             .execute(conn)?;
         Ok(())
+    }
+
+    /// Replaces the password hash only while it is still `old`, so that a password
+    /// changed meanwhile is never overwritten; false when it was not.
+    pub fn replace_password_hash(
+        conn: &mut DbConnection,
+        id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, ModelError> {
+        let changed = diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
+            .set(users::password_hash.eq(new))
+            .execute(conn)?;
+        Ok(changed == 1)
+    }
+
+    /// Holds the user's row until the transaction ends, if its security version is still
+    /// `version`: no password change, admin flag change or revoke of every session can
+    /// commit in between, and one that committed since the version was read makes this
+    /// false. On PostgreSQL the no-op update takes the row lock that such a change needs
+    /// too; on SQLite the transaction holds the file's write lock already.
+    pub fn hold_if_current(
+        conn: &mut DbConnection,
+        id: i64,
+        version: i64,
+    ) -> Result<bool, ModelError> {
+        let held = diesel::update(
+            users::table
+                .find(id)
+                .filter(users::security_version.eq(version)),
+        )
+        .set(users::security_version.eq(users::security_version))
+        .execute(conn)?;
+        Ok(held == 1)
+    }
+
+    /// Holds the user's row until the transaction ends and reads it as it will stand
+    /// at commit; `None` if there is no such user.
+    pub fn hold(conn: &mut DbConnection, id: i64) -> Result<Option<User>, ModelError> {
+        let held = diesel::update(users::table.find(id))
+            .set(users::security_version.eq(users::security_version))
+            .execute(conn)?;
+        if held == 0 {
+            return Ok(None);
+        }
+        User::find(conn, id)
+    }
+
+    /// Records a change that must end what was issued before it: the security version
+    /// goes up and `not_before` becomes `at`.
+    pub fn bump_security(
+        conn: &mut DbConnection,
+        id: i64,
+        at: NaiveDateTime,
+    ) -> Result<bool, ModelError> {
+        let changed = diesel::update(users::table.find(id))
+            .set((
+                users::security_version.eq(users::security_version + 1),
+                users::not_before.eq(at),
+            ))
+            .execute(conn)?;
+        Ok(changed == 1)
+    }
+
+    /// Whether the user exists, when it was created, and its last security change:
+    /// what the token check learns about a user it has not seen yet.
+    pub fn token_state(
+        conn: &mut DbConnection,
+        id: i64,
+    ) -> Result<Option<(NaiveDateTime, Option<NaiveDateTime>)>, ModelError> {
+        Ok(users::table
+            .find(id)
+            .select((users::created_at, users::not_before))
+            .first(conn)
+            .optional()?)
     }
 
     /// Deletes the user (its sessions go with it); false if there was none. The key it

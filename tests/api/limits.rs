@@ -1,13 +1,14 @@
 //! Brute-force limits: per-address floods and per-username failures get 429.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
+use stores_api::config::IpNetwork;
 
-use crate::helpers::{assert_error, TestApp, PASSWORD};
+use crate::helpers::{assert_error, credentials, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn a_flood_of_logins_from_one_address_gets_429_with_retry_after() {
-    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = TestApp::spawn_with(|s| s.limits.auth_per_minute = 3).await;
     let body = json!({"username": "nobody", "password": "wrong-password"});
     for _ in 0..3 {
         let resp = app.post("/login", None, Some(body.clone())).await;
@@ -28,30 +29,18 @@ async fn a_flood_of_logins_from_one_address_gets_429_with_retry_after() {
 
 #[actix_web::test]
 async fn repeated_failures_lock_the_username_even_for_the_right_password() {
-    let app = TestApp::spawn_with(&[
-        ("LOGIN_FAILURE_LIMIT", "3"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.login_failures = 3;
+        s.limits.auth_per_minute = 0;
+    })
     .await;
     let victim = app.user().await;
     let other = app.user().await;
     for _ in 0..3 {
-        let resp = app
-            .post(
-                "/login",
-                None,
-                Some(json!({"username": victim.username, "password": "wrong-password"})),
-            )
-            .await;
+        let resp = app.try_login(&victim.username, "wrong-password").await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
-    let resp = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": victim.username, "password": PASSWORD})),
-        )
-        .await;
+    let resp = app.try_login(&victim.username, PASSWORD).await;
     assert!(
         resp.headers().contains_key("retry-after"),
         "{:?}",
@@ -64,10 +53,10 @@ async fn repeated_failures_lock_the_username_even_for_the_right_password() {
 
 #[actix_web::test]
 async fn zero_turns_the_limits_off() {
-    let app = TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_FAILURE_LIMIT", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+    })
     .await;
     let body = json!({"username": "nobody", "password": "wrong-password"});
     for _ in 0..70 {
@@ -101,7 +90,7 @@ async fn exhaust(what: &str, limit: usize, mut send: impl AsyncFnMut() -> reqwes
 
 #[actix_web::test]
 async fn fresh_login_register_and_refresh_are_limited_per_address_too() {
-    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = TestApp::spawn_with(|s| s.limits.auth_per_minute = 3).await;
     let body = json!({"username": "nobody", "password": "wrong-password"});
     exhaust("/fresh-login", 3, async || {
         app.post("/fresh-login", None, Some(body.clone())).await
@@ -125,18 +114,16 @@ async fn fresh_login_register_and_refresh_are_limited_per_address_too() {
 
 /// POST /login from this test's address, claiming to be `forwarded_for`.
 async fn login_forwarded(app: &TestApp, forwarded_for: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/login"))
+    app.call(Method::POST, "/login")
         .header("X-Forwarded-For", forwarded_for)
-        .json(&json!({"username": "nobody", "password": "wrong-password"}))
+        .json(&credentials("nobody", "wrong-password"))
         .send()
         .await
-        .expect("request sent")
 }
 
 #[actix_web::test]
 async fn without_trusted_proxies_a_spoofed_x_forwarded_for_does_not_escape_the_limit() {
-    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = TestApp::spawn_with(|s| s.limits.auth_per_minute = 3).await;
     for n in 0..3 {
         let resp = login_forwarded(&app, &format!("203.0.113.{n}")).await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -150,10 +137,10 @@ async fn without_trusted_proxies_a_spoofed_x_forwarded_for_does_not_escape_the_l
 #[actix_web::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
     // The test client connects from 127.0.0.1: here, that is the proxy.
-    let app = TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
-        ("TRUSTED_PROXIES", "127.0.0.1"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 2;
+        s.http.trusted_proxies = vec![IpNetwork::parse("127.0.0.1").expect("a block")];
+    })
     .await;
     for _ in 0..2 {
         let resp = login_forwarded(&app, "203.0.113.1").await;
@@ -175,16 +162,17 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
 
 #[actix_web::test]
 async fn behind_a_trusted_proxy_sessions_record_the_forwarded_address() {
-    let app = TestApp::spawn_with(&[("TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.http.trusted_proxies = vec![IpNetwork::parse("127.0.0.0/8").expect("a block")]
+    })
+    .await;
     app.register("dora", PASSWORD).await;
     let resp = app
-        .client
-        .post(app.url("/login"))
+        .call(Method::POST, "/login")
         .header("X-Forwarded-For", "198.51.100.23, 127.0.0.5")
-        .json(&json!({"username": "dora", "password": PASSWORD}))
+        .json(&credentials("dora", PASSWORD))
         .send()
-        .await
-        .expect("request sent");
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let tokens: serde_json::Value = resp.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
@@ -200,13 +188,11 @@ async fn behind_a_trusted_proxy_sessions_record_the_forwarded_address() {
     let direct = TestApp::spawn().await;
     direct.register("dora", PASSWORD).await;
     let resp = direct
-        .client
-        .post(direct.url("/login"))
+        .call(Method::POST, "/login")
         .header("X-Forwarded-For", "198.51.100.23")
-        .json(&json!({"username": "dora", "password": PASSWORD}))
+        .json(&credentials("dora", PASSWORD))
         .send()
-        .await
-        .expect("request sent");
+        .await;
     let tokens: serde_json::Value = resp.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
     let sessions: serde_json::Value = direct

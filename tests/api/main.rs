@@ -19,6 +19,7 @@ mod limits;
 mod props;
 mod queries;
 mod races;
+mod security;
 mod sessions;
 mod stores;
 mod tags;

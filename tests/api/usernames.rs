@@ -208,10 +208,10 @@ async fn an_unknown_name_in_any_spelling_is_invalid_credentials() {
 
 #[actix_web::test]
 async fn failed_logins_in_every_spelling_count_against_one_name() {
-    let app = TestApp::spawn_with(&[
-        ("LOGIN_FAILURE_LIMIT", "3"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.login_failures = 3;
+        s.limits.auth_per_minute = 0;
+    })
     .await;
     assert_eq!(app.register("Victim", PASSWORD).await.status(), 201);
     for variant in ["victim", "VICTIM", "\u{FF56}ictim"] {
@@ -296,7 +296,10 @@ async fn existing_accounts_get_keys_and_the_older_of_two_look_alikes_keeps_the_n
         conn.batch_execute(&sql).expect("legacy rows");
     }
 
-    let app = TestApp::spawn_with(&[("DATABASE_URL", &url)]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.database.url = stores_api::config::DatabaseUrl::parse(&url).expect("a database URL")
+    })
+    .await;
     let admin = app.admin().await;
     assert_eq!(
         admin.id, 8,

@@ -14,10 +14,12 @@ CREATE TABLE users_new (
     username_key TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
     is_admin BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at TIMESTAMP NOT NULL
+    created_at TIMESTAMP NOT NULL,
+    security_version BIGINT NOT NULL DEFAULT 0,
+    not_before TIMESTAMP
 );
-INSERT INTO users_new (id, username, username_key, password_hash, is_admin, created_at)
-SELECT id, username, char(1) || id, password_hash, is_admin, created_at FROM users;
+INSERT INTO users_new (id, username, username_key, password_hash, is_admin, created_at, security_version, not_before)
+SELECT id, username, char(1) || id, password_hash, is_admin, created_at, security_version, not_before FROM users;
 DELETE FROM sqlite_sequence WHERE name = 'users_new';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'users_new', seq FROM sqlite_sequence WHERE name = 'users';
 DROP TABLE users;
