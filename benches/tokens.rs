@@ -25,6 +25,7 @@ fn service() -> TokenService {
         issuer: None,
         audience: None,
         refresh_reuse_grace: Duration::ZERO,
+        max_sessions_per_user: 100,
         generated_key_file: None,
     })
 }

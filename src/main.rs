@@ -15,7 +15,8 @@ use stores_api::state::AppState;
 /// A JWT-secured REST API for stores, items and tags.
 ///
 /// Configuration comes from config/default.toml, config/<APP_ENV>.toml and
-/// environment variables (DATABASE_URL, JWT_SECRET_KEY, PORT, ...; see README.md).
+/// environment variables (DATABASE_URL, JWT_SECRET_KEY, PORT, ...; every setting is in
+/// docs/API.md, "Configuration").
 #[derive(Parser)]
 #[command(name = "stores-api", version)]
 struct Cli {
@@ -122,15 +123,14 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
                 let username = parse_username(&username)?;
                 let password = NewPassword::parse(&serde_json::Value::from(read_password()?))
                     .map_err(|problem| format!("password: {problem}"))?;
-                if accounts
+                if let Some(existing) = accounts
                     .find_by_username(&username)
                     .await
                     .map_err(|e| e.to_string())?
-                    .is_some()
                 {
                     return Err(format!(
                         "a user named '{}' already exists (use `stores-api admin promote`)",
-                        username.as_str()
+                        existing.username
                     ));
                 }
                 let user = accounts

@@ -4,9 +4,12 @@ diesel::table! {
     users (id) {
         id -> BigInt,
         username -> Text,
+        username_key -> Text,
         password_hash -> Text,
         is_admin -> Bool,
         created_at -> Timestamp,
+        security_version -> BigInt,
+        not_before -> Nullable<Timestamp>,
     }
 }
 

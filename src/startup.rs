@@ -225,7 +225,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartupErro
         .accounts
         .bootstrap_admin(username, password)
         .await
-        .map_err(|e| StartupError::Admin(format!("ADMIN_USERNAME/ADMIN_PASSWORD: {e}")))?;
+        .map_err(|e| StartupError::Admin(e.to_string()))?;
     let name = change.user.username;
     Ok(Some(if change.changed {
         format!("user '{name}' is an admin")

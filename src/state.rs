@@ -58,6 +58,7 @@ impl AppState {
                 tokens,
                 revocations,
                 limiter: limiter.clone(),
+                max_sessions: settings.tokens.max_sessions_per_user,
             },
             limiter: web::Data::from(limiter),
             token_check,

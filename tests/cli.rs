@@ -122,6 +122,72 @@ fn migrate_creates_the_database_and_can_run_again() {
     assert_success(&again);
 }
 
+/// The binary serving under `umask` (through `sh`, which sets it for the process), its
+/// log on a pipe.
+#[cfg(unix)]
+fn serve_under_umask(env: &[(String, String)], umask: &str) -> std::process::Child {
+    Command::new("sh")
+        .args(["-c", &format!("umask {umask} && exec \"$0\" serve")])
+        .arg(env!("CARGO_BIN_EXE_stores-api"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs")
+}
+
+#[cfg(unix)]
+#[test]
+fn the_sqlite_file_and_its_wal_and_shm_are_private_whatever_the_umask() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    // 022 is the usual umask (0644 files); 277 would leave SQLite a read-only 0400 file.
+    for umask in ["022", "277"] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = operator_env(dir.path());
+        let mut server = serve_under_umask(&env, umask);
+        let stderr = server.stderr.take().expect("stderr");
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut log = Vec::new();
+        while !log.iter().any(|l: &String| l.contains("listening on")) {
+            match lines.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(line) => log.push(line),
+                Err(e) => panic!("no start-up under umask {umask} ({e}): {log:#?}"),
+            }
+        }
+        // The server has migrated and holds its connections open: all three files exist.
+        for suffix in ["", "-wal", "-shm"] {
+            let path = dir.path().join(format!("cli.db{suffix}"));
+            let mode = std::fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .permissions()
+                .mode();
+            assert_eq!(
+                format!("{:o}", mode & 0o777),
+                "600",
+                "{} under umask {umask}",
+                path.display()
+            );
+        }
+        server.kill().expect("stop the server");
+        server.wait().expect("the server exits");
+    }
+}
+
 /// A server on the operator's database, as the CLI left it.
 async fn serve(env: &[(String, String)]) -> (String, reqwest::Client) {
     let mut map: HashMap<String, String> = env.iter().cloned().collect();
@@ -262,6 +328,49 @@ fn admin_create_refuses_a_password_that_breaks_the_rules() {
         Some("carol-password-1\n"),
     );
     assert_success(&out);
+}
+
+#[test]
+fn admin_create_refuses_a_username_with_invisible_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let out = run(
+        &env,
+        &["admin", "create", "ca\u{200B}rol"],
+        Some("carol-password-1\n"),
+    );
+    assert_failure(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("username") && stderr.contains("zero-width"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn admin_create_refuses_another_spelling_of_a_taken_username() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let out = run(
+        &env,
+        &["admin", "create", "Carol"],
+        Some("carol-password-1\n"),
+    );
+    assert_success(&out);
+    for variant in ["carol", "CAROL", "\u{FF43}arol"] {
+        let out = run(
+            &env,
+            &["admin", "create", variant],
+            Some("other-password-2\n"),
+        );
+        assert_failure(&out);
+        assert!(
+            text(&out.stderr).contains("a user named 'Carol' already exists"),
+            "{}",
+            describe(&out)
+        );
+    }
 }
 
 // Start-up refusals

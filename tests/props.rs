@@ -1,5 +1,5 @@
-//! Property tests (issue 5, item 7): the token decoder and every JSON body parser,
-//! fed arbitrary input, never panic; the decoder accepts only a token it signed and
+//! Property tests: the token decoder and every JSON body parser, fed arbitrary input,
+//! never panic; the decoder accepts only a token it signed and
 //! nobody touched, and the parsers answer a value or a validation error, nothing else.
 //! The HTTP-level counterpart is tests/api/props.rs.
 

@@ -2,12 +2,14 @@
 # Runs the Postman collection with newman against a freshly started server:
 #
 #   bash checks/postman/run.sh [extra newman options, e.g. --reporters cli,junit]
+#   bash checks/postman/run.sh --folder "Log in" --folder "Get the item"   # part of it
 #
 # 1. installs newman 6 from the npm registry into target/newman/ (once; reused after),
 # 2. builds the server (cargo build --bin stores-api) and starts it on a free port with a
 #    fresh SQLite file in a temp directory (scripts/lib/server.sh),
 # 3. runs checks/postman/stores-api.postman_collection.json with its environment, baseUrl and the
-#    admin credentials pointing at that server,
+#    admin credentials pointing at that server (in order; each request also runs on its own
+#    after "Log in", see checks/postman/README.md),
 # 4. stops the server (always) and exits non-zero if any request or assertion failed.
 #
 # Needs node (16+) and npm. Environment (optional): ADMIN_USERNAME / ADMIN_PASSWORD

@@ -16,6 +16,12 @@ use crate::input::{NewPassword, Username};
 use crate::models::user::User;
 use crate::models::{Entity, ModelError};
 
+/// The longest username any version of the service has stored.
+const MAX_STORED_USERNAME_CHARS: usize = 80;
+
+/// Attempts of a login that meets security changes while it checks the password.
+const MAX_LOGIN_ATTEMPTS: usize = 3;
+
 /// What the account flows work with, shared by every request.
 #[derive(Clone)]
 pub struct Accounts {
@@ -29,6 +35,8 @@ pub struct Accounts {
     pub revocations: Arc<Revocations>,
     /// The failure counts and hashing shares per username and user.
     pub limiter: Arc<RateLimiter>,
+    /// Live sessions one user may hold (`MAX_SESSIONS_PER_USER`).
+    pub max_sessions: u32,
 }
 
 /// The tokens a login or a refresh hands out.
@@ -47,6 +55,21 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// Why the start-up admin was refused; each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The named account exists and `ADMIN_PASSWORD` is not its password.
+    #[error(
+        "ADMIN_USERNAME names an existing account ('{0}') whose password is not \
+         ADMIN_PASSWORD: set ADMIN_PASSWORD to that account's password, choose another \
+         ADMIN_USERNAME, or unset both and run `stores-api admin promote {0}`"
+    )]
+    NotTheAccountsPassword(String),
+    /// The database or the hashing pool failed.
+    #[error("ADMIN_USERNAME/ADMIN_PASSWORD: {0}")]
+    Failed(#[from] ApiError),
+}
+
 /// What a change of the admin flag did.
 pub struct AdminChange {
     /// The user as it now is.
@@ -56,7 +79,7 @@ pub struct AdminChange {
 }
 
 impl Accounts {
-    /// Creates an account; a taken username is a conflict.
+    /// Creates an account; a username whose key is taken is a conflict.
     pub async fn register(
         &self,
         username: Username,
@@ -65,7 +88,7 @@ impl Accounts {
     ) -> Result<User, ApiError> {
         let hash = self.passwords.hash(password.into_inner()).await?;
         db::run(&self.pool, move |conn| {
-            User::create(conn, username.as_str(), &hash, is_admin)
+            User::create(conn, &username, &hash, is_admin)
         })
         .await
     }
@@ -76,11 +99,17 @@ impl Accounts {
     /// with too many recent failures gets 429 whatever the password, and so does one
     /// with its share of the hashing pool in flight.
     async fn authenticate(&self, credentials: Credentials) -> Result<User, ApiError> {
-        // An invalid username (a NUL byte, 64 KB, ...) cannot name an account: it gets
-        // no query (a string PostgreSQL would refuse, or a 64 KB index probe) and
-        // leaves no trace in the limits, yet still costs the dummy bcrypt check below.
-        let username = Username::parse(&serde_json::Value::String(credentials.username)).ok();
-        let who = username.as_ref().map(Target::username);
+        // A name that could never have been registered (a NUL byte, 64 KB, ...) cannot
+        // name an account: it gets no query (a string PostgreSQL would refuse, or a
+        // 64 KB index probe) and leaves no trace in the limits, yet still costs the
+        // dummy bcrypt check below. A name that is only refused today (an account
+        // from before zero-width characters were) is still looked up.
+        let username = Some(credentials.username.trim().to_owned()).filter(|name| {
+            Username::parse(&serde_json::Value::String(name.clone())).is_ok()
+                || ((3..=MAX_STORED_USERNAME_CHARS).contains(&name.chars().count())
+                    && !name.chars().any(char::is_control))
+        });
+        let who = username.as_deref().map(Target::username_key);
         let _turn = who.map(|who| self.limiter.hashing_turn(who)).transpose()?;
         if let Some(who) = who {
             self.limiter.check_failures(who).await?;
@@ -89,22 +118,22 @@ impl Accounts {
         let slot = self.passwords.reserve().await?;
         let user = match username {
             Some(name) => {
-                db::run(&self.pool, move |conn| {
-                    User::find_by_username(conn, name.as_str())
-                })
-                .await?
+                db::run(&self.pool, move |conn| User::find_by_username(conn, &name)).await?
             }
             None => None,
         };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = self
+        let verified = self
             .passwords
-            .verify_in(slot, credentials.password, hash)
+            .verify_and_rehash_in(slot, credentials.password, hash)
             .await?;
         match user {
-            Some(user) if ok => {
+            Some(user) if verified.matched => {
                 if let Some(who) = who {
                     self.limiter.record_success(who).await?;
+                }
+                if let Some(rehashed) = verified.rehashed {
+                    self.store_rehash(&user, rehashed).await;
                 }
                 Ok(user)
             }
@@ -114,6 +143,23 @@ impl Accounts {
                 }
                 Err(ApiError::InvalidCredentials)
             }
+        }
+    }
+
+    /// Stores `rehashed` in place of the hash `user` logged in with. A failure is
+    /// logged, never the login's: the old hash still verifies, and the next login
+    /// tries again.
+    async fn store_rehash(&self, user: &User, rehashed: String) {
+        let (id, old) = (user.id, user.password_hash.clone());
+        let stored = db::run(&self.pool, move |conn| {
+            User::replace_password_hash(conn, id, &old, &rehashed)
+        })
+        .await;
+        match stored {
+            Ok(true) => log::debug!("user {id}'s password was rehashed at the configured cost"),
+            // The password changed since the check: the new hash is at the cost already.
+            Ok(false) => {}
+            Err(e) => log::warn!("storing user {id}'s rehashed password failed: {e}"),
         }
     }
 
@@ -142,7 +188,35 @@ impl Accounts {
         client: ClientInfo,
         with_refresh: bool,
     ) -> Result<Issued, ApiError> {
-        let user = self.authenticate(credentials).await?;
+        let Credentials { username, password } = credentials;
+        // A security change that commits while the password is being checked makes the
+        // login start over, so that it answers as if it came after the change: the old
+        // password no longer opens a session, a demoted user gets a non-admin token.
+        for _ in 0..MAX_LOGIN_ATTEMPTS {
+            let attempt = Credentials {
+                username: username.clone(),
+                password: password.clone(),
+            };
+            let user = self.authenticate(attempt).await?;
+            if let Some(issued) = self.try_open_session(&user, &client, with_refresh).await? {
+                return Ok(issued);
+            }
+            log::info!(
+                "user {}: security state changed during a login; checking again",
+                user.id
+            );
+        }
+        Err(ApiError::ServiceUnavailable)
+    }
+
+    /// Opens a session for `user` as read before its password was checked, unless its
+    /// security version has changed since (then `None`).
+    async fn try_open_session(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        with_refresh: bool,
+    ) -> Result<Option<Issued>, ApiError> {
         let sid = uuid::Uuid::new_v4().to_string();
         let subject = Subject {
             user_id: user.id,
@@ -162,12 +236,30 @@ impl Accounts {
             Some(minted) => (Some(minted.jti.clone()), minted.expires_at),
             None => (None, access.expires_at),
         };
-        let user_id = user.id;
-        db::run(&self.pool, move |conn| {
-            Session::open(conn, &sid, user_id, jti.as_deref(), expires_at, &client)
+        let (user_id, version, client) = (user.id, user.security_version, client.clone());
+        let keep = i64::from(self.max_sessions);
+        let revoked = self.revocations.clone();
+        let opened = db::transaction(&self.pool, move |conn| {
+            // The tokens carry the admin flag read with this version: it still holds.
+            if !User::hold_if_current(conn, user_id, version)? {
+                return Ok(None);
+            }
+            Session::open(conn, &sid, user_id, jti.as_deref(), expires_at, &client)?;
+            // Each login would otherwise add a live session for as long as its refresh
+            // token lives: the cap bounds them, and GET /sessions (OWASP Session
+            // Management Cheat Sheet: simultaneous session logons).
+            Session::revoke_oldest_beyond(conn, &revoked, user_id, keep, &sid).map(Some)
         })
         .await?;
-        Ok(Issued { access, refresh })
+        let Some(ended) = opened else {
+            return Ok(None);
+        };
+        if ended > 0 {
+            log::info!(
+                "user {user_id} is at MAX_SESSIONS_PER_USER ({keep}): their {ended} oldest session(s) ended"
+            );
+        }
+        Ok(Some(Issued { access, refresh }))
     }
 
     /// Spends a refresh token: a non-fresh access token and the next refresh token.
@@ -178,11 +270,18 @@ impl Accounts {
         let grace = self.tokens.refresh_reuse_grace();
         let revoked = self.revocations.clone();
         let presented = claims.clone();
-        let (user, jti) = db::run(&self.pool, move |conn| {
+        let (user, jti) = db::transaction(&self.pool, move |conn| {
             let claims = presented;
-            let user = User::find(conn, claims.user_id)?.ok_or(ApiError::TokenRevoked)?;
+            // Held until commit: a demotion cannot commit between reading the admin
+            // flag and spending the token, so the new tokens carry the flag as it
+            // stands, never a withdrawn one.
+            let Some(user) = User::hold(conn, claims.user_id)? else {
+                return Ok(Err(ApiError::TokenRevoked));
+            };
+            // A refused rotation is an answer, not a failure: the revocation a reuse
+            // causes must commit.
             let jti = match claims.sid.as_deref() {
-                Some(sid) => Session::rotate(
+                Some(sid) => match Session::rotate(
                     conn,
                     &revoked,
                     sid,
@@ -190,13 +289,17 @@ impl Accounts {
                     &new_jti,
                     expires_at,
                     grace,
-                )?,
+                ) {
+                    Ok(jti) => jti,
+                    Err(ApiError::TokenRevoked) => return Ok(Err(ApiError::TokenRevoked)),
+                    Err(e) => return Err(e),
+                },
                 None if RevokedToken::revoke(conn, &revoked, &claims)? => new_jti,
-                None => return Err(ApiError::TokenRevoked),
+                None => return Ok(Err(ApiError::TokenRevoked)),
             };
-            Ok((user, jti))
+            Ok(Ok((user, jti)))
         })
-        .await?;
+        .await??;
         let subject = Subject {
             user_id: user.id,
             is_admin: user.is_admin,
@@ -249,7 +352,7 @@ impl Accounts {
         let revoked = self.revocations.clone();
         db::transaction(&self.pool, move |conn| {
             User::set_password_hash(conn, id, &hash)?;
-            Session::revoke_all_for_user(conn, &revoked, id, claims.sid.as_deref())
+            sessions::security_change(conn, &revoked, id, claims.sid.as_deref())
         })
         .await?;
         Ok(())
@@ -258,22 +361,38 @@ impl Accounts {
     /// Grants or withdraws admin; a change ends the user's sessions, in the same
     /// transaction, so that no token keeps the old claim.
     pub async fn set_admin(&self, id: i64, is_admin: bool) -> Result<AdminChange, ApiError> {
+        self.change_admin(id, is_admin, None)
+            .await?
+            .ok_or_else(|| ApiError::Internal("an unconditional admin change was refused".into()))
+    }
+
+    /// [`Accounts::set_admin`], only while the user's password hash is `if_hash` when
+    /// given; `None` when it is not.
+    async fn change_admin(
+        &self,
+        id: i64,
+        is_admin: bool,
+        if_hash: Option<String>,
+    ) -> Result<Option<AdminChange>, ApiError> {
         let revoked = self.revocations.clone();
         db::transaction(&self.pool, move |conn| {
             let before = User::get(conn, id)?;
+            if if_hash.is_some_and(|hash| hash != before.password_hash) {
+                return Ok(None);
+            }
             if before.is_admin == is_admin {
-                return Ok(AdminChange {
+                return Ok(Some(AdminChange {
                     user: before,
                     changed: false,
-                });
+                }));
             }
             let after = User::set_admin(conn, id, is_admin)?
                 .ok_or(ModelError::NotFound(Entity::User, id))?;
-            Session::revoke_all_for_user(conn, &revoked, id, None)?;
-            Ok(AdminChange {
+            sessions::security_change(conn, &revoked, id, None)?;
+            Ok(Some(AdminChange {
                 user: after,
                 changed: true,
-            })
+            }))
         })
         .await
     }
@@ -281,9 +400,9 @@ impl Accounts {
     /// Ends every session of a user; returns how many were live.
     pub async fn revoke_sessions(&self, id: i64) -> Result<usize, ApiError> {
         let revoked = self.revocations.clone();
-        db::run(&self.pool, move |conn| {
+        db::transaction(&self.pool, move |conn| {
             User::get(conn, id)?;
-            Session::revoke_all_for_user(conn, &revoked, id, None)
+            sessions::security_change(conn, &revoked, id, None)
         })
         .await
     }
@@ -312,30 +431,48 @@ impl Accounts {
         db::run(&self.pool, move |conn| User::find_by_username(conn, &name)).await
     }
 
-    /// The start-up admin: created if missing, else made an admin. An existing
-    /// account keeps its password.
+    /// The start-up admin: created if missing; an existing account is made an admin
+    /// only if `password` is its password. Otherwise whoever registered the name first
+    /// (or, after a demotion, the demoted holder of a changed password) would be handed
+    /// admin by the next start-up.
     pub async fn bootstrap_admin(
         &self,
         username: Username,
         password: NewPassword,
-    ) -> Result<AdminChange, ApiError> {
-        match self.find_by_username(&username).await? {
-            Some(existing) => self.set_admin(existing.id, true).await,
-            None => match self.register(username.clone(), password, true).await {
-                Ok(user) => Ok(AdminChange {
-                    user,
-                    changed: true,
-                }),
-                // Another instance created it meanwhile.
-                Err(ApiError::Conflict(_)) => {
-                    let user = self
-                        .find_by_username(&username)
-                        .await?
-                        .ok_or(ApiError::ServiceUnavailable)?;
-                    self.set_admin(user.id, true).await
+    ) -> Result<AdminChange, BootstrapError> {
+        let existing = match self.find_by_username(&username).await? {
+            Some(existing) => existing,
+            None => match self
+                .register(username.clone(), password.clone(), true)
+                .await
+            {
+                Ok(user) => {
+                    return Ok(AdminChange {
+                        user,
+                        changed: true,
+                    })
                 }
-                Err(e) => Err(e),
+                // Another instance created it meanwhile: its password is checked too.
+                Err(ApiError::Conflict(_)) => self
+                    .find_by_username(&username)
+                    .await?
+                    .ok_or(ApiError::ServiceUnavailable)?,
+                Err(e) => return Err(e.into()),
             },
+        };
+        let stored = existing.password_hash.clone();
+        let matches = self
+            .passwords
+            .verify(password.into_inner(), Some(stored.clone()))
+            .await?;
+        if !matches {
+            return Err(BootstrapError::NotTheAccountsPassword(existing.username));
+        }
+        // Only the hash just verified: a password changed meanwhile is checked again
+        // at the next start-up.
+        match self.change_admin(existing.id, true, Some(stored)).await? {
+            Some(change) => Ok(change),
+            None => Err(BootstrapError::NotTheAccountsPassword(existing.username)),
         }
     }
 }

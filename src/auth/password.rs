@@ -142,6 +142,30 @@ fn work(receiver: &Mutex<Receiver<Job>>) {
     }
 }
 
+/// What checking a password against a stored hash found.
+#[derive(Debug)]
+pub struct Verified {
+    /// Whether the password matched.
+    pub matched: bool,
+    /// A new hash of the password at the configured cost, when it matched a hash of
+    /// another cost; `None` when the hash was at that cost already or rehashing failed.
+    pub rehashed: Option<String>,
+}
+
+/// The work factor in a bcrypt hash's `$2b$NN$` prefix (or `$2a$`, `$2x$`, `$2y$`);
+/// `None` when `hash` is not a bcrypt hash.
+pub fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let mut fields = hash.split('$');
+    let (Some(""), Some(version), Some(cost), Some(_)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    let known = matches!(version, "2a" | "2b" | "2x" | "2y");
+    let digits = cost.len() == 2 && cost.bytes().all(|b| b.is_ascii_digit());
+    (known && digits).then(|| cost.parse().ok()).flatten()
+}
+
 /// Hashes and verifies passwords with the configured work factor.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
@@ -185,8 +209,36 @@ impl PasswordHasher {
         matched && hash.is_some() && !too_long
     }
 
-    /// Takes a place in the hashing pool for a later `verify_in`; `ApiError::Overloaded`
-    /// when none came free within the pool's wait.
+    /// Whether `hash` should be replaced by one at the configured cost: a raised cost
+    /// then reaches every account as it logs in, and a known user's login costs what an
+    /// unknown one's does (OWASP Password Storage Cheat Sheet: upgrading the work factor).
+    pub fn needs_rehash(&self, hash: &str) -> bool {
+        bcrypt_cost(hash).is_some_and(|cost| cost != self.cost)
+    }
+
+    /// [`PasswordHasher::verify_blocking`], then, when the password matched a hash of
+    /// another cost, a new hash at the configured cost. A failed rehash is logged and
+    /// leaves the check's answer as it was.
+    pub fn verify_and_rehash_blocking(&self, password: &str, hash: Option<&str>) -> Verified {
+        let matched = self.verify_blocking(password, hash);
+        let rehashed = match hash {
+            Some(hash) if matched && self.needs_rehash(hash) => {
+                match self.hash_blocking(password) {
+                    Ok(new) => Some(new),
+                    Err(e) => {
+                        log::warn!("rehashing a password at cost {} failed: {e}", self.cost);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        Verified { matched, rehashed }
+    }
+
+    /// Takes a place in the hashing pool for a later `verify_in` or
+    /// `verify_and_rehash_in`; `ApiError::Overloaded` when none came free within the
+    /// pool's wait.
     pub async fn reserve(&self) -> Result<HashingSlot, ApiError> {
         self.pool.reserve().await
     }
@@ -217,6 +269,23 @@ impl PasswordHasher {
         self.pool
             .run(slot, move || {
                 hasher.verify_blocking(&password, hash.as_deref())
+            })
+            .await
+    }
+
+    /// [`PasswordHasher::verify_and_rehash_blocking`] on the pool, in a slot taken
+    /// earlier with `reserve`: the rehash is part of the same job, so it never runs on
+    /// an async worker and a login storm cannot shed it half-way.
+    pub async fn verify_and_rehash_in(
+        &self,
+        slot: HashingSlot,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<Verified, ApiError> {
+        let hasher = self.clone();
+        self.pool
+            .run(slot, move || {
+                hasher.verify_and_rehash_blocking(&password, hash.as_deref())
             })
             .await
     }
@@ -309,6 +378,40 @@ mod tests {
         assert!(matches!(result, Err(ApiError::Internal(_))));
         let slot = pool.reserve().await.unwrap();
         assert_eq!(pool.run(slot, || 5).await.unwrap(), 5);
+    }
+
+    #[test]
+    fn the_cost_is_read_from_the_hash_prefix() {
+        let hasher = cheap_hasher();
+        let hash = hasher.hash_blocking("correct horse").unwrap();
+        assert_eq!(bcrypt_cost(&hash), Some(4));
+        assert_eq!(bcrypt_cost("$2y$12$abc"), Some(12));
+        for not_bcrypt in ["", "$2b$", "$2b$4$abc", "$2b$x1$abc", "$1$12$abc", "plain"] {
+            assert_eq!(bcrypt_cost(not_bcrypt), None, "{not_bcrypt}");
+        }
+        assert!(!hasher.needs_rehash(&hash));
+        assert!(hasher.needs_rehash("$2b$05$abc"));
+        assert!(!hasher.needs_rehash("not a hash"));
+    }
+
+    #[test]
+    fn a_match_at_another_cost_is_rehashed_at_the_configured_one() {
+        let hasher = cheap_hasher();
+        let old = bcrypt::hash("correct horse", 5).unwrap();
+        let verified = hasher.verify_and_rehash_blocking("correct horse", Some(&old));
+        assert!(verified.matched);
+        let new = verified.rehashed.expect("a new hash");
+        assert_eq!(bcrypt_cost(&new), Some(4));
+        assert!(hasher.verify_blocking("correct horse", Some(&new)));
+        // No rehash for a wrong password, an unknown user, or a hash at the cost already.
+        let wrong = hasher.verify_and_rehash_blocking("wrong horse", Some(&old));
+        assert!(!wrong.matched && wrong.rehashed.is_none());
+        assert!(hasher
+            .verify_and_rehash_blocking("correct horse", None)
+            .rehashed
+            .is_none());
+        let same = hasher.verify_and_rehash_blocking("correct horse", Some(&new));
+        assert!(same.matched && same.rehashed.is_none());
     }
 
     #[test]

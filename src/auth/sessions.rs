@@ -14,8 +14,9 @@ use utoipa::ToSchema;
 use crate::auth::revocation::log::{self as revocation, Kind, Revocation};
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::{Claims, TokenType};
-use crate::db::{now, DbConnection};
+use crate::db::{self, now, DbConnection};
 use crate::error::ApiError;
+use crate::models::user::User;
 use crate::schema::{revoked_tokens, sessions};
 
 /// A login, and the refresh tokens minted for it.
@@ -279,14 +280,75 @@ impl Session {
         )
     }
 
-    /// The user's live sessions, oldest first.
-    pub fn list_live(conn: &mut DbConnection, user_id: i64) -> Result<Vec<Session>, ApiError> {
-        Ok(sessions::table
+    /// Ends the user's oldest live sessions beyond the newest `keep`, never `newest`
+    /// (the session just opened), as a logout ends them; returns how many ended.
+    pub fn revoke_oldest_beyond(
+        conn: &mut DbConnection,
+        revoked: &Revocations,
+        user_id: i64,
+        keep: i64,
+        newest: &str,
+    ) -> Result<usize, ApiError> {
+        let live_count: i64 = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(live())
+            .count()
+            .get_result(conn)?;
+        let excess = live_count - keep;
+        if excess <= 0 {
+            return Ok(0);
+        }
+        let oldest: Vec<String> = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(live())
+            .filter(sessions::id.ne(newest))
+            .order((sessions::created_at, sessions::id))
+            .limit(excess)
+            .select(sessions::id)
+            .load(conn)?;
+        end_sessions(
+            conn,
+            revoked,
+            |conn, at| {
+                diesel::update(
+                    sessions::table
+                        .filter(sessions::id.eq_any(&oldest))
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set(sessions::revoked_at.eq(at))
+                .execute(conn)
+            },
+            |conn, at| {
+                sessions::table
+                    .filter(sessions::id.eq_any(&oldest))
+                    .filter(sessions::revoked_at.eq(at))
+                    .select((sessions::id, sessions::user_id, sessions::expires_at))
+                    .load(conn)
+            },
+        )
+    }
+
+    /// A page of the user's live sessions, oldest first, and how many there are.
+    pub fn list_live(
+        conn: &mut DbConnection,
+        user_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Session>, i64), ApiError> {
+        let total = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(live())
+            .count()
+            .get_result(conn)?;
+        let page = sessions::table
             .filter(sessions::user_id.eq(user_id))
             .filter(live())
             .order((sessions::created_at, sessions::id))
+            .limit(limit)
+            .offset(offset)
             .select(Session::as_select())
-            .load(conn)?)
+            .load(conn)?;
+        Ok((page, total))
     }
 
     /// As GET /sessions shows it.
@@ -323,14 +385,15 @@ impl RevokedToken {
         claims: &Claims,
     ) -> Result<bool, ApiError> {
         let expires_at = claims.expires_at().naive_utc();
-        let entry = [Revocation {
-            kind: Kind::Token,
-            subject: claims.jti.clone(),
-            user_id: claims.user_id,
-            expires_at: revoked.drop_time(expires_at),
-        }];
-        let at = now();
         let inserted = conn.transaction(|conn| {
+            let at = db::clock(conn)?;
+            let entry = [Revocation {
+                kind: Kind::Token,
+                subject: claims.jti.clone(),
+                user_id: claims.user_id,
+                at,
+                expires_at: revoked.drop_time(expires_at),
+            }];
             diesel::insert_into(revoked_tokens::table)
                 .values((
                     revoked_tokens::jti.eq(&claims.jti),
@@ -339,10 +402,11 @@ impl RevokedToken {
                     revoked_tokens::expires_at.eq(expires_at),
                 ))
                 .execute(conn)?;
-            revocation::log(conn, &entry, at)
+            revocation::log(conn, &entry)?;
+            Ok(entry)
         });
         match inserted {
-            Ok(()) => {
+            Ok(entry) => {
                 revoked.note(&entry);
                 Ok(true)
             }
@@ -389,8 +453,8 @@ where
     U: FnOnce(&mut DbConnection, NaiveDateTime) -> QueryResult<usize>,
     E: FnOnce(&mut DbConnection, NaiveDateTime) -> QueryResult<Vec<(String, i64, NaiveDateTime)>>,
 {
-    let at = now();
     let (count, entries) = conn.transaction(|conn| {
+        let at = db::clock(conn)?;
         let count = update(conn, at)?;
         if count == 0 {
             return Ok((0, Vec::new()));
@@ -401,10 +465,11 @@ where
                 kind: Kind::Session,
                 subject: id,
                 user_id,
+                at,
                 expires_at: revoked.drop_time(expires_at),
             })
             .collect();
-        revocation::log(conn, &entries, at)?;
+        revocation::log(conn, &entries)?;
         Ok::<_, diesel::result::Error>((count, entries))
     })?;
     revoked.note(&entries);
@@ -419,17 +484,45 @@ pub fn revoke_user(
     revoked: &Revocations,
     user_id: i64,
 ) -> Result<(), ApiError> {
-    let at = now();
+    let at = db::clock(conn)?;
     let entry = [Revocation {
         kind: Kind::User,
         subject: user_id.to_string(),
         user_id,
+        at,
         expires_at: revoked.user_drop_time(at),
     }];
-    revocation::log(conn, &entry, at)?;
+    revocation::log(conn, &entry)?;
     revoked.note(&entry);
     Session::revoke_all_for_user(conn, revoked, user_id, None)?;
     Ok(())
+}
+
+/// A change that must end what was issued before it (a password change, an admin flag
+/// change, an admin's revoke of every session), inside the caller's transaction: the
+/// user's security version goes up, so that a login that read the user before it opens
+/// no session; sid-less tokens issued until now are refused on every instance; and
+/// every session but `except` ends. Returns how many sessions ended.
+pub fn security_change(
+    conn: &mut DbConnection,
+    revoked: &Revocations,
+    user_id: i64,
+    except: Option<&str>,
+) -> Result<usize, ApiError> {
+    let at = db::clock(conn)?;
+    if !User::bump_security(conn, user_id, at)? {
+        return Ok(0);
+    }
+    let entry = [Revocation {
+        kind: Kind::NotBefore,
+        subject: user_id.to_string(),
+        user_id,
+        at,
+        expires_at: revoked.user_drop_time(at),
+    }];
+    revocation::log(conn, &entry)?;
+    revoked.note(&entry);
+    Session::revoke_all_for_user(conn, revoked, user_id, except)
 }
 
 /// Logs out: ends what `scope` names. A token without a session has its jti revoked.

@@ -278,6 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn the_session_cap_is_checked() {
+        let default =
+            Settings::load_from(env(&[("APP_ENV", "test"), ("JWT_SECRET_KEY", KEY)])).unwrap();
+        assert_eq!(default.tokens.max_sessions_per_user, 100);
+        let one = Settings::load_from(env(&[
+            ("JWT_SECRET_KEY", KEY),
+            ("MAX_SESSIONS_PER_USER", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(one.tokens.max_sessions_per_user, 1);
+        for bad in ["0", "-1", "100001", "many"] {
+            let err = Settings::load_from(env(&[
+                ("JWT_SECRET_KEY", KEY),
+                ("MAX_SESSIONS_PER_USER", bad),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.0.len(), 1, "{bad}: {err}");
+            assert!(err.0[0].starts_with("MAX_SESSIONS_PER_USER"), "{err}");
+        }
+    }
+
+    #[test]
     fn hashing_pool_settings_are_checked() {
         let s = Settings::load_from(env(&[
             ("JWT_SECRET_KEY", KEY),
@@ -346,6 +368,45 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_development_key_file_open_to_group_or_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let path = dir.path().join(DEV_KEY_FILE);
+        std::fs::write(&path, "ab".repeat(32)).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Settings::load_from(env(&[("DATA_DIR", data)])).unwrap_err();
+            assert_eq!(
+                err.0,
+                vec![format!(
+                    "JWT_SECRET_KEY: the development key file {p} has mode {mode:04o}, open to \
+                     group or others: run `chmod 600 {p}` (or set JWT_SECRET_KEY)",
+                    p = path.display()
+                )]
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = Settings::load_from(env(&[("DATA_DIR", data)])).unwrap();
+        assert_eq!(s.tokens.secret.expose(), "ab".repeat(32));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_empty_development_key_file_is_replaced_with_a_private_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DEV_KEY_FILE);
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let s = Settings::load_from(env(&[("DATA_DIR", dir.path().to_str().unwrap())])).unwrap();
+        assert!(s.tokens.secret.expose().len() >= MIN_KEY_BYTES);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct TokenSettings {
     pub audience: Option<String>,
     /// How long a just-spent refresh token may be presented again without counting as reuse.
     pub refresh_reuse_grace: Duration,
+    /// Live sessions one user may hold; a login beyond them ends the oldest.
+    pub max_sessions_per_user: u32,
     /// Set when the key was generated or read from `data_dir` (development only).
     pub generated_key_file: Option<PathBuf>,
 }
@@ -148,6 +150,7 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
     let refresh_ttl = r.seconds("jwt_refresh_token_expires", 1);
     let leeway = r.seconds("jwt_decode_leeway", 0);
     let refresh_reuse_grace = r.seconds("jwt_refresh_reuse_grace", 0);
+    let max_sessions_per_user = r.ranged::<u32>("max_sessions_per_user", 1, 100_000);
     let issuer = r.optional_string("jwt_issuer");
     let audience = r.optional_string("jwt_audience");
     let mut generated_key_file = None;
@@ -185,6 +188,7 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
         issuer,
         audience,
         refresh_reuse_grace,
+        max_sessions_per_user,
         generated_key_file,
     })
 }
@@ -297,12 +301,15 @@ pub(super) fn admin(r: &mut Reader) -> Option<AdminBootstrap> {
     }
 }
 
-/// Reads the development key from `data_dir`, generating it (0600) the first time.
+/// Reads the development key from `data_dir`, generating it (0600) the first time. A
+/// key file that group or others may open is refused: whoever reads it can mint any
+/// token (OWASP Secrets Management Cheat Sheet: restrict access to secrets).
 fn development_key(data_dir: &Path) -> Result<(Secret, PathBuf), String> {
     let path = data_dir.join(DEV_KEY_FILE);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let key = existing.trim().to_string();
         if !key.is_empty() {
+            refuse_if_shared(&path)?;
             return Ok((Secret::new(key), path));
         }
     }
@@ -312,6 +319,8 @@ fn development_key(data_dir: &Path) -> Result<(Secret, PathBuf), String> {
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("DATA_DIR: cannot create {} ({e})", data_dir.display()))?;
+    let cannot_write =
+        |e: std::io::Error| format!("JWT_SECRET_KEY: cannot write {} ({e})", path.display());
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -319,10 +328,40 @@ fn development_key(data_dir: &Path) -> Result<(Secret, PathBuf), String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(&path)
-        .map_err(|e| format!("JWT_SECRET_KEY: cannot write {} ({e})", path.display()))?;
-    file.write_all(key.as_bytes())
-        .map_err(|e| format!("JWT_SECRET_KEY: cannot write {} ({e})", path.display()))?;
+    let mut file = options.open(&path).map_err(cannot_write)?;
+    // The mode given to open is only used for a new file, and the umask may take bits
+    // from it: set it outright (an empty file left by an earlier run keeps its own).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(cannot_write)?;
+    }
+    file.write_all(key.as_bytes()).map_err(cannot_write)?;
     Ok((Secret::new(key), path))
+}
+
+/// Refuses the key file at `path` when group or others have any access to it.
+#[cfg(unix)]
+fn refuse_if_shared(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("JWT_SECRET_KEY: cannot read {} ({e})", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let path = path.display();
+    Err(format!(
+        "JWT_SECRET_KEY: the development key file {path} has mode {mode:04o}, open to group \
+         or others: run `chmod 600 {path}` (or set JWT_SECRET_KEY)"
+    ))
+}
+
+/// Elsewhere the file's access is the operating system's ACLs' business.
+#[cfg(not(unix))]
+fn refuse_if_shared(_path: &Path) -> Result<(), String> {
+    Ok(())
 }

@@ -8,6 +8,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use super::connect::ConnectionManager;
 use super::DbConnection;
 use crate::config::{DatabaseSettings, DatabaseUrl};
+use crate::models::user::User;
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -39,16 +40,20 @@ pub enum SetupError {
     /// The SQLite file's folder could not be created.
     #[error("cannot create {0}: {1}")]
     Directory(String, std::io::Error),
+    /// The SQLite file could not be created.
+    #[error("cannot create the SQLite file {0}: {1}")]
+    File(String, std::io::Error),
 }
 
-/// Waits for the database (up to the start-up timeout) and applies pending migrations,
-/// logging each one.
+/// Waits for the database (up to the start-up timeout), applies pending migrations,
+/// logging each one, and settles the username keys they left provisional.
 pub fn migrate(settings: &DatabaseSettings) -> Result<usize, SetupError> {
     if let DatabaseUrl::Sqlite(path) = &settings.url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| SetupError::Directory(dir.display().to_string(), e))?;
         }
+        create_private(path).map_err(|e| SetupError::File(path.display().to_string(), e))?;
     }
     let manager = ConnectionManager::new(settings.url.clone());
     let deadline = Instant::now() + settings.startup_timeout;
@@ -81,7 +86,49 @@ pub fn migrate(settings: &DatabaseSettings) -> Result<usize, SetupError> {
         DbConnection::Pg(c) => run_migrations(c, POSTGRES_MIGRATIONS),
         DbConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS),
     }?;
+    // The username keys that SQL cannot compute, before anything reads the users.
+    let settled = super::in_transaction(&mut conn, |conn| Ok(User::settle_keys(conn)?))
+        .map_err(|e| SetupError::Migration(format!("username keys: {e}")))?;
+    if settled > 0 {
+        log::info!("computed the username keys of {settled} existing user(s)");
+    }
     Ok(applied)
+}
+
+/// Creates the SQLite file, empty (SQLite's empty database), with mode 0600 before
+/// SQLite first opens it: SQLite would create it readable by every local user (0644
+/// less the umask), and it gives the -wal and -shm files it makes beside it the
+/// database file's mode. The mode is set outright, whatever the umask. An existing file
+/// keeps its mode (the operator's choice), with a warning if others may open it.
+#[cfg(unix)]
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                let path = path.display();
+                log::warn!(
+                    "the SQLite file {path} has mode {mode:04o}, open to group or others: \
+                     run `chmod 600 {path}`"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Elsewhere the file's access is the operating system's ACLs' business.
+#[cfg(not(unix))]
+fn create_private(_path: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A hint for a connection error that waiting cannot cure (an unknown host, a refused

@@ -27,6 +27,20 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// The database's clock, as stored: what revocations are stamped with, so that
+/// instances whose clocks differ agree on their order. SQLite runs on this machine,
+/// whose clock it is.
+pub fn clock(conn: &mut DbConnection) -> diesel::QueryResult<chrono::NaiveDateTime> {
+    use diesel::RunQueryDsl;
+    match conn {
+        DbConnection::Pg(pg) => diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+            "date_trunc('microseconds', clock_timestamp() AT TIME ZONE 'utc')",
+        ))
+        .get_result(pg),
+        DbConnection::Sqlite(_) => Ok(now()),
+    }
+}
+
 /// The current UTC time as stored: microseconds, the precision PostgreSQL keeps, so
 /// both backends store and compare the same value.
 pub fn now() -> chrono::NaiveDateTime {

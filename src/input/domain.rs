@@ -41,6 +41,15 @@ macro_rules! control_class {
     };
 }
 
+/// The bidirectional control and zero-width characters that usernames refuse, for a
+/// regular expression's character class. The other format characters (Cf) are many and
+/// grow with Unicode versions: the description names them instead.
+macro_rules! invisible_class {
+    () => {
+        r"\u061C\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF"
+    };
+}
+
 /// The characters `str::trim` removes (Unicode White_Space), spelled out because `\s`
 /// means slightly different sets in different regular expression dialects.
 macro_rules! whitespace_class {
@@ -180,11 +189,18 @@ pub fn id(value: &Value) -> Result<i64, String> {
         .ok_or_else(|| "Not a valid id.".to_string())
 }
 
-/// A username: 3 to 80 characters after trimming, no control characters.
+/// A username: 3 to 80 characters after trimming, none of them control, format,
+/// bidirectional control or zero-width characters. It carries its [`key`](Username::key),
+/// under which names that look alike are one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Username(String);
+pub struct Username {
+    name: String,
+    key: String,
+}
 
-/// The OpenAPI form of `parse`'s rules (see [`Name`]'s).
+/// The OpenAPI form of `parse`'s rules (see [`Name`]'s). The pattern states the
+/// control, bidirectional control and zero-width characters; JSON Schema dialects have
+/// no portable class for the other format characters, which the description names.
 impl PartialSchema for Username {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
@@ -196,18 +212,26 @@ impl PartialSchema for Username {
                 r"]*[^",
                 whitespace_class!(),
                 control_class!(),
+                invisible_class!(),
                 r"][^",
                 control_class!(),
+                invisible_class!(),
                 r"]{1,78}[^",
                 whitespace_class!(),
                 control_class!(),
+                invisible_class!(),
                 r"][",
                 whitespace_class!(),
                 r"]*$"
             )))
             .description(Some(
                 "3 to 80 characters after trimming the whitespace around it (it is stored \
-                 trimmed); no control characters.",
+                 trimmed); no control, format (Unicode Cf), bidirectional control \
+                 (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069) or \
+                 zero-width (U+200B to U+200D, U+2060, U+FEFF) characters; the length \
+                 is counted as typed, before normalisation. Unique after Unicode NFKC \
+                 normalisation and case folding: `Alice`, `alice` and `ａlice` are one \
+                 account, shown as first registered.",
             ))
             .examples([json!("alice")])
             .into()
@@ -216,8 +240,32 @@ impl PartialSchema for Username {
 
 impl ToSchema for Username {}
 
+/// Characters that a username must not contain, each kind with what the 422 says. A
+/// name made of them can show as another's, or as nothing at all.
+fn refused(c: char) -> Option<&'static str> {
+    use icu_properties::props::{BidiControl, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+
+    if c.is_control() {
+        return Some("Must not contain control characters.");
+    }
+    // Bidi_Control: the overrides and isolates (U+202A to U+202E, U+2066 to U+2069)
+    // that reorder what is shown, and the marks (U+061C, U+200E, U+200F).
+    if CodePointSetData::new::<BidiControl>().contains(c) {
+        return Some("Must not contain bidirectional control characters.");
+    }
+    if matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}') {
+        return Some("Must not contain zero-width characters.");
+    }
+    if CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format {
+        return Some("Must not contain format characters.");
+    }
+    None
+}
+
 impl Username {
-    /// Parses and trims.
+    /// Parses and trims. The length is counted on the trimmed name as typed, before
+    /// normalisation: NFKC can make a name longer (U+FDFA is 18 characters).
     pub fn parse(value: &Value) -> Result<Self, String> {
         let raw = string(value)?;
         let trimmed = raw.trim();
@@ -225,15 +273,43 @@ impl Username {
         if !(3..=80).contains(&len) {
             return Err("Length must be between 3 and 80.".into());
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err("Must not contain control characters.".into());
+        if let Some(problem) = trimmed.chars().find_map(refused) {
+            return Err(problem.into());
         }
-        Ok(Username(trimmed.to_owned()))
+        Ok(Username {
+            name: trimmed.to_owned(),
+            key: Username::key_of(trimmed),
+        })
     }
 
-    /// The trimmed username.
+    /// The trimmed username, as typed.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The unique key: the name trimmed, normalised and case folded.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key of any string, valid username or not: logins look up what they are
+    /// given. Unicode's compatibility caseless match (D146 in chapter 3 of the
+    /// standard): NFKD(fold(NFKD(fold(NFD(name))))), then composed (NFKC) so that the
+    /// key is short. Folding can undo a normalisation (U+0345 folds to U+03B9, which
+    /// composes differently), hence the passes between the folds.
+    pub fn key_of(name: &str) -> String {
+        use icu_casemap::CaseMapperBorrowed;
+        use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
+
+        let fold = CaseMapperBorrowed::new();
+        let nfd = DecomposingNormalizerBorrowed::new_nfd();
+        let nfkd = DecomposingNormalizerBorrowed::new_nfkd();
+        // NFKC is NFKD and then composition: the last two steps in one.
+        let nfkc = ComposingNormalizerBorrowed::new_nfkc();
+        let decomposed = nfd.normalize(name.trim());
+        let folded = fold.fold_string(&decomposed);
+        let once = nfkd.normalize(&folded);
+        nfkc.normalize(&fold.fold_string(&once)).into_owned()
     }
 }
 
@@ -352,6 +428,99 @@ mod tests {
         assert!(Username::parse(&json!("x".repeat(81))).is_err());
         assert!(Username::parse(&json!(12)).is_err());
         assert!(Username::parse(&json!("bo\u{0}b")).is_err());
+    }
+
+    fn key(name: &str) -> String {
+        Username::parse(&json!(name)).unwrap().key().to_owned()
+    }
+
+    #[test]
+    fn usernames_that_look_alike_have_one_key() {
+        for same in [
+            "Alice",
+            "ALICE",
+            " alice ",
+            "\u{FF41}lice",
+            "\u{FF21}\u{FF2C}ice",
+        ] {
+            assert_eq!(key(same), "alice", "{same:?}");
+        }
+        // NFC and NFD of the same name.
+        assert_eq!(key("Jos\u{E9}"), key("Jose\u{301}"));
+        assert_eq!(key("JOS\u{C9}"), key("jose\u{301}"));
+        // Full case folding, not lowercasing: ß is ss, final sigma is sigma, the
+        // ligature is two letters.
+        assert_eq!(key("Stra\u{DF}e"), key("STRASSE"));
+        assert_eq!(key("\u{3A3}\u{391}\u{3A3}"), key("\u{3C3}\u{3B1}\u{3C2}"));
+        assert_eq!(key("\u{FB01}sh"), key("fish"));
+        // The iota subscript (U+0345, here inside U+1FB3) folds to a full iota.
+        assert_eq!(key("\u{1FB3}\u{301}x"), key("\u{391}\u{301}\u{399}x"));
+        assert_ne!(key("alice"), key("alicia"));
+        // The display name is what was typed, trimmed.
+        assert_eq!(
+            Username::parse(&json!(" Jos\u{E9} ")).unwrap().as_str(),
+            "Jos\u{E9}"
+        );
+        // Logins look up any string, valid name or not.
+        assert_eq!(Username::key_of("  ALI\u{200B}CE "), "ali\u{200B}ce");
+    }
+
+    #[test]
+    fn usernames_refuse_invisible_and_reordering_characters_by_kind() {
+        for (name, problem) in [
+            ("bo\u{7}b", "control"),
+            ("bo\u{85}b", "control"),
+            ("bob\u{202E}gnp", "bidirectional control"),
+            ("bob\u{2066}x\u{2069}", "bidirectional control"),
+            ("bob\u{200F}", "bidirectional control"),
+            ("bo\u{200B}b", "zero-width"),
+            ("bo\u{200D}b", "zero-width"),
+            ("bo\u{2060}b", "zero-width"),
+            ("\u{FEFF}bob", "zero-width"),
+            ("bo\u{AD}b", "format"),
+            ("bob\u{E0041}", "format"),
+        ] {
+            assert_eq!(
+                Username::parse(&json!(name)),
+                Err(format!("Must not contain {problem} characters.")),
+                "{name:?}"
+            );
+        }
+        assert!(Username::parse(&json!("Zo\u{EB} \u{1F600}")).is_ok());
+    }
+
+    #[test]
+    fn the_characters_the_documented_pattern_refuses_are_refused() {
+        // The class is `\uXXXX` escapes, alone or as `\uXXXX-\uXXXX` ranges.
+        let escape = |text: &str| u32::from_str_radix(&text[2..6], 16).unwrap();
+        let mut rest = invisible_class!();
+        let mut listed = Vec::new();
+        while !rest.is_empty() {
+            let first = escape(rest);
+            rest = &rest[6..];
+            let last = match rest.strip_prefix('-') {
+                Some(range) => {
+                    rest = &range[6..];
+                    escape(range)
+                }
+                None => first,
+            };
+            listed.extend((first..=last).filter_map(char::from_u32));
+        }
+        for c in &listed {
+            assert!(refused(*c).is_some(), "U+{:04X}", u32::from(*c));
+        }
+        assert_eq!(listed.len(), 17);
+    }
+
+    #[test]
+    fn username_length_is_counted_as_typed_before_normalisation() {
+        // U+FDFA is one character typed and 18 after NFKC.
+        let wide = "\u{FDFA}".repeat(80);
+        let parsed = Username::parse(&json!(wide)).unwrap();
+        assert_eq!(parsed.key().chars().count(), 80 * 18);
+        assert!(Username::parse(&json!("\u{FDFA}".repeat(81))).is_err());
+        assert!(Username::parse(&json!("\u{FB01}")).is_err());
     }
 
     #[test]

@@ -12,15 +12,15 @@ use crate::auth::rate_limit::limit_by_address;
 use crate::auth::sessions::{ClientInfo, LogoutScope, Session, SessionView};
 use crate::db;
 use crate::error::responses::{
-    BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
+    BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody, InvalidPage,
     PayloadTooLarge, ServiceUnavailable, TokenUserNotFound, TooManyLogins, TooManyPasswordChecks,
     TooManyRequests, Unauthorized,
 };
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::http::client_ip;
-use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Username, ValidJson};
+use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Page, Username, ValidJson};
 use crate::models::user::{User, UserView};
-use crate::routes::Message;
+use crate::routes::{with_total, Message};
 use crate::state::AppState;
 
 /// POST /register body.
@@ -369,11 +369,16 @@ pub async fn change_password(
 #[utoipa::path(
     tag = "sessions",
     summary = "The caller's live sessions",
-    description = "Requires an access token. Every session of the caller that is neither \
-                   revoked nor expired; `current` marks the one of this token.",
+    description = "Requires an access token. A page of the caller's sessions that are \
+                   neither revoked nor expired, oldest login first; `current` marks the one \
+                   of this token. A user holds at most MAX_SESSIONS_PER_USER (default 100): \
+                   a login beyond that ends the oldest.",
+    params(Page),
     responses(
-        (status = 200, description = "The sessions.", body = Vec<SessionView>),
+        (status = 200, description = "A page of sessions.", body = Vec<SessionView>,
+            headers(("X-Total-Count" = i64, description = "The number of rows in all pages."))),
         (status = 401, response = Unauthorized),
+        (status = 422, response = InvalidPage),
         (status = 503, response = ServiceUnavailable),
     ),
     security(("bearer" = []))
@@ -381,16 +386,20 @@ pub async fn change_password(
 #[get("/sessions")]
 pub async fn list_sessions(
     token: Authenticated,
+    page: Page,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = token.0;
     let id = claims.user_id;
-    let list = db::run(&state.pool, move |conn| Session::list_live(conn, id)).await?;
+    let (list, total) = db::run(&state.pool, move |conn| {
+        Session::list_live(conn, id, page.limit, page.offset)
+    })
+    .await?;
     let views: Vec<_> = list
         .into_iter()
         .map(|s| s.view(claims.sid.as_deref()))
         .collect();
-    Ok(HttpResponse::Ok().json(views))
+    Ok(with_total(total).json(views))
 }
 
 /// DELETE /sessions/{id}

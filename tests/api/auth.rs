@@ -13,13 +13,7 @@ async fn register_then_login_gives_a_fresh_bearer_token_pair() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"message": "User created successfully."}));
 
-    let resp = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": "alice", "password": PASSWORD})),
-        )
-        .await;
+    let resp = app.try_login("alice", PASSWORD).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let body: Value = resp.json().await.unwrap();
@@ -73,21 +67,9 @@ async fn logout_revokes_access_and_refresh_tokens_of_the_session() {
 async fn wrong_password_and_unknown_user_get_the_same_answer() {
     let app = TestApp::spawn().await;
     app.user().await;
-    let wrong = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": "admin", "password": "nope-nope"})),
-        )
-        .await;
+    let wrong = app.try_login("admin", "nope-nope").await;
     let a = assert_error(wrong, 401, "invalid_credentials").await;
-    let unknown = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": "ghost", "password": "nope-nope"})),
-        )
-        .await;
+    let unknown = app.try_login("ghost", "nope-nope").await;
     let b = assert_error(unknown, 401, "invalid_credentials").await;
     assert_eq!(a, b);
 }

@@ -7,8 +7,7 @@ use crate::helpers::{assert_error, TestApp};
 const SPA: &str = "https://app.example.com";
 
 async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
-    app.client
-        .request(Method::OPTIONS, app.url("/me"))
+    app.call(Method::OPTIONS, "/me")
         .header("Origin", origin)
         .header("Access-Control-Request-Method", "GET")
         .header(
@@ -17,12 +16,11 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         )
         .send()
         .await
-        .expect("preflight sent")
 }
 
 #[actix_web::test]
 async fn an_allowed_origin_may_send_an_authorization_header() {
-    let app = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", SPA)]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_allowed_origins = vec![SPA.into()]).await;
     let resp = preflight(&app, SPA).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["access-control-allow-origin"], SPA);
@@ -35,13 +33,11 @@ async fn an_allowed_origin_may_send_an_authorization_header() {
     // The real request then carries the CORS headers and exposes the list total.
     let user = app.user().await;
     let resp = app
-        .client
-        .get(app.url("/sessions"))
+        .call(Method::GET, "/sessions")
         .header("Origin", SPA)
-        .bearer_auth(&user.tokens.access)
+        .bearer(Some(&user.tokens.access))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.headers()["access-control-allow-origin"], SPA);
     let exposed = resp.headers()["access-control-expose-headers"]
         .to_str()
@@ -52,7 +48,7 @@ async fn an_allowed_origin_may_send_an_authorization_header() {
 
 #[actix_web::test]
 async fn another_origin_is_refused_in_the_contract_shape() {
-    let app = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", SPA)]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_allowed_origins = vec![SPA.into()]).await;
     let resp = preflight(&app, "https://evil.example.com").await;
     assert!(!resp.headers().contains_key("access-control-allow-origin"));
     assert_error(resp, 400, "bad_request").await;
@@ -76,19 +72,15 @@ async fn every_response_carries_a_request_id_and_a_sane_client_id_is_kept() {
     assert_ne!(id_a, id_b);
 
     let kept = app
-        .client
-        .get(app.url("/health"))
+        .call(Method::GET, "/health")
         .header("X-Request-Id", "trace-42.a_b")
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(kept.headers()["x-request-id"], "trace-42.a_b");
     let replaced = app
-        .client
-        .get(app.url("/health"))
+        .call(Method::GET, "/health")
         .header("X-Request-Id", "bad id\twith spaces")
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_ne!(replaced.headers()["x-request-id"], "bad id\twith spaces");
 }

@@ -150,3 +150,17 @@ async fn an_admin_revoke_on_one_instance_holds_on_the_other() {
     // The admin's own session was not touched.
     assert_accepted(&b, &admin.tokens.access, "the admin").await;
 }
+
+#[actix_web::test]
+async fn a_session_ended_by_the_session_cap_is_refused_on_the_other_instance() {
+    let a = TestApp::spawn_with(|s| s.tokens.max_sessions_per_user = 1).await;
+    let b = a.spawn_sibling().await;
+    let bystander = a.user().await;
+    let user = a.user().await;
+    assert_accepted(&b, &user.tokens.access, "the first session").await;
+    // A second login on A ends the first session: B learns it from the revocation log.
+    let second = a.login(&user.username, &user.password).await;
+    refused_within_a_second(&b, &user.tokens.access, &bystander).await;
+    refresh_refused(&b, &user.tokens.refresh).await;
+    assert_accepted(&b, &second.access, "the second session").await;
+}

@@ -1,14 +1,17 @@
 //! The OpenAPI document and Swagger UI: the document lists exactly the routes the server
 //! registers (and the server answers on exactly those), guarded operations declare the
-//! bearer scheme, errors use the one error schema, and Swagger UI is served offline.
+//! bearer scheme, errors use the one error schema, and Swagger UI is served offline. The
+//! documentation in docs/ follows what is served: API.md has a section for every route
+//! and only those, and openapi.json is the served document.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use stores_api::routes;
 
-use crate::helpers::{assert_error, TestApp};
+use crate::helpers::{assert_error, ok_json, TestApp};
 
 const HTTP_METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -261,7 +264,8 @@ async fn the_served_document_is_openapi_3_with_bearer_security_and_error_bodies(
 }
 
 /// schemathesis signs a user up from POST /register's body schema; a bare `$ref` there
-/// made it stop with an internal error before testing anything (scripts/schemathesis.sh).
+/// made it stop with an internal error before testing anything
+/// (checks/schemathesis/run.sh).
 #[test]
 fn the_register_body_schema_is_inline_for_openapi_testers() {
     let doc = generated();
@@ -278,7 +282,8 @@ fn the_register_body_schema_is_inline_for_openapi_testers() {
 }
 
 /// The 422s of rules about stored state, which no schema can express, are documented
-/// (scripts/schemathesis.toml accepts them from schema-valid input on these only).
+/// (checks/schemathesis/schemathesis.toml accepts them from schema-valid input on these
+/// only).
 #[test]
 fn state_dependent_422s_are_documented() {
     let doc = generated();
@@ -364,4 +369,95 @@ async fn swagger_ui_is_served_with_its_scripts_and_styles_from_the_server() {
     // An unknown file is the contract's 404.
     let resp = app.get("/swagger-ui/no-such-file.js", None).await;
     assert_error(resp, 404, "not_found").await;
+}
+
+/// A file of the repository's docs/ folder.
+fn read_doc(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("docs/{name}: {e}"))
+}
+
+/// The (METHOD, path) of every `### METHOD /path` heading of API.md: one per route.
+fn routes_in_api_md(markdown: &str) -> BTreeSet<(String, String)> {
+    markdown
+        .lines()
+        .filter_map(|line| {
+            let (method, path) = line.strip_prefix("### ")?.split_once(' ')?;
+            let is_method = ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method);
+            let is_path = path.starts_with('/') && !path.contains(char::is_whitespace);
+            (is_method && is_path).then(|| (method.to_owned(), path.to_owned()))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn api_md_documents_exactly_the_routes_the_server_serves() {
+    let app = TestApp::spawn().await;
+    let served = ok_json(app.get("/openapi.json", None).await).await;
+    let mut served = documented(&served);
+    // Swagger UI is served beside the document, not in it.
+    served.insert(("GET".into(), "/swagger-ui/".into()));
+    let in_docs = routes_in_api_md(&read_doc("API.md"));
+    let undocumented: Vec<String> = served
+        .difference(&in_docs)
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    let unserved: Vec<String> = in_docs
+        .difference(&served)
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    assert!(
+        undocumented.is_empty() && unserved.is_empty(),
+        "docs/API.md has no `### METHOD /path` section for {undocumented:?}; \
+         it documents {unserved:?}, which the server does not serve"
+    );
+}
+
+/// Where two JSON objects differ, one level into the members that are objects on both
+/// sides (`paths./item`), so that a failure says more than "regenerate".
+fn differences(a: &Value, b: &Value) -> Vec<String> {
+    fn keys<'v>(a: &'v Value, b: &'v Value) -> BTreeSet<&'v String> {
+        let of = |v: &'v Value| v.as_object().into_iter().flat_map(|o| o.keys());
+        of(a).chain(of(b)).collect()
+    }
+    let mut found = Vec::new();
+    if a == b {
+        return found;
+    }
+    if !(a.is_object() && b.is_object()) {
+        found.push("the whole document".to_owned());
+        return found;
+    }
+    for key in keys(a, b) {
+        let (x, y) = (&a[key.as_str()], &b[key.as_str()]);
+        if x == y {
+            continue;
+        }
+        if x.is_object() && y.is_object() {
+            for inner in keys(x, y) {
+                if x[inner.as_str()] != y[inner.as_str()] {
+                    found.push(format!("{key}.{inner}"));
+                }
+            }
+        } else {
+            found.push(key.clone());
+        }
+    }
+    found
+}
+
+#[actix_web::test]
+async fn the_committed_openapi_json_is_the_document_the_server_serves() {
+    let app = TestApp::spawn().await;
+    let served = ok_json(app.get("/openapi.json", None).await).await;
+    let committed: Value =
+        serde_json::from_str(&read_doc("openapi.json")).expect("docs/openapi.json is JSON");
+    let differing = differences(&committed, &served);
+    assert!(
+        differing.is_empty(),
+        "docs/openapi.json is not what the server serves (differing: {differing:?}); \
+         regenerate it with `cargo run -q -- openapi > docs/openapi.json`"
+    );
 }

@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use stores_api::config::{DatabaseUrl, Settings};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::helpers::{assert_error, fresh_postgres_database, on_postgres, TestApp, PASSWORD};
+use crate::helpers::{
+    assert_error, fresh_postgres_database, on_postgres, Reply, TestApp, PASSWORD,
+};
 
 /// Forwards one local port to the PostgreSQL server until cut.
 struct Proxy {
@@ -79,9 +82,9 @@ impl Proxy {
     }
 }
 
-/// A fresh PostgreSQL database behind a proxy, and a service on it with `overrides`;
-/// None when the suite does not run on PostgreSQL.
-async fn proxied_app(overrides: &[(&str, &str)]) -> Option<(Proxy, TestApp)> {
+/// A fresh PostgreSQL database behind a proxy, and a service on it with the settings as
+/// `edit` leaves them; None when the suite does not run on PostgreSQL.
+async fn proxied_app(edit: impl FnOnce(&mut Settings)) -> Option<(Proxy, TestApp)> {
     if !on_postgres() {
         eprintln!("skipped: needs TEST_DATABASE_URL (PostgreSQL)");
         return None;
@@ -95,9 +98,11 @@ async fn proxied_app(overrides: &[(&str, &str)]) -> Option<(Proxy, TestApp)> {
     );
     let proxy = Proxy::start(upstream).await;
     url.set_port(Some(proxy.addr.port())).expect("port");
-    let mut settings = vec![("DATABASE_URL", url.as_str())];
-    settings.extend_from_slice(overrides);
-    let app = TestApp::spawn_with(&settings).await;
+    let app = TestApp::spawn_with(|s| {
+        s.database.url = DatabaseUrl::parse(url.as_str()).expect("a PostgreSQL URL");
+        edit(s);
+    })
+    .await;
     Some((proxy, app))
 }
 
@@ -114,7 +119,9 @@ async fn becomes_ready(app: &TestApp) -> bool {
 
 #[actix_web::test]
 async fn an_unreachable_database_is_a_503_and_the_service_recovers_by_itself() {
-    let Some((proxy, app)) = proxied_app(&[("DATABASE_POOL_TIMEOUT", "1")]).await else {
+    let Some((proxy, app)) =
+        proxied_app(|s| s.database.pool_timeout = Duration::from_secs(1)).await
+    else {
         return;
     };
     let user = app.user().await;
@@ -155,46 +162,26 @@ const WRITERS: usize = 4;
 /// One POST /store a writer made, and what came of it.
 struct Attempt {
     name: String,
-    status: StatusCode,
-    content_type: Option<String>,
-    body: String,
+    reply: Reply,
     started: Instant,
     finished: Instant,
 }
 
 /// Creates stores with distinct names until `stop`, one request at a time.
-async fn writer(
-    client: reqwest::Client,
-    url: String,
-    token: String,
-    id: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<Attempt> {
+async fn writer(app: TestApp, token: String, id: usize, stop: Arc<AtomicBool>) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         let name = format!("writer-{id}-{n}");
         n += 1;
         let started = Instant::now();
-        let resp = client
-            .post(&url)
-            .bearer_auth(&token)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .expect("the service answers, database or not");
-        let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp.text().await.expect("body");
+        // The service answers, database or not.
+        let resp = app
+            .post("/store", Some(&token), Some(json!({ "name": name })))
+            .await;
         attempts.push(Attempt {
             name,
-            status,
-            content_type,
-            body,
+            reply: Reply::read(resp).await,
             started,
             finished: Instant::now(),
         });
@@ -231,7 +218,7 @@ async fn stored_names(app: &TestApp, token: &str) -> Vec<String> {
 
 #[actix_web::test]
 async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_or_doubled() {
-    let Some((proxy, app)) = proxied_app(&[("DATABASE_POOL_TIMEOUT", "2")]).await else {
+    let Some((proxy, app)) = proxied_app(|s| s.database.pool_timeout = POOL_TIMEOUT).await else {
         return;
     };
     let user = app.user().await;
@@ -239,8 +226,7 @@ async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_
     let writers: Vec<_> = (0..WRITERS)
         .map(|id| {
             tokio::spawn(writer(
-                app.client.clone(),
-                app.url("/store"),
+                app.clone(),
                 user.tokens.access.clone(),
                 id,
                 stop.clone(),
@@ -273,33 +259,29 @@ async fn writes_under_load_fail_fast_while_the_database_is_cut_and_none_is_lost_
     let mut created = std::collections::HashSet::new();
     let mut in_flight_at_cut = std::collections::HashSet::new();
     let mut failed = 0;
-    for a in &attempts {
-        if a.status == StatusCode::CREATED {
+    let mut succeeded_after_restore = false;
+    for a in attempts {
+        if a.reply.status == StatusCode::CREATED {
             assert!(created.insert(a.name.clone()), "{} created twice", a.name);
+            succeeded_after_restore |= a.started > restored;
             continue;
         }
         failed += 1;
-        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
-        assert_eq!(a.content_type.as_deref(), Some("application/json"));
-        let body: Value = serde_json::from_str(&a.body).expect("JSON error body");
-        assert_eq!(body["code"], 503, "{}", a.body);
-        assert_eq!(body["error"], "service_unavailable", "{}", a.body);
-        assert_eq!(body["status"], "Service Unavailable", "{}", a.body);
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
         let took = a.finished - a.started;
+        let in_flight = a.started <= cut_done && a.finished >= cut_started;
+        let body = assert_error(a.reply, 503, "service_unavailable").await;
+        assert_eq!(body["status"], "Service Unavailable", "{body}");
         assert!(
             took < POOL_TIMEOUT + MARGIN,
             "a 503 took {took:?}, past the pool timeout"
         );
-        if a.started <= cut_done && a.finished >= cut_started {
-            in_flight_at_cut.insert(a.name.clone());
+        if in_flight {
+            in_flight_at_cut.insert(a.name);
         }
     }
     assert!(failed > 0, "the cut was felt");
     assert!(
-        attempts
-            .iter()
-            .any(|a| a.status == StatusCode::CREATED && a.started > restored),
+        succeeded_after_restore,
         "writes succeed again after the restore"
     );
 
@@ -350,8 +332,11 @@ fn hold_lock(app: &TestApp, lock: &str, hold: Duration) -> std::thread::JoinHand
 /// A server with two database threads and a pool timeout of 1 s, its admin's access
 /// token, and the path of an item.
 async fn two_threads_and_an_item() -> (TestApp, String, String) {
-    let app =
-        TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_TIMEOUT", "1")]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.database.pool_size = 2;
+        s.database.pool_timeout = Duration::from_secs(1);
+    })
+    .await;
     let token = app.admin().await.tokens.access;
     let (_, item) = app.store_with_item(&token, "Stuck", "Held").await;
     let path = format!("/item/{}", item["id"]);
@@ -372,11 +357,10 @@ async fn queries_that_cannot_start_while_the_database_is_stuck_are_503_within_th
         let (app, path) = (&app, &path);
         async move {
             let resp = app
-                .request(
-                    reqwest::Method::PUT,
+                .put(
                     path,
                     Some(token),
-                    Some(json!({"price": f64::from(cents) / 100.0})),
+                    json!({"price": f64::from(cents) / 100.0}),
                 )
                 .await;
             (resp.status(), started.elapsed(), resp)

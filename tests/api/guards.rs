@@ -2,161 +2,33 @@
 //! client may hold, and the order of checks (guard, then body and query, then path id).
 
 use reqwest::{Method, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::errors::expect_error;
-use crate::helpers::{flask_payload, forge, TestApp, TestUser, PASSWORD, TEST_KEY};
+use crate::helpers::{
+    assert_error, body_of, flask_payload, forge, run_guard_matrix, Bearer, Cast, Guard, GuardCase,
+    TestApp, PASSWORD, TEST_KEY,
+};
 
-/// What a route demands of its token (API.md, Endpoints, Guards).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guard {
-    Access,
-    Fresh,
-    Admin,
-    FreshAdmin,
-    Refresh,
-}
-
-/// The tokens a client may present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Bearer {
-    Nothing,
-    UserRefresh,
-    AdminRefresh,
-    UserFresh,
-    UserStale,
-    AdminStale,
-}
-
-/// What a guard answers to a token, when it refuses it: (status, error, message).
-fn refusal(guard: Guard, bearer: Bearer) -> Option<(u16, &'static str, &'static str)> {
-    use Bearer::*;
-    use Guard::*;
-    const NO_TOKEN: (u16, &str, &str) = (
-        401,
-        "authorization_required",
-        "Request does not contain an access token.",
-    );
-    const ONLY_ACCESS: (u16, &str, &str) =
-        (401, "invalid_token", "Only access tokens are allowed.");
-    const ONLY_REFRESH: (u16, &str, &str) =
-        (401, "invalid_token", "Only refresh tokens are allowed.");
-    const NOT_FRESH: (u16, &str, &str) = (401, "fresh_token_required", "The token is not fresh.");
-    const NOT_ADMIN: (u16, &str, &str) = (403, "admin_required", "Admin privilege required.");
-    match (bearer, guard) {
-        (Nothing, _) => Some(NO_TOKEN),
-        (UserRefresh | AdminRefresh, Refresh) => None,
-        (UserRefresh | AdminRefresh, _) => Some(ONLY_ACCESS),
-        (_, Refresh) => Some(ONLY_REFRESH),
-        (UserFresh, Admin | FreshAdmin) => Some(NOT_ADMIN),
-        (UserFresh, Access | Fresh) => None,
-        (UserStale | AdminStale, Fresh | FreshAdmin) => Some(NOT_FRESH),
-        (UserStale, Admin) => Some(NOT_ADMIN),
-        (UserStale | AdminStale, _) => None,
-    }
-}
-
-/// Every guarded route that exists so far, on the caller's own account (`me`), with a
-/// body that would be refused were the guard to let the request through.
-fn guarded_routes(me: i64) -> Vec<(Method, String, Guard, Option<Value>)> {
+/// The guarded account routes, on the caller's own account (`me`), each with a body
+/// that would be refused were the guard to let the request through.
+fn account_routes(me: i64) -> Vec<GuardCase> {
     let wrong_password =
         json!({"current_password": "not-my-password", "new_password": "a-new-password"});
     let sid = uuid::Uuid::new_v4();
     vec![
-        (Method::GET, "/me".into(), Guard::Access, None),
-        (
-            Method::PUT,
-            "/me/password".into(),
-            Guard::Fresh,
-            Some(wrong_password),
-        ),
-        (Method::GET, "/sessions".into(), Guard::Access, None),
-        (
-            Method::DELETE,
-            format!("/sessions/{sid}"),
-            Guard::Access,
-            None,
-        ),
-        (Method::GET, format!("/user/{me}"), Guard::Access, None),
-        (Method::DELETE, format!("/user/{me}"), Guard::Fresh, None),
-        (Method::GET, "/users".into(), Guard::Admin, None),
-        (
-            Method::PATCH,
-            format!("/user/{me}"),
-            Guard::FreshAdmin,
-            Some(json!({"is_admin": false})),
-        ),
-        (
-            Method::POST,
-            format!("/user/{me}/revoke"),
-            Guard::Admin,
-            None,
-        ),
-        (Method::POST, "/logout".into(), Guard::Access, None),
-        (Method::POST, "/refresh".into(), Guard::Refresh, None),
+        GuardCase::new(Method::GET, "/me", Guard::Access),
+        GuardCase::new(Method::PUT, "/me/password", Guard::Fresh).json(wrong_password),
+        GuardCase::new(Method::GET, "/sessions", Guard::Access),
+        GuardCase::new(Method::DELETE, format!("/sessions/{sid}"), Guard::Access),
+        GuardCase::new(Method::GET, format!("/user/{me}"), Guard::Access),
+        GuardCase::new(Method::DELETE, format!("/user/{me}"), Guard::Fresh),
+        GuardCase::new(Method::GET, "/users", Guard::Admin),
+        GuardCase::new(Method::PATCH, format!("/user/{me}"), Guard::FreshAdmin)
+            .json(json!({"is_admin": false})),
+        GuardCase::new(Method::POST, format!("/user/{me}/revoke"), Guard::Admin),
+        GuardCase::new(Method::POST, "/logout", Guard::Access),
+        GuardCase::new(Method::POST, "/refresh", Guard::Refresh),
     ]
-}
-
-/// A user and the admin, each holding a fresh access token, a non-fresh one (from
-/// /refresh) and a live refresh token.
-struct Cast {
-    user: TestUser,
-    user_stale: String,
-    admin: TestUser,
-    admin_stale: String,
-}
-
-impl Cast {
-    async fn new(app: &TestApp) -> Cast {
-        let mut user = app.user().await;
-        let user_stale = app.non_fresh_access(&mut user).await;
-        let mut admin = app.admin().await;
-        let admin_stale = app.non_fresh_access(&mut admin).await;
-        Cast {
-            user,
-            user_stale,
-            admin,
-            admin_stale,
-        }
-    }
-
-    fn token(&self, bearer: Bearer) -> Option<&str> {
-        match bearer {
-            Bearer::Nothing => None,
-            Bearer::UserRefresh => Some(&self.user.tokens.refresh),
-            Bearer::AdminRefresh => Some(&self.admin.tokens.refresh),
-            Bearer::UserFresh => Some(&self.user.tokens.access),
-            Bearer::UserStale => Some(&self.user_stale),
-            Bearer::AdminStale => Some(&self.admin_stale),
-        }
-    }
-}
-
-/// A request with a raw body and content type.
-async fn send_raw(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    content_type: &str,
-    body: &str,
-) -> Response {
-    let mut req = app
-        .client
-        .request(method, app.url(path))
-        .header("Content-Type", content_type)
-        .body(body.to_owned());
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    req.send().await.expect("request sent")
-}
-
-async fn json_of(resp: Response, status: StatusCode) -> Value {
-    let got = resp.status();
-    let text = resp.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).expect("JSON body")
 }
 
 #[actix_web::test]
@@ -171,26 +43,15 @@ async fn every_guarded_route_refuses_every_token_it_does_not_accept() {
         Bearer::UserStale,
         Bearer::AdminStale,
     ];
-    let mut checked = 0;
-    for (method, path, guard, body) in guarded_routes(cast.user.id) {
-        for bearer in bearers {
-            let Some((status, error, message)) = refusal(guard, bearer) else {
-                continue;
-            };
-            eprintln!("{method} {path} ({guard:?}) with {bearer:?}: expecting {status} {error}");
-            let resp = app
-                .request(method.clone(), &path, cast.token(bearer), body.clone())
-                .await;
-            expect_error(resp, status, error, Some(message)).await;
-            checked += 1;
-        }
-    }
+    let routes = account_routes(cast.user.id);
+    let (checked, let_through) = run_guard_matrix(&app, &cast, &routes, &bearers).await;
+    assert_eq!(let_through, 0, "no route was let through");
     assert_eq!(checked, 45, "refusals checked");
     // Nothing above got through: the user's and the admin's sessions are intact.
     let resp = app.get("/me", Some(&cast.user_stale)).await;
-    assert_eq!(json_of(resp, StatusCode::OK).await["id"], cast.user.id);
+    assert_eq!(body_of(resp, StatusCode::OK).await["id"], cast.user.id);
     let resp = app.get("/users", Some(&cast.admin_stale)).await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
 }
 
 #[actix_web::test]
@@ -198,13 +59,8 @@ async fn a_refresh_token_on_an_access_route_is_invalid_token() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let resp = app.get("/me", Some(&user.tokens.refresh)).await;
-    expect_error(
-        resp,
-        401,
-        "invalid_token",
-        Some("Only access tokens are allowed."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "invalid_token").await;
+    assert_eq!(refused["message"], "Only access tokens are allowed.");
 }
 
 #[actix_web::test]
@@ -212,13 +68,8 @@ async fn an_access_token_on_refresh_is_invalid_token() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let resp = app.post("/refresh", Some(&user.tokens.access), None).await;
-    expect_error(
-        resp,
-        401,
-        "invalid_token",
-        Some("Only refresh tokens are allowed."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "invalid_token").await;
+    assert_eq!(refused["message"], "Only refresh tokens are allowed.");
     // The refused attempt spent nothing: the refresh token still rotates.
     let resp = app.post("/refresh", Some(&user.tokens.refresh), None).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -230,37 +81,25 @@ async fn a_stale_non_admin_token_on_a_fresh_admin_route_is_told_to_get_fresh_fir
     let mut user = app.user().await;
     let stale = app.non_fresh_access(&mut user).await;
     let resp = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", user.id),
             Some(&stale),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
-    expect_error(
-        resp,
-        401,
-        "fresh_token_required",
-        Some("The token is not fresh."),
-    )
-    .await;
+    let refused = assert_error(resp, 401, "fresh_token_required").await;
+    assert_eq!(refused["message"], "The token is not fresh.");
     // With a fresh token the same user hits the admin check.
     let resp = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", user.id),
             Some(&user.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
-    expect_error(
-        resp,
-        403,
-        "admin_required",
-        Some("Admin privilege required."),
-    )
-    .await;
-    let me = json_of(app.get("/me", Some(&stale)).await, StatusCode::OK).await;
+    let refused = assert_error(resp, 403, "admin_required").await;
+    assert_eq!(refused["message"], "Admin privilege required.");
+    let me = body_of(app.get("/me", Some(&stale)).await, StatusCode::OK).await;
     assert_eq!(me["is_admin"], false);
 }
 
@@ -276,9 +115,9 @@ async fn the_weakest_sufficient_token_opens_each_route() {
     let admin_stale = app.non_fresh_access(&mut admin).await;
 
     // access: a non-fresh access token is enough.
-    let me = json_of(app.get("/me", Some(&alice_stale)).await, StatusCode::OK).await;
+    let me = body_of(app.get("/me", Some(&alice_stale)).await, StatusCode::OK).await;
     assert_eq!(me["username"], alice.username.as_str());
-    let sessions = json_of(
+    let sessions = body_of(
         app.get("/sessions", Some(&alice_stale)).await,
         StatusCode::OK,
     )
@@ -292,17 +131,17 @@ async fn the_weakest_sufficient_token_opens_each_route() {
         .expect("the second session")
         .to_owned();
     let path = format!("/user/{}", alice.id);
-    let user = json_of(app.get(&path, Some(&alice_stale)).await, StatusCode::OK).await;
+    let user = body_of(app.get(&path, Some(&alice_stale)).await, StatusCode::OK).await;
     assert_eq!(user["id"], alice.id);
     let resp = app
         .delete(&format!("/sessions/{other_sid}"), Some(&alice_stale))
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     let resp = app.get("/me", Some(&second.access)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 
     // admin: a non-fresh admin token is enough.
-    let users = json_of(app.get("/users", Some(&admin_stale)).await, StatusCode::OK).await;
+    let users = body_of(app.get("/users", Some(&admin_stale)).await, StatusCode::OK).await;
     assert!(users.as_array().is_some_and(|u| u.len() >= 4), "{users}");
     let resp = app
         .post(
@@ -311,48 +150,42 @@ async fn the_weakest_sufficient_token_opens_each_route() {
             None,
         )
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     let resp = app.get("/me", Some(&bob.tokens.access)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 
     // fresh admin.
     let resp = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", bob.id),
             Some(&admin.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
-    assert_eq!(json_of(resp, StatusCode::OK).await["is_admin"], true);
+    assert_eq!(body_of(resp, StatusCode::OK).await["is_admin"], true);
 
     // fresh, on the caller's own account.
     let resp = app
-        .request(
-            Method::PUT,
-            "/me/password",
-            Some(&alice.tokens.access),
-            Some(json!({"current_password": PASSWORD, "new_password": "a-brand-new-password"})),
-        )
+        .change_password(&alice.tokens.access, PASSWORD, "a-brand-new-password")
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     app.login(&alice.username, "a-brand-new-password").await;
     let resp = app
         .delete(&format!("/user/{}", carol.id), Some(&carol.tokens.access))
         .await;
-    let body = json_of(resp, StatusCode::OK).await;
+    let body = body_of(resp, StatusCode::OK).await;
     assert_eq!(body, json!({"message": "User deleted."}));
 
     // refresh, then access for logout.
     let resp = app
         .post("/refresh", Some(&alice.tokens.refresh), None)
         .await;
-    let body = json_of(resp, StatusCode::OK).await;
+    let body = body_of(resp, StatusCode::OK).await;
     assert!(body["access_token"].is_string() && body["refresh_token"].is_string());
     let resp = app.post("/logout", Some(&alice_stale), None).await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     let resp = app.get("/me", Some(&alice_stale)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 }
 
 #[actix_web::test]
@@ -366,17 +199,17 @@ async fn acting_on_another_users_account_is_forbidden_unless_admin() {
     let bob_path = format!("/user/{}", bob.id);
 
     let resp = app.get(&bob_path, Some(&alice_stale)).await;
-    expect_error(resp, 403, "forbidden", None).await;
+    assert_error(resp, 403, "forbidden").await;
     let resp = app.delete(&bob_path, Some(&alice.tokens.access)).await;
-    expect_error(resp, 403, "forbidden", None).await;
+    assert_error(resp, 403, "forbidden").await;
     // Freshness is part of the guard, so it is judged before whose account it is.
     let resp = app.delete(&bob_path, Some(&alice_stale)).await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     // An id that names nobody gets the same 403: no probing for who exists.
     let resp = app.get("/user/987654", Some(&alice_stale)).await;
-    expect_error(resp, 403, "forbidden", None).await;
+    assert_error(resp, 403, "forbidden").await;
     // Another user's session is not the caller's: 404, and it lives on.
-    let bob_sessions = json_of(
+    let bob_sessions = body_of(
         app.get("/sessions", Some(&bob.tokens.access)).await,
         StatusCode::OK,
     )
@@ -385,8 +218,8 @@ async fn acting_on_another_users_account_is_forbidden_unless_admin() {
     let resp = app
         .delete(&format!("/sessions/{bob_sid}"), Some(&alice_stale))
         .await;
-    expect_error(resp, 404, "not_found", None).await;
-    let me = json_of(
+    assert_error(resp, 404, "not_found").await;
+    let me = body_of(
         app.get("/me", Some(&bob.tokens.access)).await,
         StatusCode::OK,
     )
@@ -394,30 +227,30 @@ async fn acting_on_another_users_account_is_forbidden_unless_admin() {
     assert_eq!(me["id"], bob.id);
 
     // An admin may read (non-fresh) and delete (fresh) anyone.
-    let user = json_of(app.get(&bob_path, Some(&admin_stale)).await, StatusCode::OK).await;
+    let user = body_of(app.get(&bob_path, Some(&admin_stale)).await, StatusCode::OK).await;
     assert_eq!(user["username"], bob.username.as_str());
     let resp = app.delete(&bob_path, Some(&admin_stale)).await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     let resp = app.delete(&bob_path, Some(&admin.tokens.access)).await;
-    let body = json_of(resp, StatusCode::OK).await;
+    let body = body_of(resp, StatusCode::OK).await;
     assert_eq!(body, json!({"message": "User deleted."}));
     let resp = app.get("/me", Some(&bob.tokens.access)).await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 }
 
-/// Sends each (content type, body) to `method path` with `token`; each must get the
-/// same refusal.
-async fn refused_whatever_the_body(
-    app: &TestApp,
-    (method, path, token): (Method, &str, Option<&str>),
-    bodies: &[(&str, &str)],
-    (status, error): (u16, &str),
-) {
-    for (content_type, body) in bodies {
-        eprintln!("{method} {path} {content_type} {body:?}: expecting {status} {error}");
-        let resp = send_raw(app, method.clone(), path, token, content_type, body).await;
-        expect_error(resp, status, error, None).await;
-    }
+/// `method path` once with each (content type, body): none may matter to the guard.
+fn whatever_the_body(
+    method: Method,
+    path: &str,
+    guard: Guard,
+    bodies: &[(&'static str, &str)],
+) -> Vec<GuardCase> {
+    bodies
+        .iter()
+        .map(|(content_type, body)| {
+            GuardCase::new(method.clone(), path, guard).raw(content_type, body)
+        })
+        .collect()
 }
 
 const JSON: &str = "application/json";
@@ -425,18 +258,11 @@ const TEXT: &str = "text/plain";
 
 #[actix_web::test]
 async fn the_guard_is_judged_before_the_body() {
+    use Bearer::{AdminStale, Nothing, UserFresh, UserRefresh, UserStale};
     let app = TestApp::spawn().await;
-    let mut alice = app.user().await;
-    let alice_stale = app.non_fresh_access(&mut alice).await;
+    let cast = Cast::new(&app).await;
     let bob = app.user().await;
-    let mut admin = app.admin().await;
-    let admin_stale = app.non_fresh_access(&mut admin).await;
     let bob_path = format!("/user/{}", bob.id);
-    let (fresh, stale) = (
-        Some(alice.tokens.access.as_str()),
-        Some(alice_stale.as_str()),
-    );
-    let refresh = Some(alice.tokens.refresh.as_str());
 
     // PUT /me/password (fresh): no token, a refresh token, a stale token.
     let bad_bodies = [
@@ -445,13 +271,9 @@ async fn the_guard_is_judged_before_the_body() {
         (JSON, r#"{"new_password": "short"}"#),
         (TEXT, "hello"),
     ];
-    let put = |token| (Method::PUT, "/me/password", token);
-    let no_token = (401, "authorization_required");
-    refused_whatever_the_body(&app, put(None), &bad_bodies, no_token).await;
-    let only_access = (401, "invalid_token");
-    refused_whatever_the_body(&app, put(refresh), &bad_bodies, only_access).await;
-    let not_fresh = (401, "fresh_token_required");
-    refused_whatever_the_body(&app, put(stale), &bad_bodies, not_fresh).await;
+    let put = whatever_the_body(Method::PUT, "/me/password", Guard::Fresh, &bad_bodies);
+    let bearers = [Nothing, UserRefresh, UserStale];
+    assert_eq!(run_guard_matrix(&app, &cast, &put, &bearers).await, (12, 0));
 
     // PATCH /user/{id} (fresh admin): a fresh non-admin, stale tokens, no token.
     let bad_bodies = [
@@ -460,25 +282,29 @@ async fn the_guard_is_judged_before_the_body() {
         (JSON, "[true"),
         (TEXT, "admin please"),
     ];
-    let patch = |token| (Method::PATCH, bob_path.as_str(), token);
-    let not_admin = (403, "admin_required");
-    refused_whatever_the_body(&app, patch(fresh), &bad_bodies, not_admin).await;
-    refused_whatever_the_body(&app, patch(stale), &bad_bodies, not_fresh).await;
-    let admin_stale = Some(admin_stale.as_str());
-    refused_whatever_the_body(&app, patch(admin_stale), &bad_bodies, not_fresh).await;
-    refused_whatever_the_body(&app, patch(None), &bad_bodies, no_token).await;
+    let patch = whatever_the_body(Method::PATCH, &bob_path, Guard::FreshAdmin, &bad_bodies);
+    let bearers = [UserFresh, UserStale, AdminStale, Nothing];
+    assert_eq!(
+        run_guard_matrix(&app, &cast, &patch, &bearers).await,
+        (16, 0)
+    );
 
     // Query strings come after the guard too.
-    let logout = |token| (Method::POST, "/logout?scope=bogus", token);
-    refused_whatever_the_body(&app, logout(None), &[(JSON, "")], no_token).await;
-    refused_whatever_the_body(&app, logout(refresh), &[(JSON, "")], only_access).await;
-    let users = (Method::GET, "/users?limit=abc", stale);
-    refused_whatever_the_body(&app, users, &[(JSON, "")], not_admin).await;
+    let no_body = [(JSON, "")];
+    let logout = whatever_the_body(Method::POST, "/logout?scope=bogus", Guard::Access, &no_body);
+    let refused = run_guard_matrix(&app, &cast, &logout, &[Nothing, UserRefresh]).await;
+    assert_eq!(refused, (2, 0));
+    let users = whatever_the_body(Method::GET, "/users?limit=abc", Guard::Admin, &no_body);
+    assert_eq!(
+        run_guard_matrix(&app, &cast, &users, &[UserStale]).await,
+        (1, 0)
+    );
 
-    // Nothing changed: bob is no admin, alice's password is the old one.
-    let user = json_of(app.get(&bob_path, admin_stale).await, StatusCode::OK).await;
+    // Nothing changed: bob is no admin, the user's password is the old one.
+    let admin_stale = Some(cast.admin_stale.as_str());
+    let user = body_of(app.get(&bob_path, admin_stale).await, StatusCode::OK).await;
     assert_eq!(user["is_admin"], false);
-    app.login(&alice.username, PASSWORD).await;
+    app.login(&cast.user.username, PASSWORD).await;
 }
 
 #[actix_web::test]
@@ -490,37 +316,30 @@ async fn the_body_and_query_are_judged_before_the_path_id() {
     let admin_stale = app.non_fresh_access(&mut admin).await;
     let fresh = Some(admin.tokens.access.as_str());
 
-    let bad = Some(json!({"is_admin": "yes"}));
+    let bad = json!({"is_admin": "yes"});
     for path in ["/user/abc", "/user/987654"] {
-        let resp = app.request(Method::PATCH, path, fresh, bad.clone()).await;
-        let body = expect_error(resp, 422, "validation_error", None).await;
+        let resp = app.patch(path, fresh, bad.clone()).await;
+        let body = assert_error(resp, 422, "validation_error").await;
         assert!(body["errors"]["json"]["is_admin"].is_array(), "{body}");
-        let resp = app
-            .request(Method::PATCH, path, fresh, Some(json!({"is_admin": true})))
-            .await;
-        expect_error(resp, 404, "not_found", None).await;
+        let resp = app.patch(path, fresh, json!({"is_admin": true})).await;
+        assert_error(resp, 404, "not_found").await;
     }
     // The guard still comes before the path id.
     let resp = app.delete("/user/abc", Some(&alice_stale)).await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     let resp = app.get("/user/abc", None).await;
-    expect_error(resp, 401, "authorization_required", None).await;
+    assert_error(resp, 401, "authorization_required").await;
     // A bad query with the right token is the 422 under errors.query.
     let resp = app.get("/users?limit=abc", Some(&admin_stale)).await;
-    let body = expect_error(resp, 422, "validation_error", None).await;
+    let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["query"]["limit"].is_array(), "{body}");
 }
 
 /// PUT /me/password with a wrong current password: 422 once past the fresh guard,
 /// without changing anything. The probe for whether a token counts as fresh.
 async fn fresh_probe(app: &TestApp, token: &str) -> Response {
-    app.request(
-        Method::PUT,
-        "/me/password",
-        Some(token),
-        Some(json!({"current_password": "not-my-password", "new_password": "a-new-password"})),
-    )
-    .await
+    app.change_password(token, "not-my-password", "a-new-password")
+        .await
 }
 
 #[actix_web::test]
@@ -529,27 +348,23 @@ async fn a_flask_token_claiming_is_admin_without_a_session_passes_admin_routes()
     let admin = app.admin().await;
     let alice = app.user().await;
     let flask = forge(flask_payload(admin.id, json!({"is_admin": true})), TEST_KEY);
-    let users = json_of(app.get("/users", Some(&flask)).await, StatusCode::OK).await;
+    let users = body_of(app.get("/users", Some(&flask)).await, StatusCode::OK).await;
     assert!(users.as_array().is_some_and(|u| u.len() >= 2), "{users}");
     let resp = app
         .post(&format!("/user/{}/revoke", alice.id), Some(&flask), None)
         .await;
-    json_of(resp, StatusCode::OK).await;
+    body_of(resp, StatusCode::OK).await;
     // Not fresh: the fresh-admin route refuses it; a fresh one passes.
     let path = format!("/user/{}", alice.id);
-    let body = Some(json!({"is_admin": true}));
-    let resp = app
-        .request(Method::PATCH, &path, Some(&flask), body.clone())
-        .await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    let body = json!({"is_admin": true});
+    let resp = app.patch(&path, Some(&flask), body.clone()).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     let fresh_flask = forge(
         flask_payload(admin.id, json!({"is_admin": true, "fresh": true})),
         TEST_KEY,
     );
-    let resp = app
-        .request(Method::PATCH, &path, Some(&fresh_flask), body)
-        .await;
-    assert_eq!(json_of(resp, StatusCode::OK).await["is_admin"], true);
+    let resp = app.patch(&path, Some(&fresh_flask), body).await;
+    assert_eq!(body_of(resp, StatusCode::OK).await["is_admin"], true);
 }
 
 #[actix_web::test]
@@ -559,16 +374,11 @@ async fn a_flask_token_without_is_admin_is_a_non_admin_token() {
     // Even for the admin's own id: the claim decides, and no claim means no admin.
     for overrides in [json!({}), json!({"is_admin": false})] {
         let token = forge(flask_payload(admin.id, overrides.clone()), TEST_KEY);
-        let me = json_of(app.get("/me", Some(&token)).await, StatusCode::OK).await;
+        let me = body_of(app.get("/me", Some(&token)).await, StatusCode::OK).await;
         assert_eq!(me["id"], admin.id, "{overrides}");
         let resp = app.get("/users", Some(&token)).await;
-        expect_error(
-            resp,
-            403,
-            "admin_required",
-            Some("Admin privilege required."),
-        )
-        .await;
+        let refused = assert_error(resp, 403, "admin_required").await;
+        assert_eq!(refused["message"], "Admin privilege required.");
     }
 }
 
@@ -599,23 +409,17 @@ async fn timed_freshness_counts_until_its_unix_time() {
         let token = forge(flask_payload(alice.id, json!({"fresh": fresh})), TEST_KEY);
         let resp = fresh_probe(&app, &token).await;
         if is_fresh {
-            let body = expect_error(resp, 422, "validation_error", None).await;
+            let body = assert_error(resp, 422, "validation_error").await;
             assert!(
                 body["errors"]["json"]["current_password"].is_array(),
                 "{what}: {body}"
             );
         } else {
-            expect_error(resp, 401, "fresh_token_required", None).await;
+            assert_error(resp, 401, "fresh_token_required").await;
         }
     }
     // A token without the claim at all is not fresh.
     let token = forge(flask_payload(alice.id, json!({"fresh": null})), TEST_KEY);
-    expect_error(
-        fresh_probe(&app, &token).await,
-        401,
-        "fresh_token_required",
-        None,
-    )
-    .await;
+    assert_error(fresh_probe(&app, &token).await, 401, "fresh_token_required").await;
     app.login(&alice.username, PASSWORD).await;
 }

@@ -6,9 +6,11 @@
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
+use stores_api::config::{AdminBootstrap, Secret, Settings};
 use stores_api::routes;
+use stores_api::startup::Application;
 
-use crate::helpers::{assert_error, TestApp, PASSWORD};
+use crate::helpers::{assert_error, Call, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME, PASSWORD};
 
 const SPA: &str = "https://app.example.com";
 
@@ -126,14 +128,14 @@ async fn token_responses_are_never_cached() {
 
 #[actix_web::test]
 async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
-    let app = TestApp::spawn_with(&[
-        ("CORS_ALLOWED_ORIGINS", SPA),
-        ("MAX_BODY_BYTES", "1024"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.http.cors_allowed_origins = vec![SPA.into()];
+        s.http.max_body_bytes = 1024;
+        s.limits.auth_per_minute = 2;
+    })
     .await;
-    let send = |method: Method, path: &str| app.client.request(method, app.url(path));
-    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode)> = vec![
+    let send = |method: Method, path: &str| app.call(method, path);
+    let cases: Vec<(&str, Call, StatusCode)> = vec![
         (
             "unknown route",
             send(Method::GET, "/nowhere"),
@@ -146,21 +148,20 @@ async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
         ),
         (
             "unparsable id",
-            send(Method::GET, "/store/abc").bearer_auth("x"),
+            send(Method::GET, "/store/abc").bearer(Some("x")),
             StatusCode::UNAUTHORIZED,
         ),
         (
             "body over the limit",
-            send(Method::POST, "/register")
-                .header("Content-Type", "application/json")
-                .body(format!("{{\"username\": \"{}\"}}", "x".repeat(2048))),
+            send(Method::POST, "/register").raw(
+                Some("application/json"),
+                format!("{{\"username\": \"{}\"}}", "x".repeat(2048)),
+            ),
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
         (
             "not JSON",
-            send(Method::POST, "/register")
-                .header("Content-Type", "text/plain")
-                .body("hello"),
+            send(Method::POST, "/register").raw(Some("text/plain"), "hello"),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -180,7 +181,7 @@ async fn errors_actix_or_the_middlewares_produce_carry_the_headers_too() {
         ),
     ];
     for (what, request, status) in cases {
-        let resp = request.send().await.expect("request sent");
+        let resp = request.send().await;
         assert_eq!(check(what, &resp, true), status, "{what}");
     }
     // The third login in the minute is the rate limit's 429.
@@ -246,12 +247,7 @@ async fn changing_to_a_common_password_is_refused_and_the_old_one_still_works() 
     let app = TestApp::spawn().await;
     let user = app.user().await;
     let resp = app
-        .request(
-            Method::PUT,
-            "/me/password",
-            Some(&user.tokens.access),
-            Some(json!({"current_password": PASSWORD, "new_password": "Baseball1"})),
-        )
+        .change_password(&user.tokens.access, PASSWORD, "Baseball1")
         .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert_eq!(
@@ -266,29 +262,140 @@ async fn changing_to_a_common_password_is_refused_and_the_old_one_still_works() 
 
 #[actix_web::test]
 async fn a_common_admin_bootstrap_password_stops_start_up() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("APP_ENV", "test"),
-        ("PORT", "0"),
-        ("JWT_SECRET_KEY", crate::helpers::TEST_KEY),
-        ("BCRYPT_COST", "4"),
-        ("ADMIN_USERNAME", "root"),
-        ("ADMIN_PASSWORD", "administrator"),
-        (
-            "DATABASE_URL",
-            &dir.path().join("t.db").display().to_string(),
-        ),
-        ("DATA_DIR", &dir.path().display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = stores_api::config::Settings::load_from(env).expect("settings");
-    let Err(err) = stores_api::startup::Application::build(settings).await else {
+    let started = TestApp::try_spawn_with(|s| {
+        s.admin = Some(AdminBootstrap {
+            username: "root".into(),
+            password: Secret::new("administrator"),
+        })
+    })
+    .await;
+    let Err(err) = started else {
         panic!("started with a common admin password");
     };
     assert_eq!(
         err.to_string(),
         "ADMIN_USERNAME/ADMIN_PASSWORD: password: This password is too common."
     );
+}
+
+/// `app`'s settings with `username` / `password` as the bootstrap admin: the same
+/// database, restarted (or a new instance started) by an operator.
+fn with_bootstrap_admin(app: &TestApp, username: &str, password: &str) -> Settings {
+    let mut settings = app.settings.clone();
+    settings.admin = Some(AdminBootstrap {
+        username: username.to_owned(),
+        password: Secret::new(password),
+    });
+    settings
+}
+
+/// Starts an instance with `settings`; the line it stopped with, if it refused.
+async fn start(settings: Settings) -> Result<(), String> {
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    actix_web::rt::spawn(app.run_until_stopped());
+    Ok(())
+}
+
+/// Whether `username` is an admin, as a login of theirs says.
+async fn is_admin(app: &TestApp, username: &str, password: &str) -> bool {
+    let user = app.logged_in(username, password).await;
+    let me: Value = app
+        .get("/me", Some(&user.tokens.access))
+        .await
+        .json()
+        .await
+        .expect("json");
+    me["is_admin"].as_bool().expect("is_admin")
+}
+
+fn refusal(username: &str) -> String {
+    format!(
+        "ADMIN_USERNAME names an existing account ('{username}') whose password is not \
+         ADMIN_PASSWORD: set ADMIN_PASSWORD to that account's password, choose another \
+         ADMIN_USERNAME, or unset both and run `stores-api admin promote {username}`"
+    )
+}
+
+#[actix_web::test]
+async fn an_existing_account_becomes_the_bootstrap_admin_only_with_its_own_password() {
+    let app = TestApp::spawn().await;
+    // Someone registered the name an operator is about to configure.
+    assert_eq!(
+        app.register("operator", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let err = start(with_bootstrap_admin(
+        &app,
+        "operator",
+        "operator-password-1",
+    ))
+    .await
+    .expect_err("a start-up that hands admin to the account's owner");
+    assert_eq!(err, refusal("operator"));
+    assert!(!is_admin(&app, "operator", PASSWORD).await, "not promoted");
+
+    // The account's own password: the operator holds the account, which is promoted.
+    start(with_bootstrap_admin(&app, "operator", PASSWORD))
+        .await
+        .expect("starts");
+    assert!(is_admin(&app, "operator", PASSWORD).await);
+}
+
+#[actix_web::test]
+async fn a_bootstrap_admin_whose_password_changed_is_never_promoted_again_with_the_old_one() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let changed = "a-new-admin-password-3";
+    let resp = app
+        .request(
+            Method::PUT,
+            "/me/password",
+            Some(&admin.tokens.access),
+            Some(json!({"current_password": ADMIN_PASSWORD, "new_password": changed})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Still an admin, but ADMIN_PASSWORD is no longer its password: start-up says so.
+    let err = start(with_bootstrap_admin(&app, ADMIN_USERNAME, ADMIN_PASSWORD))
+        .await
+        .expect_err("a start-up with a stale ADMIN_PASSWORD");
+    assert_eq!(err, refusal(ADMIN_USERNAME));
+
+    // Another admin demotes it; a start-up with the old password does not undo that.
+    let other = app.user().await;
+    let resp = app
+        .request(
+            Method::PATCH,
+            &format!("/user/{}", other.id),
+            Some(&admin.tokens.access),
+            Some(json!({"is_admin": true})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let other = app.logged_in(&other.username, PASSWORD).await;
+    let resp = app
+        .request(
+            Method::PATCH,
+            &format!("/user/{}", admin.id),
+            Some(&other.tokens.access),
+            Some(json!({"is_admin": false})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let err = start(with_bootstrap_admin(&app, ADMIN_USERNAME, ADMIN_PASSWORD))
+        .await
+        .expect_err("a start-up that re-promotes a demoted admin");
+    assert_eq!(err, refusal(ADMIN_USERNAME));
+    assert!(
+        !is_admin(&app, ADMIN_USERNAME, changed).await,
+        "still demoted"
+    );
+
+    // The account's password now: the operator holds it, so it is an admin again.
+    start(with_bootstrap_admin(&app, ADMIN_USERNAME, changed))
+        .await
+        .expect("starts");
+    assert!(is_admin(&app, ADMIN_USERNAME, changed).await);
 }

@@ -8,13 +8,13 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::Algorithm;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
+use stores_api::config::Settings;
 
-use crate::errors::expect_error;
-use crate::helpers::{b64, flask_payload, forge, sign_raw, TestApp, TestUser, TEST_KEY};
-
-const OTHER_KEY: &str = "an-attackers-own-key-an-attackers-own-key";
+use crate::helpers::{
+    assert_error, b64, flask_payload, forge, sign_raw, TestApp, TestUser, OTHER_KEY, TEST_KEY,
+};
 
 /// A server, its logged-in admin, and a non-admin victim.
 struct Scene {
@@ -25,11 +25,11 @@ struct Scene {
 
 impl Scene {
     async fn new() -> Scene {
-        Scene::with(&[]).await
+        Scene::with(|_| {}).await
     }
 
-    async fn with(overrides: &[(&str, &str)]) -> Scene {
-        let app = TestApp::spawn_with(overrides).await;
+    async fn with(edit: impl FnOnce(&mut Settings)) -> Scene {
+        let app = TestApp::spawn_with(edit).await;
         let admin = app.admin().await;
         let victim = app.user().await;
         Scene { app, admin, victim }
@@ -47,17 +47,22 @@ impl Scene {
             .app
             .post("/store", Some(token), Some(json!({"name": "Loot"})))
             .await;
-        expect_error(resp, 401, error, message).await;
+        let refused = assert_error(resp, 401, error).await;
+        if let Some(message) = message {
+            assert_eq!(refused["message"], message);
+        }
         let resp = self
             .app
-            .request(
-                Method::PATCH,
+            .patch(
                 &format!("/user/{}", self.victim.id),
                 Some(token),
-                Some(json!({"is_admin": true})),
+                json!({"is_admin": true}),
             )
             .await;
-        expect_error(resp, 401, error, message).await;
+        let refused = assert_error(resp, 401, error).await;
+        if let Some(message) = message {
+            assert_eq!(refused["message"], message);
+        }
         self.assert_nothing_happened().await;
     }
 
@@ -341,11 +346,10 @@ async fn a_token_whose_sub_names_a_deleted_user_is_revoked() {
     let doomed = scene.app.user().await;
     let resp = scene
         .app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/user/{}", doomed.id),
             Some(&scene.admin.tokens.access),
-            Some(json!({"is_admin": true})),
+            json!({"is_admin": true}),
         )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -374,7 +378,7 @@ async fn a_token_whose_sub_names_a_deleted_user_is_revoked() {
         .app
         .post("/refresh", Some(&doomed.tokens.refresh), None)
         .await;
-    expect_error(resp, 401, "token_revoked", None).await;
+    assert_error(resp, 401, "token_revoked").await;
 }
 
 #[actix_web::test]
@@ -406,13 +410,8 @@ async fn an_access_token_on_refresh_is_refused_and_mints_nothing() {
     let forged = forge(flask_payload(user.id, json!({"fresh": true})), TEST_KEY);
     for token in [&user.tokens.access, &forged] {
         let resp = scene.app.post("/refresh", Some(token), None).await;
-        expect_error(
-            resp,
-            401,
-            "invalid_token",
-            Some("Only refresh tokens are allowed."),
-        )
-        .await;
+        let refused = assert_error(resp, 401, "invalid_token").await;
+        assert_eq!(refused["message"], "Only refresh tokens are allowed.");
     }
     // Still the one session from the login, and its refresh token was not spent.
     let resp = scene.app.get("/sessions", Some(&user.tokens.access)).await;
@@ -427,7 +426,11 @@ async fn an_access_token_on_refresh_is_refused_and_mints_nothing() {
 
 #[actix_web::test]
 async fn tokens_of_another_issuer_or_audience_are_refused_when_configured() {
-    let scene = Scene::with(&[("JWT_ISSUER", "stores"), ("JWT_AUDIENCE", "shop-apps")]).await;
+    let scene = Scene::with(|s| {
+        s.tokens.issuer = Some("stores".into());
+        s.tokens.audience = Some("shop-apps".into());
+    })
+    .await;
     let id = scene.admin.id;
     let claims = json!({"fresh": true, "is_admin": true});
     let with = |extra: Value| {
@@ -457,8 +460,11 @@ async fn tokens_of_another_issuer_or_audience_are_refused_when_configured() {
         scene.refused(&token, "invalid_token", None).await;
     }
     // A real token minted by a server with the same key and another issuer.
-    let elsewhere =
-        TestApp::spawn_with(&[("JWT_ISSUER", "billing"), ("JWT_AUDIENCE", "shop-apps")]).await;
+    let elsewhere = TestApp::spawn_with(|s| {
+        s.tokens.issuer = Some("billing".into());
+        s.tokens.audience = Some("shop-apps".into());
+    })
+    .await;
     let foreign = elsewhere.admin().await;
     scene
         .refused(&foreign.tokens.access, "invalid_token", None)

@@ -4,17 +4,10 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::errors::expect_error;
-use crate::helpers::TestApp;
-use crate::stores::{
-    assert_gone, assert_same, body_of, expect_invalid, fetch, get_list, id_of, ids, item_summary,
-    link, new_item, new_store, new_tag, reference, run_guard_matrix, Cast, Guard, GuardCase,
-    MISSING,
+use crate::helpers::{
+    assert_error, assert_gone, assert_invalid, assert_same, body_of, id_of, ids, item_summary,
+    reference, run_guard_matrix, Bearer, Cast, Guard, GuardCase, TestApp, BEARERS, MISSING,
 };
-
-async fn put(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> Response {
-    app.request(Method::PUT, path, token, Some(body)).await
-}
 
 async fn post_item(app: &TestApp, token: &str, body: Value) -> Response {
     app.post("/item", Some(token), Some(body)).await
@@ -22,14 +15,7 @@ async fn post_item(app: &TestApp, token: &str, body: Value) -> Response {
 
 /// The item list as the admin sees it: (X-Total-Count, full items).
 async fn all_items(app: &TestApp, token: &str) -> (i64, Value) {
-    get_list(app, "/item", Some(token)).await
-}
-
-/// A store and a user with a fresh token to fill it.
-async fn shop(app: &TestApp) -> (String, Value) {
-    let user = app.user().await;
-    let store = new_store(app, &user.tokens.access, "Shop").await;
-    (user.tokens.access, store)
+    app.get_list("/item", Some(token)).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -37,41 +23,18 @@ async fn shop(app: &TestApp) -> (String, Value) {
 
 fn item_guard_cases() -> Vec<GuardCase> {
     vec![
-        GuardCase {
-            method: Method::GET,
-            path: "/item?limit=0".into(),
-            guard: Guard::Optional,
-            body: None,
-            past_guard: (422, "validation_error", Some(("query", "limit"))),
-        },
-        GuardCase {
-            method: Method::GET,
-            path: format!("/item/{MISSING}"),
-            guard: Guard::Access,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
-        GuardCase {
-            method: Method::POST,
-            path: "/item".into(),
-            guard: Guard::Fresh,
-            body: Some(json!({"name": "Chair", "price": -1, "store_id": MISSING})),
-            past_guard: (422, "validation_error", Some(("json", "price"))),
-        },
-        GuardCase {
-            method: Method::PUT,
-            path: format!("/item/{MISSING}"),
-            guard: Guard::Access,
-            body: Some(json!({"price": -1})),
-            past_guard: (422, "validation_error", Some(("json", "price"))),
-        },
-        GuardCase {
-            method: Method::DELETE,
-            path: format!("/item/{MISSING}"),
-            guard: Guard::Admin,
-            body: None,
-            past_guard: (404, "not_found", None),
-        },
+        GuardCase::new(Method::GET, "/item?limit=0", Guard::Optional)
+            .then_invalid("query", "limit"),
+        GuardCase::new(Method::GET, format!("/item/{MISSING}"), Guard::Access)
+            .then(404, "not_found"),
+        GuardCase::new(Method::POST, "/item", Guard::Fresh)
+            .json(json!({"name": "Chair", "price": -1, "store_id": MISSING}))
+            .then_invalid("json", "price"),
+        GuardCase::new(Method::PUT, format!("/item/{MISSING}"), Guard::Access)
+            .json(json!({"price": -1}))
+            .then_invalid("json", "price"),
+        GuardCase::new(Method::DELETE, format!("/item/{MISSING}"), Guard::Admin)
+            .then(404, "not_found"),
     ]
 }
 
@@ -79,9 +42,9 @@ fn item_guard_cases() -> Vec<GuardCase> {
 async fn item_routes_refuse_every_token_their_guard_does_not_accept() {
     let app = TestApp::spawn().await;
     let cast = Cast::new(&app).await;
-    let (refused, passed) = run_guard_matrix(&app, &cast, &item_guard_cases()).await;
+    let (refused, passed) = run_guard_matrix(&app, &cast, &item_guard_cases(), &BEARERS).await;
     assert_eq!((refused, passed), (28, 17));
-    let (total, list) = get_list(&app, "/item", Some(&cast.user_stale)).await;
+    let (total, list) = app.get_list("/item", Some(&cast.user_stale)).await;
     assert_eq!((total, list), (0, json!([])), "nothing was created");
 }
 
@@ -89,31 +52,28 @@ async fn item_routes_refuse_every_token_their_guard_does_not_accept() {
 async fn the_weakest_sufficient_token_opens_each_item_route() {
     let app = TestApp::spawn().await;
     let cast = Cast::new(&app).await;
-    let store = new_store(&app, &cast.user.tokens.access, "Shop").await;
+    let store = app.new_store(&cast.user.tokens.access, "Shop").await;
     // POST /item: fresh; a stale token is told to get fresh first.
     let body = json!({"name": "Chair", "price": 45.5, "store_id": store["id"]});
     let resp = post_item(&app, &cast.user_stale, body.clone()).await;
-    expect_error(resp, 401, "fresh_token_required", None).await;
+    assert_error(resp, 401, "fresh_token_required").await;
     let resp = post_item(&app, &cast.user.tokens.access, body).await;
     let item = body_of(resp, StatusCode::CREATED).await;
     let path = format!("/item/{}", id_of(&item));
     // GET /item/{id}, PUT /item/{id}: any access token.
-    assert_same(&fetch(&app, &path, &cast.user_stale).await, &item);
-    let resp = put(&app, &path, Some(&cast.user_stale), json!({"price": 40})).await;
+    assert_same(&app.fetch(&path, &cast.user_stale).await, &item);
+    let resp = app
+        .put(&path, Some(&cast.user_stale), json!({"price": 40}))
+        .await;
     assert_eq!(body_of(resp, StatusCode::OK).await["price"], 40.0);
     // GET /item: no token.
-    let (total, _) = get_list(&app, "/item", None).await;
+    let (total, _) = app.get_list("/item", None).await;
     assert_eq!(total, 1);
     // DELETE /item/{id}: admin, fresh or not; not a fresh non-admin.
     let resp = app.delete(&path, Some(&cast.user.tokens.access)).await;
-    expect_error(
-        resp,
-        403,
-        "admin_required",
-        Some("Admin privilege required."),
-    )
-    .await;
-    fetch(&app, &path, &cast.user_stale).await;
+    let refused = assert_error(resp, 403, "admin_required").await;
+    assert_eq!(refused["message"], "Admin privilege required.");
+    app.fetch(&path, &cast.user_stale).await;
     let resp = app.delete(&path, Some(&cast.admin_stale)).await;
     assert_eq!(
         body_of(resp, StatusCode::OK).await,
@@ -130,13 +90,13 @@ async fn an_anonymous_client_sees_only_ids_and_names_of_items() {
     let app = TestApp::spawn().await;
     let cast = Cast::new(&app).await;
     let token = &cast.user.tokens.access;
-    let store = new_store(&app, token, "Shop").await;
-    let chair = new_item(&app, token, "Chair", 45.5, id_of(&store)).await;
-    let desk = new_item(&app, token, "Desk", 199.99, id_of(&store)).await;
-    let tag = new_tag(&app, token, id_of(&store), "Office").await;
-    link(&app, token, id_of(&desk), id_of(&tag)).await;
+    let store = app.new_store(token, "Shop").await;
+    let chair = app.new_item(token, "Chair", 45.5, id_of(&store)).await;
+    let desk = app.new_item(token, "Desk", 199.99, id_of(&store)).await;
+    let tag = app.new_tag(token, id_of(&store), "Office").await;
+    app.link(token, id_of(&desk), id_of(&tag)).await;
 
-    let (total, anonymous) = get_list(&app, "/item", None).await;
+    let (total, anonymous) = app.get_list("/item", None).await;
     assert_eq!(total, 2);
     assert_eq!(
         anonymous,
@@ -146,9 +106,9 @@ async fn an_anonymous_client_sees_only_ids_and_names_of_items() {
         ])
     );
 
-    let desk = fetch(&app, &format!("/item/{}", id_of(&desk)), token).await;
+    let desk = app.fetch(&format!("/item/{}", id_of(&desk)), token).await;
     for token in [&cast.user_stale, &cast.admin.tokens.access] {
-        let (total, full) = get_list(&app, "/item", Some(token)).await;
+        let (total, full) = app.get_list("/item", Some(token)).await;
         assert_eq!(total, 2);
         assert_same(&full, &json!([chair, desk]));
     }
@@ -159,27 +119,18 @@ async fn an_anonymous_client_sees_only_ids_and_names_of_items() {
 async fn the_item_list_refuses_bad_tokens_even_though_it_is_open() {
     let app = TestApp::spawn().await;
     let cast = Cast::new(&app).await;
-    let resp = app.get("/item", Some(&cast.user.tokens.refresh)).await;
-    expect_error(
-        resp,
-        401,
-        "invalid_token",
-        Some("Only access tokens are allowed."),
-    )
-    .await;
-    let resp = app.get("/item", Some("not-a-jwt")).await;
-    expect_error(resp, 401, "invalid_token", None).await;
-    let resp = app.get("/item", Some(&cast.expired)).await;
-    expect_error(resp, 401, "token_expired", None).await;
+    let list = [GuardCase::new(Method::GET, "/item", Guard::Optional)];
+    let bad = [Bearer::UserRefresh, Bearer::Garbage, Bearer::Expired];
+    assert_eq!(run_guard_matrix(&app, &cast, &list, &bad).await, (3, 0));
 }
 
 #[actix_web::test]
 async fn the_item_list_pages_with_limit_and_offset() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
+    let (token, store) = app.shop("Shop").await;
     let mut created = Vec::new();
     for (name, price) in [("E", 5.0), ("D", 4.0), ("C", 3.0), ("B", 2.0), ("A", 1.0)] {
-        created.push(new_item(&app, &token, name, price, id_of(&store)).await);
+        created.push(app.new_item(&token, name, price, id_of(&store)).await);
     }
     let created_ids: Vec<i64> = created.iter().map(id_of).collect();
 
@@ -187,11 +138,11 @@ async fn the_item_list_pages_with_limit_and_offset() {
     assert_eq!(total, 5);
     assert_eq!(ids(&all), created_ids, "ordered by id");
 
-    let (total, page) = get_list(&app, "/item?limit=2&offset=1", Some(&token)).await;
+    let (total, page) = app.get_list("/item?limit=2&offset=1", Some(&token)).await;
     assert_eq!(total, 5, "the total, not the page size");
     assert_same(&page, &json!([created[1], created[2]]));
 
-    let (total, page) = get_list(&app, "/item?limit=2&offset=1", None).await;
+    let (total, page) = app.get_list("/item?limit=2&offset=1", None).await;
     assert_eq!(total, 5);
     assert_eq!(
         page,
@@ -201,14 +152,14 @@ async fn the_item_list_pages_with_limit_and_offset() {
         ])
     );
 
-    let (total, page) = get_list(&app, "/item?offset=4", None).await;
+    let (total, page) = app.get_list("/item?offset=4", None).await;
     assert_eq!(total, 5);
     assert_eq!(ids(&page), created_ids[4..]);
 
-    let (total, page) = get_list(&app, "/item?offset=5", Some(&token)).await;
+    let (total, page) = app.get_list("/item?offset=5", Some(&token)).await;
     assert_eq!((total, page), (5, json!([])));
 
-    let (total, page) = get_list(&app, "/item?limit=5000", Some(&token)).await;
+    let (total, page) = app.get_list("/item?limit=5000", Some(&token)).await;
     assert_eq!(total, 5);
     assert_eq!(ids(&page), created_ids);
 }
@@ -216,7 +167,7 @@ async fn the_item_list_pages_with_limit_and_offset() {
 #[actix_web::test]
 async fn bad_paging_on_the_item_list_is_422_under_errors_query() {
     let app = TestApp::spawn().await;
-    let (token, _) = shop(&app).await;
+    let (token, _) = app.shop("Shop").await;
     let cases = [
         ("limit=0", vec!["limit"]),
         ("limit=abc", vec!["limit"]),
@@ -227,7 +178,7 @@ async fn bad_paging_on_the_item_list_is_422_under_errors_query() {
         for (query, fields) in &cases {
             eprintln!("GET /item?{query}: expecting 422 on {fields:?}");
             let resp = app.get(&format!("/item?{query}"), token).await;
-            expect_invalid(resp, "query", fields).await;
+            assert_invalid(resp, "query", fields).await;
         }
     }
 }
@@ -238,7 +189,7 @@ async fn bad_paging_on_the_item_list_is_422_under_errors_query() {
 #[actix_web::test]
 async fn a_client_creates_an_item_and_reads_it_back_in_full() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
+    let (token, store) = app.shop("Shop").await;
     let resp = post_item(
         &app,
         &token,
@@ -254,19 +205,21 @@ async fn a_client_creates_an_item_and_reads_it_back_in_full() {
             "store": {"id": store["id"], "name": "Shop"}, "tags": [],
         }),
     );
-    assert_same(&fetch(&app, &format!("/item/{id}"), &token).await, &item);
-    let store = fetch(&app, &format!("/store/{}", id_of(&store)), &token).await;
+    assert_same(&app.fetch(&format!("/item/{id}"), &token).await, &item);
+    let store = app
+        .fetch(&format!("/store/{}", id_of(&store)), &token)
+        .await;
     assert_same(&store["items"], &json!([item_summary(&item)]));
 }
 
 #[actix_web::test]
 async fn an_item_name_is_stored_trimmed_and_1_to_80_characters() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
+    let (token, store) = app.shop("Shop").await;
     let sid = store["id"].clone();
-    let item = new_item(&app, &token, "  Chair  ", 1.0, id_of(&store)).await;
+    let item = app.new_item(&token, "  Chair  ", 1.0, id_of(&store)).await;
     assert_eq!(item["name"], "Chair");
-    let stored = fetch(&app, &format!("/item/{}", id_of(&item)), &token).await;
+    let stored = app.fetch(&format!("/item/{}", id_of(&item)), &token).await;
     assert_eq!(stored["name"], "Chair");
 
     let long = "x".repeat(81);
@@ -278,10 +231,10 @@ async fn an_item_name_is_stored_trimmed_and_1_to_80_characters() {
             json!({"name": name, "price": 1, "store_id": sid}),
         )
         .await;
-        expect_invalid(resp, "json", &["name"]).await;
+        assert_invalid(resp, "json", &["name"]).await;
     }
     let eighty = "y".repeat(80);
-    let item = new_item(&app, &token, &eighty, 1.0, id_of(&store)).await;
+    let item = app.new_item(&token, &eighty, 1.0, id_of(&store)).await;
     assert_eq!(item["name"], eighty);
     let (total, _) = all_items(&app, &token).await;
     assert_eq!(total, 2);
@@ -290,7 +243,7 @@ async fn an_item_name_is_stored_trimmed_and_1_to_80_characters() {
 #[actix_web::test]
 async fn prices_come_back_exactly_as_sent() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
+    let (token, store) = app.shop("Shop").await;
     let prices = [
         0.0,
         0.01,
@@ -307,23 +260,20 @@ async fn prices_come_back_exactly_as_sent() {
         1_000_000_000.0,
     ];
     for price in prices {
-        let item = new_item(&app, &token, "Thing", price, id_of(&store)).await;
+        let item = app.new_item(&token, "Thing", price, id_of(&store)).await;
         assert_eq!(item["price"].as_f64(), Some(price), "created: {item}");
-        let stored = fetch(&app, &format!("/item/{}", id_of(&item)), &token).await;
+        let stored = app.fetch(&format!("/item/{}", id_of(&item)), &token).await;
         assert_eq!(stored["price"].as_f64(), Some(price), "read back: {stored}");
     }
     // 10.1, then +0.2 by the client (rounded to cents, as a careful client does).
-    let item = new_item(&app, &token, "Sum", 10.1, id_of(&store)).await;
+    let item = app.new_item(&token, "Sum", 10.1, id_of(&store)).await;
     let path = format!("/item/{}", id_of(&item));
-    let resp = put(&app, &path, Some(&token), json!({"price": 10.3})).await;
+    let resp = app.put(&path, Some(&token), json!({"price": 10.3})).await;
     assert_eq!(
         body_of(resp, StatusCode::OK).await["price"].as_f64(),
         Some(10.3)
     );
-    assert_eq!(
-        fetch(&app, &path, &token).await["price"].as_f64(),
-        Some(10.3)
-    );
+    assert_eq!(app.fetch(&path, &token).await["price"].as_f64(), Some(10.3));
     // The list and the store show the same exact prices.
     let (_, list) = all_items(&app, &token).await;
     let listed: Vec<f64> = list
@@ -335,15 +285,17 @@ async fn prices_come_back_exactly_as_sent() {
     let mut expected = prices.to_vec();
     expected.push(10.3);
     assert_eq!(listed, expected);
-    let store = fetch(&app, &format!("/store/{}", id_of(&store)), &token).await;
+    let store = app
+        .fetch(&format!("/store/{}", id_of(&store)), &token)
+        .await;
     assert_eq!(store["items"][5]["price"].as_f64(), Some(10.1));
 }
 
 #[actix_web::test]
 async fn a_bad_price_is_422_on_the_price_field_and_nothing_is_written() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
-    new_item(&app, &token, "Existing", 1.0, id_of(&store)).await;
+    let (token, store) = app.shop("Shop").await;
+    app.new_item(&token, "Existing", 1.0, id_of(&store)).await;
     let (total_before, before) = all_items(&app, &token).await;
     let bad = [
         ("negative", json!(-1)),
@@ -363,7 +315,7 @@ async fn a_bad_price_is_422_on_the_price_field_and_nothing_is_written() {
         eprintln!("POST /item with a price {what} ({price}): expecting 422");
         let body = json!({"name": "Chair", "price": price, "store_id": store["id"]});
         let resp = post_item(&app, &token, body).await;
-        expect_invalid(resp, "json", &["price"]).await;
+        assert_invalid(resp, "json", &["price"]).await;
     }
     let resp = post_item(
         &app,
@@ -371,7 +323,7 @@ async fn a_bad_price_is_422_on_the_price_field_and_nothing_is_written() {
         json!({"name": "Chair", "store_id": store["id"]}),
     )
     .await;
-    expect_invalid(resp, "json", &["price"]).await;
+    assert_invalid(resp, "json", &["price"]).await;
 
     let (total, after) = all_items(&app, &token).await;
     assert_eq!(total, total_before, "X-Total-Count unchanged");
@@ -381,7 +333,7 @@ async fn a_bad_price_is_422_on_the_price_field_and_nothing_is_written() {
 #[actix_web::test]
 async fn a_store_id_that_names_no_store_is_422_on_store_id() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
+    let (token, store) = app.shop("Shop").await;
     let sid = id_of(&store);
     let bad = [
         ("no such store", json!(MISSING)),
@@ -397,10 +349,10 @@ async fn a_store_id_that_names_no_store_is_422_on_store_id() {
         eprintln!("POST /item with a store_id {what} ({store_id}): expecting 422");
         let body = json!({"name": "Chair", "price": 1, "store_id": store_id});
         let resp = post_item(&app, &token, body).await;
-        expect_invalid(resp, "json", &["store_id"]).await;
+        assert_invalid(resp, "json", &["store_id"]).await;
     }
     let resp = post_item(&app, &token, json!({"name": "Chair", "price": 1})).await;
-    expect_invalid(resp, "json", &["store_id"]).await;
+    assert_invalid(resp, "json", &["store_id"]).await;
     let (total, list) = all_items(&app, &token).await;
     assert_eq!((total, list), (0, json!([])), "nothing was written");
 }
@@ -408,16 +360,16 @@ async fn a_store_id_that_names_no_store_is_422_on_store_id() {
 #[actix_web::test]
 async fn every_bad_field_of_a_new_item_is_listed_in_one_response() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
+    let (token, store) = app.shop("Shop").await;
     let resp = post_item(
         &app,
         &token,
         json!({"name": "", "price": -1, "store_id": MISSING, "colour": "red"}),
     )
     .await;
-    expect_invalid(resp, "json", &["name", "price", "store_id", "colour"]).await;
+    assert_invalid(resp, "json", &["name", "price", "store_id", "colour"]).await;
     let resp = post_item(&app, &token, json!({})).await;
-    expect_invalid(resp, "json", &["name", "price", "store_id"]).await;
+    assert_invalid(resp, "json", &["name", "price", "store_id"]).await;
     // One unknown field alone, everything else fine.
     let resp = post_item(
         &app,
@@ -425,7 +377,7 @@ async fn every_bad_field_of_a_new_item_is_listed_in_one_response() {
         json!({"name": "Chair", "price": 1, "store_id": store["id"], "discount": 5}),
     )
     .await;
-    expect_invalid(resp, "json", &["discount"]).await;
+    assert_invalid(resp, "json", &["discount"]).await;
     let (total, list) = all_items(&app, &token).await;
     assert_eq!((total, list), (0, json!([])), "nothing was written");
 }
@@ -433,7 +385,7 @@ async fn every_bad_field_of_a_new_item_is_listed_in_one_response() {
 #[actix_web::test]
 async fn an_item_body_that_is_not_json_is_400() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
+    let (token, store) = app.shop("Shop").await;
     let good = json!({"name": "Chair", "price": 1, "store_id": store["id"]}).to_string();
     for (content_type, body) in [
         ("application/json", "{\"name\": \"Chair\",".to_string()),
@@ -442,20 +394,20 @@ async fn an_item_body_that_is_not_json_is_400() {
     ] {
         eprintln!("POST /item {content_type} {body:?}: expecting 400 or 422");
         let resp = app
-            .client
-            .post(app.url("/item"))
-            .bearer_auth(&token)
-            .header("Content-Type", content_type)
-            .body(body.clone())
-            .send()
-            .await
-            .expect("request sent");
+            .send_raw(
+                Method::POST,
+                "/item",
+                Some(&token),
+                Some(content_type),
+                body.clone(),
+            )
+            .await;
         if body.starts_with('[') {
             // Well-formed JSON that is not an object: either answer is the contract's.
             let status = resp.status().as_u16();
             assert!(status == 400 || status == 422, "{status}");
         } else {
-            expect_error(resp, 400, "bad_request", None).await;
+            assert_error(resp, 400, "bad_request").await;
         }
     }
     let (total, _) = all_items(&app, &token).await;
@@ -465,7 +417,7 @@ async fn an_item_body_that_is_not_json_is_400() {
 #[actix_web::test]
 async fn reading_an_item_that_does_not_exist_is_404() {
     let app = TestApp::spawn().await;
-    let (token, _) = shop(&app).await;
+    let (token, _) = app.shop("Shop").await;
     for path in [
         format!("/item/{MISSING}"),
         "/item/0".into(),
@@ -481,81 +433,83 @@ async fn reading_an_item_that_does_not_exist_is_404() {
 #[actix_web::test]
 async fn updating_an_item_changes_only_what_is_sent() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
-    let item = new_item(&app, &token, "Chair", 45.5, id_of(&store)).await;
+    let (token, store) = app.shop("Shop").await;
+    let item = app.new_item(&token, "Chair", 45.5, id_of(&store)).await;
     let path = format!("/item/{}", id_of(&item));
 
-    let resp = put(&app, &path, Some(&token), json!({"name": "  Armchair "})).await;
+    let resp = app
+        .put(&path, Some(&token), json!({"name": "  Armchair "}))
+        .await;
     let renamed = body_of(resp, StatusCode::OK).await;
     let mut expected = item.clone();
     expected["name"] = json!("Armchair");
     assert_same(&renamed, &expected);
-    assert_same(&fetch(&app, &path, &token).await, &expected);
+    assert_same(&app.fetch(&path, &token).await, &expected);
 
-    let resp = put(&app, &path, Some(&token), json!({"price": 50.25})).await;
+    let resp = app.put(&path, Some(&token), json!({"price": 50.25})).await;
     expected["price"] = json!(50.25);
     assert_same(&body_of(resp, StatusCode::OK).await, &expected);
-    assert_same(&fetch(&app, &path, &token).await, &expected);
+    assert_same(&app.fetch(&path, &token).await, &expected);
 
-    let resp = put(
-        &app,
-        &path,
-        Some(&token),
-        json!({"name": "Sofa", "price": 0.99}),
-    )
-    .await;
+    let resp = app
+        .put(&path, Some(&token), json!({"name": "Sofa", "price": 0.99}))
+        .await;
     expected["name"] = json!("Sofa");
     expected["price"] = json!(0.99);
     assert_same(&body_of(resp, StatusCode::OK).await, &expected);
 
-    let resp = put(&app, &path, Some(&token), json!({})).await;
+    let resp = app.put(&path, Some(&token), json!({})).await;
     assert_same(&body_of(resp, StatusCode::OK).await, &expected);
-    assert_same(&fetch(&app, &path, &token).await, &expected);
+    assert_same(&app.fetch(&path, &token).await, &expected);
     // The store's view follows.
-    let store = fetch(&app, &format!("/store/{}", id_of(&store)), &token).await;
+    let store = app
+        .fetch(&format!("/store/{}", id_of(&store)), &token)
+        .await;
     assert_same(&store["items"], &json!([item_summary(&expected)]));
 }
 
 #[actix_web::test]
 async fn an_item_keeps_its_tags_through_an_update() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
-    let item = new_item(&app, &token, "Chair", 45.5, id_of(&store)).await;
-    let tag = new_tag(&app, &token, id_of(&store), "Furniture").await;
-    link(&app, &token, id_of(&item), id_of(&tag)).await;
+    let (token, store) = app.shop("Shop").await;
+    let item = app.new_item(&token, "Chair", 45.5, id_of(&store)).await;
+    let tag = app.new_tag(&token, id_of(&store), "Furniture").await;
+    app.link(&token, id_of(&item), id_of(&tag)).await;
     let path = format!("/item/{}", id_of(&item));
-    let resp = put(&app, &path, Some(&token), json!({"price": 39})).await;
+    let resp = app.put(&path, Some(&token), json!({"price": 39})).await;
     let updated = body_of(resp, StatusCode::OK).await;
     assert_same(&updated["tags"], &json!([reference(&tag)]));
-    let tag = fetch(&app, &format!("/tag/{}", id_of(&tag)), &token).await;
+    let tag = app.fetch(&format!("/tag/{}", id_of(&tag)), &token).await;
     assert_same(&tag["items"], &json!([item_summary(&updated)]));
 }
 
 #[actix_web::test]
 async fn an_item_cannot_be_moved_to_another_store_by_an_update() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
-    let other = new_store(&app, &token, "Other").await;
-    let item = new_item(&app, &token, "Chair", 45.5, id_of(&store)).await;
+    let (token, store) = app.shop("Shop").await;
+    let other = app.new_store(&token, "Other").await;
+    let item = app.new_item(&token, "Chair", 45.5, id_of(&store)).await;
     let path = format!("/item/{}", id_of(&item));
-    let resp = put(&app, &path, Some(&token), json!({"store_id": other["id"]})).await;
-    expect_invalid(resp, "json", &["store_id"]).await;
-    let resp = put(
-        &app,
-        &path,
-        Some(&token),
-        json!({"name": "Moved", "store_id": other["id"]}),
-    )
-    .await;
-    expect_invalid(resp, "json", &["store_id"]).await;
-    assert_same(&fetch(&app, &path, &token).await, &item);
+    let resp = app
+        .put(&path, Some(&token), json!({"store_id": other["id"]}))
+        .await;
+    assert_invalid(resp, "json", &["store_id"]).await;
+    let resp = app
+        .put(
+            &path,
+            Some(&token),
+            json!({"name": "Moved", "store_id": other["id"]}),
+        )
+        .await;
+    assert_invalid(resp, "json", &["store_id"]).await;
+    assert_same(&app.fetch(&path, &token).await, &item);
 }
 
 #[actix_web::test]
 async fn a_bad_update_is_422_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
-    let item = new_item(&app, &token, "Chair", 45.5, id_of(&store)).await;
+    let (token, store) = app.shop("Shop").await;
+    let item = app.new_item(&token, "Chair", 45.5, id_of(&store)).await;
     let path = format!("/item/{}", id_of(&item));
     let long = "x".repeat(81);
     let cases = [
@@ -576,31 +530,33 @@ async fn a_bad_update_is_422_and_changes_nothing() {
     ];
     for (body, fields) in cases {
         eprintln!("PUT {path} {body}: expecting 422 on {fields:?}");
-        let resp = put(&app, &path, Some(&token), body).await;
-        expect_invalid(resp, "json", &fields).await;
+        let resp = app.put(&path, Some(&token), body).await;
+        assert_invalid(resp, "json", &fields).await;
     }
-    assert_same(&fetch(&app, &path, &token).await, &item);
+    assert_same(&app.fetch(&path, &token).await, &item);
 }
 
 #[actix_web::test]
 async fn updating_an_item_checks_the_guard_then_the_body_then_the_id() {
     let app = TestApp::spawn().await;
-    let (token, store) = shop(&app).await;
-    let item = new_item(&app, &token, "Chair", 45.5, id_of(&store)).await;
+    let (token, store) = app.shop("Shop").await;
+    let item = app.new_item(&token, "Chair", 45.5, id_of(&store)).await;
     let missing = format!("/item/{MISSING}");
     // No token: 401 whatever the body, on an item that exists or not.
     for path in [format!("/item/{}", id_of(&item)), missing.clone()] {
-        let resp = put(&app, &path, None, json!({"price": -1})).await;
-        expect_error(resp, 401, "authorization_required", None).await;
+        let resp = app.put(&path, None, json!({"price": -1})).await;
+        assert_error(resp, 401, "authorization_required").await;
     }
     // A token and a bad body on a missing item: the body's 422.
-    let resp = put(&app, &missing, Some(&token), json!({"price": -1})).await;
-    expect_invalid(resp, "json", &["price"]).await;
+    let resp = app.put(&missing, Some(&token), json!({"price": -1})).await;
+    assert_invalid(resp, "json", &["price"]).await;
     // A token and a good body on a missing item: 404, and nothing created.
-    let resp = put(&app, &missing, Some(&token), json!({"name": "Ghost"})).await;
-    expect_error(resp, 404, "not_found", None).await;
-    let resp = put(&app, &missing, Some(&token), json!({})).await;
-    expect_error(resp, 404, "not_found", None).await;
+    let resp = app
+        .put(&missing, Some(&token), json!({"name": "Ghost"}))
+        .await;
+    assert_error(resp, 404, "not_found").await;
+    let resp = app.put(&missing, Some(&token), json!({})).await;
+    assert_error(resp, 404, "not_found").await;
     let (total, list) = all_items(&app, &token).await;
     assert_eq!(total, 1);
     assert_same(&list, &json!([item]));
@@ -613,18 +569,18 @@ async fn updating_an_item_checks_the_guard_then_the_body_then_the_id() {
 async fn only_an_admin_deletes_an_item_and_it_leaves_its_store_and_tags() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let (token, store) = shop(&app).await;
-    let chair = new_item(&app, &token, "Chair", 45.5, id_of(&store)).await;
-    let desk = new_item(&app, &token, "Desk", 99.0, id_of(&store)).await;
-    let tag = new_tag(&app, &token, id_of(&store), "Furniture").await;
-    link(&app, &token, id_of(&chair), id_of(&tag)).await;
-    link(&app, &token, id_of(&desk), id_of(&tag)).await;
+    let (token, store) = app.shop("Shop").await;
+    let chair = app.new_item(&token, "Chair", 45.5, id_of(&store)).await;
+    let desk = app.new_item(&token, "Desk", 99.0, id_of(&store)).await;
+    let tag = app.new_tag(&token, id_of(&store), "Furniture").await;
+    app.link(&token, id_of(&chair), id_of(&tag)).await;
+    app.link(&token, id_of(&desk), id_of(&tag)).await;
     let path = format!("/item/{}", id_of(&chair));
 
     let resp = app.delete(&path, Some(&token)).await;
-    expect_error(resp, 403, "admin_required", None).await;
+    assert_error(resp, 403, "admin_required").await;
     assert_same(
-        &fetch(&app, &path, &token).await["tags"],
+        &app.fetch(&path, &token).await["tags"],
         &json!([reference(&tag)]),
     );
 
@@ -635,14 +591,16 @@ async fn only_an_admin_deletes_an_item_and_it_leaves_its_store_and_tags() {
     );
     assert_gone(&app, &path, &token).await;
     let resp = app.delete(&path, Some(&admin.tokens.access)).await;
-    expect_error(resp, 404, "not_found", None).await;
+    assert_error(resp, 404, "not_found").await;
 
     let (total, list) = all_items(&app, &token).await;
     assert_eq!(total, 1);
     assert_eq!(ids(&list), [id_of(&desk)]);
-    let store = fetch(&app, &format!("/store/{}", id_of(&store)), &token).await;
+    let store = app
+        .fetch(&format!("/store/{}", id_of(&store)), &token)
+        .await;
     assert_same(&store["items"], &json!([item_summary(&desk)]));
-    let tag = fetch(&app, &format!("/tag/{}", id_of(&tag)), &token).await;
+    let tag = app.fetch(&format!("/tag/{}", id_of(&tag)), &token).await;
     assert_same(&tag["items"], &json!([item_summary(&desk)]));
 }
 
@@ -653,7 +611,7 @@ async fn deleting_an_item_that_does_not_exist_is_404() {
     let resp = app
         .delete(&format!("/item/{MISSING}"), Some(&admin.tokens.access))
         .await;
-    expect_error(resp, 404, "not_found", None).await;
+    assert_error(resp, 404, "not_found").await;
 }
 
 #[actix_web::test]
@@ -661,12 +619,12 @@ async fn a_deleted_items_id_is_not_given_to_the_next_item() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let token = &admin.tokens.access;
-    let store = new_store(&app, token, "Shop").await;
-    let first = new_item(&app, token, "Chair", 1.0, id_of(&store)).await;
+    let store = app.new_store(token, "Shop").await;
+    let first = app.new_item(token, "Chair", 1.0, id_of(&store)).await;
     let resp = app
         .delete(&format!("/item/{}", id_of(&first)), Some(token))
         .await;
     body_of(resp, StatusCode::OK).await;
-    let second = new_item(&app, token, "Chair", 1.0, id_of(&store)).await;
+    let second = app.new_item(token, "Chair", 1.0, id_of(&store)).await;
     assert!(id_of(&second) > id_of(&first), "{second} after {first}");
 }

@@ -2,14 +2,15 @@
 //! failed password changes get 429 with Retry-After and the RateLimit headers, on one
 //! instance or several.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
+use stores_api::config::IpNetwork;
 
-use crate::helpers::{assert_error, on_postgres, TestApp, PASSWORD};
+use crate::helpers::{assert_error, credentials, on_postgres, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn a_flood_of_logins_from_one_address_gets_429_with_retry_after() {
-    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = TestApp::spawn_with(|s| s.limits.auth_per_minute = 3).await;
     let body = json!({"username": "nobody", "password": "wrong-password"});
     for _ in 0..3 {
         let resp = app.post("/login", None, Some(body.clone())).await;
@@ -30,30 +31,18 @@ async fn a_flood_of_logins_from_one_address_gets_429_with_retry_after() {
 
 #[actix_web::test]
 async fn repeated_failures_lock_the_username_even_for_the_right_password() {
-    let app = TestApp::spawn_with(&[
-        ("LOGIN_FAILURE_LIMIT", "3"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.login_failures = 3;
+        s.limits.auth_per_minute = 0;
+    })
     .await;
     let victim = app.user().await;
     let other = app.user().await;
     for _ in 0..3 {
-        let resp = app
-            .post(
-                "/login",
-                None,
-                Some(json!({"username": victim.username, "password": "wrong-password"})),
-            )
-            .await;
+        let resp = app.try_login(&victim.username, "wrong-password").await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
-    let resp = app
-        .post(
-            "/login",
-            None,
-            Some(json!({"username": victim.username, "password": PASSWORD})),
-        )
-        .await;
+    let resp = app.try_login(&victim.username, PASSWORD).await;
     assert!(
         resp.headers().contains_key("retry-after"),
         "{:?}",
@@ -66,10 +55,10 @@ async fn repeated_failures_lock_the_username_even_for_the_right_password() {
 
 #[actix_web::test]
 async fn zero_turns_the_limits_off() {
-    let app = TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_FAILURE_LIMIT", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+    })
     .await;
     let body = json!({"username": "nobody", "password": "wrong-password"});
     for _ in 0..70 {
@@ -103,7 +92,7 @@ async fn exhaust(what: &str, limit: usize, mut send: impl AsyncFnMut() -> reqwes
 
 #[actix_web::test]
 async fn fresh_login_register_and_refresh_are_limited_per_address_too() {
-    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = TestApp::spawn_with(|s| s.limits.auth_per_minute = 3).await;
     let body = json!({"username": "nobody", "password": "wrong-password"});
     exhaust("/fresh-login", 3, async || {
         app.post("/fresh-login", None, Some(body.clone())).await
@@ -127,18 +116,16 @@ async fn fresh_login_register_and_refresh_are_limited_per_address_too() {
 
 /// POST /login from this test's address, claiming to be `forwarded_for`.
 async fn login_forwarded(app: &TestApp, forwarded_for: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/login"))
+    app.call(Method::POST, "/login")
         .header("X-Forwarded-For", forwarded_for)
-        .json(&json!({"username": "nobody", "password": "wrong-password"}))
+        .json(&credentials("nobody", "wrong-password"))
         .send()
         .await
-        .expect("request sent")
 }
 
 #[actix_web::test]
 async fn without_trusted_proxies_a_spoofed_x_forwarded_for_does_not_escape_the_limit() {
-    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = TestApp::spawn_with(|s| s.limits.auth_per_minute = 3).await;
     for n in 0..3 {
         let resp = login_forwarded(&app, &format!("203.0.113.{n}")).await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -152,10 +139,10 @@ async fn without_trusted_proxies_a_spoofed_x_forwarded_for_does_not_escape_the_l
 #[actix_web::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
     // The test client connects from 127.0.0.1: here, that is the proxy.
-    let app = TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
-        ("TRUSTED_PROXIES", "127.0.0.1"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 2;
+        s.http.trusted_proxies = vec![IpNetwork::parse("127.0.0.1").expect("a block")];
+    })
     .await;
     for _ in 0..2 {
         let resp = login_forwarded(&app, "203.0.113.1").await;
@@ -177,16 +164,17 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
 
 #[actix_web::test]
 async fn behind_a_trusted_proxy_sessions_record_the_forwarded_address() {
-    let app = TestApp::spawn_with(&[("TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.http.trusted_proxies = vec![IpNetwork::parse("127.0.0.0/8").expect("a block")]
+    })
+    .await;
     app.register("dora", PASSWORD).await;
     let resp = app
-        .client
-        .post(app.url("/login"))
+        .call(Method::POST, "/login")
         .header("X-Forwarded-For", "198.51.100.23, 127.0.0.5")
-        .json(&json!({"username": "dora", "password": PASSWORD}))
+        .json(&credentials("dora", PASSWORD))
         .send()
-        .await
-        .expect("request sent");
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let tokens: serde_json::Value = resp.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
@@ -202,13 +190,11 @@ async fn behind_a_trusted_proxy_sessions_record_the_forwarded_address() {
     let direct = TestApp::spawn().await;
     direct.register("dora", PASSWORD).await;
     let resp = direct
-        .client
-        .post(direct.url("/login"))
+        .call(Method::POST, "/login")
         .header("X-Forwarded-For", "198.51.100.23")
-        .json(&json!({"username": "dora", "password": PASSWORD}))
+        .json(&credentials("dora", PASSWORD))
         .send()
-        .await
-        .expect("request sent");
+        .await;
     let tokens: serde_json::Value = resp.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
     let sessions: serde_json::Value = direct
@@ -243,13 +229,12 @@ fn reset_of(field: &str) -> u64 {
 #[actix_web::test]
 async fn limited_routes_tell_the_client_its_budget_in_ratelimit_headers_readable_by_browsers() {
     const SPA: &str = "https://app.example.com";
-    let app = TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
-        ("CORS_ALLOWED_ORIGINS", SPA),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 2;
+    })
     .await;
     let login = || {
-        app.client
+        reqwest::Client::new()
             .post(app.url("/login"))
             .header("Origin", SPA)
             .json(&json!({"username": "nobody", "password": "wrong-password"}))
@@ -284,10 +269,11 @@ async fn limited_routes_tell_the_client_its_budget_in_ratelimit_headers_readable
 
 #[actix_web::test]
 async fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
-    let app = TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
-        ("TRUSTED_PROXIES", "127.0.0.0/8"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 2;
+        s.http.trusted_proxies =
+            vec![stores_api::config::IpNetwork::parse("127.0.0.0/8").expect("a network")];
+    })
     .await;
     // Two addresses of one /64: one budget.
     for address in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:eeee:dddd:cccc"] {
@@ -311,7 +297,7 @@ async fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
 
 /// PUT /me/password with `current` as the current password.
 async fn change_password(app: &TestApp, token: &str, current: &str) -> reqwest::Response {
-    app.client
+    reqwest::Client::new()
         .put(app.url("/me/password"))
         .bearer_auth(token)
         .json(&json!({"current_password": current, "new_password": "another-long-passphrase"}))
@@ -322,7 +308,10 @@ async fn change_password(app: &TestApp, token: &str, current: &str) -> reqwest::
 
 #[actix_web::test]
 async fn password_changes_are_limited_per_address() {
-    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 3;
+    })
+    .await;
     let user = app.user().await;
     exhaust("PUT /me/password", 3, async || {
         change_password(&app, &user.tokens.access, "wrong-password").await
@@ -332,10 +321,10 @@ async fn password_changes_are_limited_per_address() {
 
 #[actix_web::test]
 async fn wrong_current_passwords_lock_that_users_password_changes_only() {
-    let app = TestApp::spawn_with(&[
-        ("LOGIN_FAILURE_LIMIT", "3"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.login_failures = 3;
+        s.limits.auth_per_minute = 0;
+    })
     .await;
     let victim = app.user().await;
     let other = app.user().await;
@@ -362,10 +351,10 @@ async fn wrong_current_passwords_lock_that_users_password_changes_only() {
 #[actix_web::test]
 async fn any_username_is_a_401_that_leaves_no_trace_never_a_500() {
     // One failure locks a valid username: an invalid one must stay a plain 401.
-    let app = TestApp::spawn_with(&[
-        ("LOGIN_FAILURE_LIMIT", "1"),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-    ])
+    let app = TestApp::spawn_with(|s| {
+        s.limits.login_failures = 1;
+        s.limits.auth_per_minute = 0;
+    })
     .await;
     let hostile = [
         "a\u{0}b".to_owned(),

@@ -1,42 +1,26 @@
-//! Races (issue 5, item 4): many clients at once on one username, one refresh token, or
-//! one session being logged out while it refreshes. Each test runs on both backends;
-//! the rate limiter is off so that every request reaches the code under test.
+//! Races: many clients at once on one username, one refresh token, or one session being
+//! logged out while it refreshes. Each test runs on both backends; the rate limiter is
+//! off so that every request reaches the code under test.
 
-use base64::Engine;
+use std::time::Duration;
+
 use futures_util::future::join_all;
-use reqwest::{Method, Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, TestApp, TestUser, Tokens, PASSWORD};
+use crate::helpers::{
+    assert_error, assert_revoked, ok_json, sid, TestApp, TestUser, Tokens, PASSWORD,
+};
 
 /// A server whose limiter and hashing queue let a flood through (the race is the
 /// point here, not load shedding), with refresh reuse grace `grace` seconds.
-async fn spawn(grace: &str) -> TestApp {
-    TestApp::spawn_with(&[
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ("PASSWORD_HASH_QUEUE", "64"),
-        ("JWT_REFRESH_REUSE_GRACE", grace),
-    ])
+async fn spawn(grace: u64) -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 0;
+        s.passwords.hash_queue = 64;
+        s.tokens.refresh_reuse_grace = Duration::from_secs(grace);
+    })
     .await
-}
-
-/// The session id a token carries (read unverified: the server put it there).
-fn sid(token: &str) -> String {
-    let payload = token.split('.').nth(1).expect("a JWT has three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    let claims: Value = serde_json::from_slice(&bytes).expect("JSON payload");
-    claims["sid"].as_str().expect("a sid").to_string()
-}
-
-/// The token pair of a 200 /refresh response.
-async fn tokens(resp: Response) -> Tokens {
-    let body: Value = resp.json().await.expect("JSON body");
-    Tokens {
-        access: body["access_token"].as_str().expect("access").to_string(),
-        refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
-    }
 }
 
 /// Fires `n` refreshes of one token at once; the pairs of the 200s, every other
@@ -46,7 +30,7 @@ async fn concurrent_refreshes(app: &TestApp, refresh: &str, n: usize) -> Vec<Tok
     let mut won = Vec::new();
     for resp in responses {
         if resp.status() == StatusCode::OK {
-            won.push(tokens(resp).await);
+            won.push(Tokens::of(&ok_json(resp).await));
         } else {
             assert_error(resp, 401, "token_revoked").await;
         }
@@ -54,17 +38,9 @@ async fn concurrent_refreshes(app: &TestApp, refresh: &str, n: usize) -> Vec<Tok
     won
 }
 
-/// Both tokens of a pair are refused as revoked.
-async fn assert_revoked(app: &TestApp, tokens: &Tokens) {
-    let resp = app.get("/me", Some(&tokens.access)).await;
-    assert_error(resp, 401, "token_revoked").await;
-    let resp = app.post("/refresh", Some(&tokens.refresh), None).await;
-    assert_error(resp, 401, "token_revoked").await;
-}
-
 /// The ids of `user`'s live sessions, seen through a new login (which is one of them).
 async fn live_sessions(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
-    let again = app.login(&user.username, &user.password).await;
+    let again = app.another_login(user).await;
     let resp = app.get("/sessions", Some(&again.access)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let list: Value = resp.json().await.expect("JSON body");
@@ -79,7 +55,7 @@ async fn live_sessions(app: &TestApp, user: &TestUser) -> (String, Vec<String>) 
 
 #[actix_web::test]
 async fn fifty_concurrent_registrations_of_one_username_create_exactly_one_user() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let responses = join_all((0..50).map(|_| app.register("contested-name", PASSWORD))).await;
     let mut created = 0;
     for resp in responses {
@@ -111,7 +87,7 @@ async fn fifty_concurrent_registrations_of_one_username_create_exactly_one_user(
 
 #[actix_web::test]
 async fn twenty_concurrent_refreshes_without_grace_win_at_most_once_and_revoke_the_session() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let user = app.user().await;
     let won = concurrent_refreshes(&app, &user.tokens.refresh, 20).await;
     assert!(
@@ -134,7 +110,7 @@ async fn twenty_concurrent_refreshes_without_grace_win_at_most_once_and_revoke_t
 
 #[actix_web::test]
 async fn twenty_concurrent_refreshes_within_grace_all_continue_the_same_session() {
-    let app = spawn("30").await;
+    let app = spawn(30).await;
     let user = app.user().await;
     let won = concurrent_refreshes(&app, &user.tokens.refresh, 20).await;
     // A double submit within the grace period is not reuse, however many copies.
@@ -163,7 +139,7 @@ async fn twenty_concurrent_refreshes_within_grace_all_continue_the_same_session(
 
 #[actix_web::test]
 async fn logout_racing_refresh_always_leaves_the_session_revoked() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let user = app.user().await;
     for round in 0..20 {
         let login = app.login(&user.username, PASSWORD).await;
@@ -175,7 +151,7 @@ async fn logout_racing_refresh_always_leaves_the_session_revoked() {
         assert_revoked(&app, &login).await;
         if refresh.status() == StatusCode::OK {
             // The refresh won the race: what it handed out dies with the session.
-            assert_revoked(&app, &tokens(refresh).await).await;
+            assert_revoked(&app, &Tokens::of(&ok_json(refresh).await)).await;
         } else {
             assert_error(refresh, 401, "token_revoked").await;
         }
@@ -195,18 +171,17 @@ async fn logout_racing_refresh_always_leaves_the_session_revoked() {
 /// upgrade at once (SQLITE_BUSY) instead of waiting; 40% of them answered 503 so.
 #[actix_web::test]
 async fn concurrent_writes_all_succeed_and_the_last_one_stays() {
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let admin = app.admin().await;
     let token = admin.tokens.access.as_str();
     let (store, item) = app.store_with_item(token, "Busy", "Hot").await;
     let path = format!("/item/{}", item["id"]);
 
     let updates = (1..=30).map(|cents| {
-        app.request(
-            Method::PUT,
+        app.put(
             &path,
             Some(token),
-            Some(json!({"price": f64::from(cents) / 100.0})),
+            json!({"price": f64::from(cents) / 100.0}),
         )
     });
     let creates = (0..10).map(|n| {
@@ -243,7 +218,7 @@ async fn concurrent_writes_all_succeed_and_the_last_one_stays() {
 async fn reads_of_different_items_that_arrive_together_each_get_their_own() {
     // GET /item/{id} answers the reads that arrive together with one query (db::Batch):
     // each must still get exactly its own item, and a missing id its own 404.
-    let app = spawn("0").await;
+    let app = spawn(0).await;
     let admin = app.admin().await;
     let token = admin.tokens.access.as_str();
     let (corner, lamp) = app.store_with_item(token, "Corner", "Lamp").await;

@@ -1,39 +1,16 @@
 //! Sessions: listing and ending them, logout scopes, fresh-login, refresh rotation
 //! with reuse detection, and what concurrent clients see.
 
-use base64::Engine;
+use std::time::Duration;
+
 use futures_util::future::join_all;
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, flask_payload, forge, TestApp, TestUser, Tokens, PASSWORD, TEST_KEY,
+    assert_alive, assert_error, assert_revoked, claims, credentials, flask_payload, forge, ok_json,
+    sid, TestApp, PASSWORD, TEST_KEY,
 };
-
-/// The payload of a JWT, unverified (the test only reads what the server put there).
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT has three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON payload")
-}
-
-/// The session id a token carries.
-fn sid(token: &str) -> String {
-    claims(token)["sid"]
-        .as_str()
-        .expect("the token has a sid")
-        .to_string()
-}
-
-/// A 200 body as JSON, with the body in the message when the status is not 200.
-async fn ok_json(resp: Response) -> Value {
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    assert_eq!(status, StatusCode::OK, "status (body: {text})");
-    serde_json::from_str(&text).expect("JSON body")
-}
 
 /// GET /sessions with `token`; panics unless 200 and a list.
 async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
@@ -42,41 +19,6 @@ async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
         .as_array()
         .expect("a list")
         .clone()
-}
-
-/// The same user logged in once more.
-async fn another_login(app: &TestApp, user: &TestUser) -> Tokens {
-    app.login(&user.username, &user.password).await
-}
-
-/// POST /refresh; panics unless 200. Returns the new pair.
-async fn refresh(app: &TestApp, refresh_token: &str) -> Tokens {
-    let body = ok_json(app.post("/refresh", Some(refresh_token), None).await).await;
-    Tokens {
-        access: body["access_token"].as_str().expect("access").to_string(),
-        refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
-    }
-}
-
-/// Both tokens of a session are refused as revoked.
-async fn assert_revoked(app: &TestApp, tokens: &Tokens) {
-    assert_error(
-        app.get("/me", Some(&tokens.access)).await,
-        401,
-        "token_revoked",
-    )
-    .await;
-    assert_error(
-        app.post("/refresh", Some(&tokens.refresh), None).await,
-        401,
-        "token_revoked",
-    )
-    .await;
-}
-
-/// The access token of a session still works.
-async fn assert_alive(app: &TestApp, tokens: &Tokens) {
-    ok_json(app.get("/me", Some(&tokens.access)).await).await;
 }
 
 fn rfc3339(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
@@ -93,7 +35,7 @@ fn rfc3339(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
 async fn the_session_list_shows_each_login_and_marks_the_current_one() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let second = another_login(&app, &user).await;
+    let second = app.another_login(&user).await;
 
     let list = sessions(&app, &second.access).await;
     assert_eq!(list.len(), 2, "{list:?}");
@@ -146,13 +88,11 @@ async fn the_session_list_shows_the_login_user_agent_and_address() {
     let user = app.user().await;
     let agent = "StoresApp/2.1 (iPhone; iOS 17.4)";
     let resp = app
-        .client
-        .post(app.url("/login"))
+        .call(Method::POST, "/login")
         .header("User-Agent", agent)
-        .json(&json!({"username": user.username, "password": PASSWORD}))
+        .json(&credentials(&user.username, PASSWORD))
         .send()
-        .await
-        .expect("request sent");
+        .await;
     let body = ok_json(resp).await;
     let access = body["access_token"].as_str().expect("access");
 
@@ -170,8 +110,8 @@ async fn the_session_list_shows_the_login_user_agent_and_address() {
 async fn refreshing_stamps_refreshed_at_on_that_session_only() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let other = another_login(&app, &user).await;
-    let next = refresh(&app, &user.tokens.refresh).await;
+    let other = app.another_login(&user).await;
+    let next = app.refresh(&user.tokens.refresh).await;
     assert_eq!(sid(&next.access), sid(&user.tokens.access), "same session");
 
     let list = sessions(&app, &next.access).await;
@@ -196,7 +136,7 @@ async fn refreshing_stamps_refreshed_at_on_that_session_only() {
 async fn ending_a_session_from_another_device_revokes_its_tokens() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let lost_phone = another_login(&app, &user).await;
+    let lost_phone = app.another_login(&user).await;
 
     let resp = app
         .delete(
@@ -260,8 +200,8 @@ async fn ending_an_unknown_session_is_a_404() {
 async fn logging_out_ends_only_this_session_by_default() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let laptop = another_login(&app, &user).await;
-    let phone = another_login(&app, &user).await;
+    let laptop = app.another_login(&user).await;
+    let phone = app.another_login(&user).await;
 
     let resp = app.post("/logout", Some(&user.tokens.access), None).await;
     assert_eq!(
@@ -285,7 +225,7 @@ async fn logging_out_ends_only_this_session_by_default() {
 async fn logging_out_everywhere_ends_every_session_of_the_caller() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let laptop = another_login(&app, &user).await;
+    let laptop = app.another_login(&user).await;
     let someone_else = app.user().await;
 
     let resp = app
@@ -296,7 +236,7 @@ async fn logging_out_everywhere_ends_every_session_of_the_caller() {
     assert_revoked(&app, &user.tokens).await;
     assert_alive(&app, &someone_else.tokens).await;
     // Logging in again still works.
-    let again = another_login(&app, &user).await;
+    let again = app.another_login(&user).await;
     assert_eq!(sessions(&app, &again.access).await.len(), 1);
 }
 
@@ -304,8 +244,8 @@ async fn logging_out_everywhere_ends_every_session_of_the_caller() {
 async fn logging_out_the_others_keeps_this_session() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let laptop = another_login(&app, &user).await;
-    let phone = another_login(&app, &user).await;
+    let laptop = app.another_login(&user).await;
+    let phone = app.another_login(&user).await;
 
     let resp = app
         .post("/logout?scope=others", Some(&user.tokens.access), None)
@@ -314,7 +254,7 @@ async fn logging_out_the_others_keeps_this_session() {
     assert_revoked(&app, &laptop).await;
     assert_revoked(&app, &phone).await;
     assert_alive(&app, &user.tokens).await;
-    let next = refresh(&app, &user.tokens.refresh).await;
+    let next = app.refresh(&user.tokens.refresh).await;
     let list = sessions(&app, &next.access).await;
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["id"], sid(&user.tokens.access));
@@ -415,7 +355,7 @@ async fn each_refresh_hands_out_a_new_refresh_token_and_the_chain_goes_on() {
     let user = app.user().await;
     let mut chain = vec![user.tokens.clone()];
     for _ in 0..3 {
-        let next = refresh(&app, &chain.last().unwrap().refresh).await;
+        let next = app.refresh(&chain.last().unwrap().refresh).await;
         assert_eq!(claims(&next.access)["fresh"], false);
         assert_eq!(sid(&next.refresh), sid(&user.tokens.access));
         for earlier in &chain {
@@ -437,9 +377,9 @@ async fn reusing_any_spent_refresh_token_revokes_the_session() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
     for spent in 0..3 {
-        let mut chain = vec![another_login(&app, &user).await];
+        let mut chain = vec![app.another_login(&user).await];
         for _ in 0..3 {
-            let next = refresh(&app, &chain.last().unwrap().refresh).await;
+            let next = app.refresh(&chain.last().unwrap().refresh).await;
             chain.push(next);
         }
         let resp = app
@@ -454,19 +394,19 @@ async fn reusing_any_spent_refresh_token_revokes_the_session() {
 
 #[actix_web::test]
 async fn within_the_grace_period_a_double_submitted_refresh_is_not_reuse() {
-    let app = TestApp::spawn_with(&[("JWT_REFRESH_REUSE_GRACE", "30")]).await;
+    let app = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(30)).await;
     let user = app.user().await;
     // Two sessions: each continues with one of the two answers.
     for keep_second in [false, true] {
-        let login = another_login(&app, &user).await;
-        let first = refresh(&app, &login.refresh).await;
-        let second = refresh(&app, &login.refresh).await;
+        let login = app.another_login(&user).await;
+        let first = app.refresh(&login.refresh).await;
+        let second = app.refresh(&login.refresh).await;
         assert_alive(&app, &first).await;
         assert_alive(&app, &second).await;
 
         let kept = if keep_second { &second } else { &first };
-        let next = refresh(&app, &kept.refresh).await;
-        let after = refresh(&app, &next.refresh).await;
+        let next = app.refresh(&kept.refresh).await;
+        let after = app.refresh(&next.refresh).await;
         assert_alive(&app, &after).await;
         assert_eq!(sid(&after.access), sid(&login.access));
     }
@@ -477,7 +417,7 @@ async fn within_the_grace_period_a_double_submitted_refresh_is_not_reuse() {
 async fn without_a_grace_period_a_double_submitted_refresh_revokes() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let first = refresh(&app, &user.tokens.refresh).await;
+    let first = app.refresh(&user.tokens.refresh).await;
     let resp = app.post("/refresh", Some(&user.tokens.refresh), None).await;
     assert_error(resp, 401, "token_revoked").await;
     assert_revoked(&app, &first).await;
@@ -485,10 +425,10 @@ async fn without_a_grace_period_a_double_submitted_refresh_revokes() {
 
 #[actix_web::test]
 async fn the_grace_period_does_not_excuse_older_refresh_tokens() {
-    let app = TestApp::spawn_with(&[("JWT_REFRESH_REUSE_GRACE", "30")]).await;
+    let app = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(30)).await;
     let user = app.user().await;
-    let first = refresh(&app, &user.tokens.refresh).await;
-    let second = refresh(&app, &first.refresh).await;
+    let first = app.refresh(&user.tokens.refresh).await;
+    let second = app.refresh(&first.refresh).await;
     // The login's refresh token was spent two rotations ago: that is reuse.
     let resp = app.post("/refresh", Some(&user.tokens.refresh), None).await;
     assert_error(resp, 401, "token_revoked").await;
@@ -515,7 +455,7 @@ async fn ten_concurrent_refreshes_of_one_token_succeed_at_most_once() {
     assert!(ok <= 1, "{ok} refreshes of one token succeeded");
 
     // Refresh never opens a session: a new login sees only itself.
-    let again = another_login(&app, &user).await;
+    let again = app.another_login(&user).await;
     let list = sessions(&app, &again.access).await;
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["id"], sid(&again.access));
@@ -546,4 +486,98 @@ async fn ten_concurrent_registrations_of_one_name_create_one_user() {
         .collect();
     assert_eq!(named.len(), 1, "{list}");
     app.login("popular-name", PASSWORD).await;
+}
+
+/// GET /sessions with `query`: the page's session ids and X-Total-Count.
+async fn session_page(app: &TestApp, token: &str, query: &str) -> (Vec<String>, i64) {
+    let resp = app.get(&format!("/sessions{query}"), Some(token)).await;
+    let total = resp
+        .headers()
+        .get("x-total-count")
+        .expect("X-Total-Count")
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("a number");
+    let ids = ok_json(resp)
+        .await
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect();
+    (ids, total)
+}
+
+#[actix_web::test]
+async fn a_login_beyond_max_sessions_per_user_ends_the_oldest_session() {
+    let app = TestApp::spawn_with(|s| s.tokens.max_sessions_per_user = 3).await;
+    let user = app.user().await;
+    let second = app.another_login(&user).await;
+    let third = app.another_login(&user).await;
+    let bystander = app.user().await;
+    assert_eq!(session_page(&app, &third.access, "").await.1, 3);
+
+    // The fourth login ends the first, as a logout would: both its tokens are refused.
+    let fourth = app.another_login(&user).await;
+    assert_revoked(&app, &user.tokens).await;
+    for alive in [&second, &third, &fourth, &bystander.tokens] {
+        assert_alive(&app, alive).await;
+    }
+    let (ids, total) = session_page(&app, &fourth.access, "").await;
+    assert_eq!(total, 3);
+    assert_eq!(
+        ids,
+        [sid(&second.access), sid(&third.access), sid(&fourth.access)]
+    );
+
+    // A fresh login opens a session too: it ends the oldest left.
+    let resp = app
+        .post(
+            "/fresh-login",
+            None,
+            Some(json!({"username": user.username, "password": PASSWORD})),
+        )
+        .await;
+    let fresh = ok_json(resp).await["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
+    assert_revoked(&app, &second).await;
+    let (ids, total) = session_page(&app, &fresh, "").await;
+    assert_eq!(total, 3);
+    assert_eq!(ids, [sid(&third.access), sid(&fourth.access), sid(&fresh)]);
+    // Another user's sessions are not counted.
+    assert_eq!(session_page(&app, &bystander.tokens.access, "").await.1, 1);
+}
+
+#[actix_web::test]
+async fn sessions_are_listed_a_page_at_a_time_oldest_first_with_the_total() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let mut tokens = vec![user.tokens.clone()];
+    for _ in 0..4 {
+        tokens.push(app.another_login(&user).await);
+    }
+    let all: Vec<String> = tokens.iter().map(|t| sid(&t.access)).collect();
+    let token = &tokens[0].access;
+    assert_eq!(session_page(&app, token, "").await, (all.clone(), 5));
+    assert_eq!(
+        session_page(&app, token, "?limit=2").await,
+        (all[..2].to_vec(), 5)
+    );
+    assert_eq!(
+        session_page(&app, token, "?limit=2&offset=2").await,
+        (all[2..4].to_vec(), 5)
+    );
+    assert_eq!(
+        session_page(&app, token, "?offset=4").await,
+        (all[4..].to_vec(), 5)
+    );
+    assert_eq!(session_page(&app, token, "?offset=9").await, (vec![], 5));
+
+    let resp = app.get("/sessions?limit=0&offset=-1", Some(token)).await;
+    let body = assert_error(resp, 422, "validation_error").await;
+    assert!(body["errors"]["query"]["limit"].is_array(), "{body}");
+    assert!(body["errors"]["query"]["offset"].is_array(), "{body}");
 }

@@ -1,67 +1,13 @@
 //! Accounts: reading and deleting users, the admin's user list and actions, and
 //! changing one's password.
 
-use reqwest::{Method, Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, TestApp, TestUser, ADMIN_USERNAME, PASSWORD};
-
-/// A 200 body as JSON, with the body in the message when the status is not 200.
-async fn ok_json(resp: Response) -> Value {
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    assert_eq!(status, StatusCode::OK, "status (body: {text})");
-    serde_json::from_str(&text).expect("JSON body")
-}
-
-/// The status of a /login attempt.
-async fn login_status(app: &TestApp, username: &str, password: &str) -> Response {
-    app.post(
-        "/login",
-        None,
-        Some(json!({"username": username, "password": password})),
-    )
-    .await
-}
-
-async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> Response {
-    app.request(Method::PATCH, path, Some(token), Some(body))
-        .await
-}
-
-async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -> Response {
-    app.request(
-        Method::PUT,
-        "/me/password",
-        Some(token),
-        Some(json!({"current_password": current, "new_password": new})),
-    )
-    .await
-}
-
-/// Asserts that both tokens of a session are refused as revoked.
-async fn assert_session_revoked(app: &TestApp, user: &TestUser) {
-    assert_error(
-        app.get("/me", Some(&user.tokens.access)).await,
-        401,
-        "token_revoked",
-    )
-    .await;
-    assert_error(
-        app.post("/refresh", Some(&user.tokens.refresh), None).await,
-        401,
-        "token_revoked",
-    )
-    .await;
-}
-
-/// The same user logged in a second time: another session.
-async fn second_session(app: &TestApp, user: &TestUser) -> TestUser {
-    TestUser {
-        tokens: app.login(&user.username, &user.password).await,
-        ..user.clone()
-    }
-}
+use crate::helpers::{
+    assert_error, assert_revoked, ids, ok_json, total_count, TestApp, TestUser, ADMIN_USERNAME,
+    PASSWORD,
+};
 
 // GET /me and GET /user/{id}
 
@@ -166,8 +112,8 @@ async fn deleting_ones_own_account_ends_its_tokens_and_its_login() {
         .await;
     assert_eq!(ok_json(resp).await, json!({"message": "User deleted."}));
 
-    assert_session_revoked(&app, &user).await;
-    let resp = login_status(&app, &user.username, &user.password).await;
+    assert_revoked(&app, &user.tokens).await;
+    let resp = app.try_login(&user.username, &user.password).await;
     assert_error(resp, 401, "invalid_credentials").await;
     let admin = app.admin().await;
     let resp = app
@@ -186,8 +132,8 @@ async fn an_admin_can_delete_another_users_account() {
         .await;
     assert_eq!(ok_json(resp).await, json!({"message": "User deleted."}));
 
-    assert_session_revoked(&app, &bob).await;
-    let resp = login_status(&app, &bob.username, &bob.password).await;
+    assert_revoked(&app, &bob.tokens).await;
+    let resp = app.try_login(&bob.username, &bob.password).await;
     assert_error(resp, 401, "invalid_credentials").await;
     // The admin's own session is untouched.
     ok_json(app.get("/me", Some(&admin.tokens.access)).await).await;
@@ -234,7 +180,7 @@ async fn the_id_of_a_deleted_user_is_never_given_to_a_new_one() {
         first.id
     );
     // A token naming the deleted user must not name the new one.
-    assert_session_revoked(&app, &first).await;
+    assert_revoked(&app, &first.tokens).await;
 }
 
 // GET /users
@@ -246,24 +192,6 @@ async fn users(app: &TestApp, n: usize) -> Vec<TestUser> {
         list.push(app.user().await);
     }
     list
-}
-
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(|u| u["id"].as_i64().expect("id"))
-        .collect()
-}
-
-fn total_count(resp: &Response) -> i64 {
-    resp.headers()
-        .get("x-total-count")
-        .expect("X-Total-Count header")
-        .to_str()
-        .expect("ASCII")
-        .parse()
-        .expect("a number")
 }
 
 #[actix_web::test]
@@ -376,20 +304,20 @@ async fn promoting_a_user_ends_their_sessions_and_their_next_login_is_admin() {
     let resp = app.get("/users", Some(&bob.tokens.access)).await;
     assert_error(resp, 403, "admin_required").await;
 
-    let resp = patch(
-        &app,
-        &format!("/user/{}", bob.id),
-        &admin.tokens.access,
-        json!({"is_admin": true}),
-    )
-    .await;
+    let resp = app
+        .patch(
+            &format!("/user/{}", bob.id),
+            Some(&admin.tokens.access),
+            json!({"is_admin": true}),
+        )
+        .await;
     let body = ok_json(resp).await;
     assert_eq!(body["id"], bob.id);
     assert_eq!(body["username"], bob.username.as_str());
     assert_eq!(body["is_admin"], true);
 
     // Tokens carrying the old claim are gone.
-    assert_session_revoked(&app, &bob).await;
+    assert_revoked(&app, &bob.tokens).await;
 
     let tokens = app.login(&bob.username, &bob.password).await;
     let list = ok_json(app.get("/users", Some(&tokens.access)).await).await;
@@ -404,18 +332,20 @@ async fn demoting_an_admin_takes_the_admin_routes_away() {
     let admin = app.admin().await;
     let bob = app.user().await;
     let path = format!("/user/{}", bob.id);
-    let resp = patch(&app, &path, &admin.tokens.access, json!({"is_admin": true})).await;
+    let resp = app
+        .patch(&path, Some(&admin.tokens.access), json!({"is_admin": true}))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let promoted = app.login(&bob.username, &bob.password).await;
     ok_json(app.get("/users", Some(&promoted.access)).await).await;
 
-    let resp = patch(
-        &app,
-        &path,
-        &admin.tokens.access,
-        json!({"is_admin": false}),
-    )
-    .await;
+    let resp = app
+        .patch(
+            &path,
+            Some(&admin.tokens.access),
+            json!({"is_admin": false}),
+        )
+        .await;
     assert_eq!(ok_json(resp).await["is_admin"], false);
     assert_error(
         app.get("/users", Some(&promoted.access)).await,
@@ -435,27 +365,29 @@ async fn a_malformed_admin_flag_is_422_and_changes_nothing() {
     let bob = app.user().await;
     let path = format!("/user/{}", bob.id);
 
-    let resp = patch(
-        &app,
-        &path,
-        &admin.tokens.access,
-        json!({"is_admin": "yes"}),
-    )
-    .await;
+    let resp = app
+        .patch(
+            &path,
+            Some(&admin.tokens.access),
+            json!({"is_admin": "yes"}),
+        )
+        .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["is_admin"].is_array(), "{body}");
 
-    let resp = patch(&app, &path, &admin.tokens.access, json!({})).await;
+    let resp = app
+        .patch(&path, Some(&admin.tokens.access), json!({}))
+        .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["is_admin"].is_array(), "{body}");
 
-    let resp = patch(
-        &app,
-        &path,
-        &admin.tokens.access,
-        json!({"is_admin": true, "role": "owner"}),
-    )
-    .await;
+    let resp = app
+        .patch(
+            &path,
+            Some(&admin.tokens.access),
+            json!({"is_admin": true, "role": "owner"}),
+        )
+        .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["role"].is_array(), "{body}");
 
@@ -471,7 +403,7 @@ async fn an_admin_can_end_every_session_of_a_user() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let bob = app.user().await;
-    let bob_phone = second_session(&app, &bob).await;
+    let bob_phone = app.another_login(&bob).await;
     let carol = app.user().await;
 
     let resp = app
@@ -487,8 +419,8 @@ async fn an_admin_can_end_every_session_of_a_user() {
         "{body}"
     );
 
-    assert_session_revoked(&app, &bob).await;
-    assert_session_revoked(&app, &bob_phone).await;
+    assert_revoked(&app, &bob.tokens).await;
+    assert_revoked(&app, &bob_phone).await;
     // Others are untouched, and Bob can log in again.
     ok_json(app.get("/me", Some(&carol.tokens.access)).await).await;
     ok_json(app.get("/me", Some(&admin.tokens.access)).await).await;
@@ -528,10 +460,12 @@ async fn only_an_admin_can_revoke_a_users_sessions() {
 async fn changing_the_password_ends_every_other_session() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let laptop = second_session(&app, &user).await;
+    let laptop = app.another_login(&user).await;
     let new_password = "a-brand-new-password";
 
-    let resp = change_password(&app, &user.tokens.access, PASSWORD, new_password).await;
+    let resp = app
+        .change_password(&user.tokens.access, PASSWORD, new_password)
+        .await;
     assert_eq!(
         resp.status(),
         StatusCode::OK,
@@ -539,7 +473,7 @@ async fn changing_the_password_ends_every_other_session() {
         resp.text().await.unwrap()
     );
 
-    let resp = login_status(&app, &user.username, PASSWORD).await;
+    let resp = app.try_login(&user.username, PASSWORD).await;
     assert_error(resp, 401, "invalid_credentials").await;
     app.login(&user.username, new_password).await;
 
@@ -547,22 +481,22 @@ async fn changing_the_password_ends_every_other_session() {
     ok_json(app.get("/me", Some(&user.tokens.access)).await).await;
     let resp = app.post("/refresh", Some(&user.tokens.refresh), None).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_session_revoked(&app, &laptop).await;
+    assert_revoked(&app, &laptop).await;
 }
 
 #[actix_web::test]
 async fn a_wrong_current_password_is_a_422_on_that_field_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let user = app.user().await;
-    let laptop = second_session(&app, &user).await;
+    let laptop = app.another_login(&user).await;
 
-    let resp = change_password(
-        &app,
-        &user.tokens.access,
-        "not-my-password",
-        "a-brand-new-password",
-    )
-    .await;
+    let resp = app
+        .change_password(
+            &user.tokens.access,
+            "not-my-password",
+            "a-brand-new-password",
+        )
+        .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert!(
         body["errors"]["json"]["current_password"].is_array(),
@@ -571,9 +505,9 @@ async fn a_wrong_current_password_is_a_422_on_that_field_and_changes_nothing() {
 
     // The caller is not logged out, the other session lives, the password is the old one.
     ok_json(app.get("/me", Some(&user.tokens.access)).await).await;
-    ok_json(app.get("/me", Some(&laptop.tokens.access)).await).await;
+    ok_json(app.get("/me", Some(&laptop.access)).await).await;
     app.login(&user.username, PASSWORD).await;
-    let resp = login_status(&app, &user.username, "a-brand-new-password").await;
+    let resp = app.try_login(&user.username, "a-brand-new-password").await;
     assert_error(resp, 401, "invalid_credentials").await;
 }
 
@@ -583,19 +517,25 @@ async fn a_new_password_over_72_bytes_is_refused_and_72_bytes_is_accepted() {
     let user = app.user().await;
 
     let too_long = "x".repeat(73);
-    let resp = change_password(&app, &user.tokens.access, PASSWORD, &too_long).await;
+    let resp = app
+        .change_password(&user.tokens.access, PASSWORD, &too_long)
+        .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["new_password"].is_array(), "{body}");
     // 25 characters but 75 bytes: bytes are what count.
     let multibyte = "€".repeat(25);
-    let resp = change_password(&app, &user.tokens.access, PASSWORD, &multibyte).await;
+    let resp = app
+        .change_password(&user.tokens.access, PASSWORD, &multibyte)
+        .await;
     let body = assert_error(resp, 422, "validation_error").await;
     assert!(body["errors"]["json"]["new_password"].is_array(), "{body}");
     app.login(&user.username, PASSWORD).await;
 
     let longest = format!("{}{}", "€".repeat(23), "y".repeat(3));
     assert_eq!(longest.len(), 72);
-    let resp = change_password(&app, &user.tokens.access, PASSWORD, &longest).await;
+    let resp = app
+        .change_password(&user.tokens.access, PASSWORD, &longest)
+        .await;
     assert_eq!(
         resp.status(),
         StatusCode::OK,
@@ -605,6 +545,6 @@ async fn a_new_password_over_72_bytes_is_refused_and_72_bytes_is_accepted() {
     app.login(&user.username, &longest).await;
     // Not truncated: a different last byte is a different password.
     let other = format!("{}{}", "€".repeat(23), "yyz");
-    let resp = login_status(&app, &user.username, &other).await;
+    let resp = app.try_login(&user.username, &other).await;
     assert_error(resp, 401, "invalid_credentials").await;
 }

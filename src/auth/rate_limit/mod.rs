@@ -62,7 +62,13 @@ impl Target {
     /// A username's subject. Only a valid username has one: an invalid one cannot
     /// belong to an account, so it has nothing to protect and stores nothing.
     pub fn username(name: &Username) -> Self {
-        Target::Name(Sha256::digest(name.as_str().as_bytes()).into())
+        Target::Name(Sha256::digest(name.key().as_bytes()).into())
+    }
+
+    /// The subject of a name as typed at a login: every spelling of one account's
+    /// name is one subject.
+    pub fn username_key(name: &str) -> Self {
+        Target::Name(Sha256::digest(Username::key_of(name).as_bytes()).into())
     }
 
     /// A user's subject.

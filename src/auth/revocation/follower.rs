@@ -5,26 +5,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
-use chrono::NaiveDateTime;
 
-use super::log::fetch;
+use super::log::{fetch, Cursor};
 use super::set::Revocations;
 use crate::config::DatabaseUrl;
-use crate::db::{self, ConnectionManager, DbConnection};
+use crate::db::{ConnectionManager, DbConnection};
 use crate::error::ApiError;
 
-/// How far back each poll re-reads the log and the sessions. A row's timestamp is taken
-/// before its transaction commits, so a poll can see a later row before an earlier one
-/// commits (and rows from instances whose clocks differ a little); re-reading the window
-/// every time, idempotently, still catches it.
-const REREAD_WINDOW: Duration = Duration::from_secs(10);
 /// Keeps a [`Revocations`] in step with the database, over a connection of its own so
 /// that a busy pool cannot starve it into the fail-closed state.
 pub struct Follower {
     set: Arc<Revocations>,
     manager: ConnectionManager,
     conn: Option<DbConnection>,
-    since: Option<NaiveDateTime>,
+    cursor: Option<Cursor>,
     failing: bool,
 }
 
@@ -35,7 +29,7 @@ impl Follower {
             set,
             manager: ConnectionManager::new(url),
             conn: None,
-            since: None,
+            cursor: None,
             failing: false,
         }
     }
@@ -44,8 +38,7 @@ impl Follower {
     /// (the next poll opens a new one) and the set ages towards the fail-closed bound.
     pub async fn sync(&mut self) -> Result<(), ApiError> {
         let started = Instant::now();
-        let read_at = db::now();
-        let since = self.since;
+        let cursor = self.cursor.clone();
         let (conn, manager) = (self.conn.take(), self.manager.clone());
         let (conn, fetched) = web::block(move || {
             let mut conn = match conn {
@@ -58,7 +51,7 @@ impl Follower {
                     }
                 },
             };
-            match fetch(&mut conn, since) {
+            match fetch(&mut conn, cursor.as_ref()) {
                 Ok(batch) => (Some(conn), Ok(batch)),
                 Err(e) => (None, Err(e)),
             }
@@ -69,7 +62,7 @@ impl Follower {
         self.set.note(&batch.revocations);
         self.set.learn_sessions(&batch.sessions);
         self.set.mark_synced(started);
-        self.since = Some(read_at - REREAD_WINDOW);
+        self.cursor = Some(batch.cursor);
         Ok(())
     }
 

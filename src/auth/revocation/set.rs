@@ -13,6 +13,7 @@ use crate::auth::tokens::Claims;
 use crate::config::TokenSettings;
 use crate::db::{self, Pool};
 use crate::error::ApiError;
+use crate::models::user::User;
 
 /// The fail-closed bound never goes below this, so one slow poll is not an outage.
 const MIN_STALE_AFTER: Duration = Duration::from_secs(3);
@@ -27,6 +28,26 @@ struct SessionEntry {
     revoked: bool,
 }
 
+/// What the set knows of a user, for tokens without a session.
+#[derive(Debug, Clone, Copy)]
+struct UserEntry {
+    /// Unix seconds of the account's creation: sid-less tokens issued before it are
+    /// refused (`i64::MIN` until read from the database).
+    created: i64,
+    /// Unix seconds of its last security change: sid-less tokens issued at or before
+    /// it are refused (`i64::MIN` for none).
+    changed: i64,
+    /// Unix seconds after which the entry is dropped (and read again when needed).
+    drop_after: i64,
+}
+
+/// Users learned from the database at most, so that tokens naming many users cost
+/// bounded memory; past it, answers are not kept. Changes from the log always are.
+const MAX_LEARNED_USERS: usize = 100_000;
+/// How long a user learned from the database is kept: the follower applies its later
+/// changes meanwhile, and it is read again after.
+const LEARNED_USER_SECS: i64 = 600;
+
 #[derive(Debug, Default)]
 struct State {
     sessions: HashMap<Uuid, SessionEntry>,
@@ -34,6 +55,8 @@ struct State {
     tokens: HashMap<String, i64>,
     /// Deleted users, with their drop time.
     users: HashMap<i64, i64>,
+    /// Existing users as sid-less tokens need them.
+    known: HashMap<i64, UserEntry>,
 }
 
 /// The answer of the in-memory lookup.
@@ -47,6 +70,8 @@ pub enum Lookup {
     ForeignSession,
     /// The `sid` names a session this instance has not seen yet.
     UnknownSession,
+    /// A token without a session names a user this instance has not seen yet.
+    UnknownUser,
     /// The set has not been refreshed within the bound: it cannot be trusted.
     Stale,
 }
@@ -135,10 +160,18 @@ impl Revocations {
             return Lookup::Revoked;
         }
         let Some(sid) = claims.sid.as_deref() else {
-            return if state.tokens.contains_key(claims.jti.as_str()) {
-                Lookup::Revoked
-            } else {
-                Lookup::Valid
+            if state.tokens.contains_key(claims.jti.as_str()) {
+                return Lookup::Revoked;
+            }
+            // A token minted elsewhere with the shared key: it obeys the user's state.
+            // Issued in the same second as the change is refused too: iat has no finer
+            // grain to tell before from after.
+            let issued = claims.iat.unwrap_or(i64::MIN);
+            return match state.known.get(&claims.user_id) {
+                None => Lookup::UnknownUser,
+                Some(user) if user.created == i64::MIN => Lookup::UnknownUser,
+                Some(user) if issued < user.created || issued <= user.changed => Lookup::Revoked,
+                Some(_) => Lookup::Valid,
             };
         };
         // The decoder refused malformed sids already.
@@ -168,11 +201,24 @@ impl Revocations {
                     None => Lookup::Revoked,
                 }
             }
+            Lookup::UnknownUser => {
+                let id = claims.user_id;
+                match db::run(pool, move |conn| User::token_state(conn, id)).await? {
+                    Some((created_at, changed_at)) => {
+                        self.learn_user(id, created_at, changed_at);
+                        self.lookup(claims)
+                    }
+                    // A user who never existed, or was deleted and pruned.
+                    None => Lookup::Revoked,
+                }
+            }
             other => other,
         };
         match lookup {
             Lookup::Valid => Ok(()),
-            Lookup::Revoked | Lookup::UnknownSession => Err(ApiError::TokenRevoked),
+            Lookup::Revoked | Lookup::UnknownSession | Lookup::UnknownUser => {
+                Err(ApiError::TokenRevoked)
+            }
             Lookup::ForeignSession => Err(ApiError::InvalidToken(
                 "The token's session belongs to another user.",
             )),
@@ -202,6 +248,10 @@ impl Revocations {
                     let entry = state.users.entry(r.user_id).or_insert(drop_after);
                     *entry = (*entry).max(drop_after);
                 }
+                Kind::NotBefore => {
+                    let changed = r.at.and_utc().timestamp();
+                    state.merge_user(r.user_id, i64::MIN, changed, drop_after);
+                }
             }
         }
     }
@@ -220,6 +270,28 @@ impl Revocations {
         }
     }
 
+    /// Enters a user read from the database, created at `created_at` and last changed
+    /// at `changed_at`.
+    fn learn_user(
+        &self,
+        user_id: i64,
+        created_at: NaiveDateTime,
+        changed_at: Option<NaiveDateTime>,
+    ) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if state.known.len() >= MAX_LEARNED_USERS && !state.known.contains_key(&user_id) {
+            return;
+        }
+        let drop_after = chrono::Utc::now().timestamp() + LEARNED_USER_SECS;
+        let changed = changed_at.map_or(i64::MIN, |t| t.and_utc().timestamp());
+        state.merge_user(
+            user_id,
+            created_at.and_utc().timestamp(),
+            changed,
+            drop_after,
+        );
+    }
+
     /// Drops entries whose tokens have all expired; returns how many went.
     pub fn prune(&self, now: NaiveDateTime) -> usize {
         let now = now.and_utc().timestamp();
@@ -228,6 +300,7 @@ impl Revocations {
         state.sessions.retain(|_, e| e.drop_after >= now);
         state.tokens.retain(|_, drop_after| *drop_after >= now);
         state.users.retain(|_, drop_after| *drop_after >= now);
+        state.known.retain(|_, user| user.drop_after >= now);
         before - state.len()
     }
 
@@ -258,8 +331,20 @@ impl State {
         entry.drop_after = entry.drop_after.max(drop_after);
     }
 
+    /// Order-free like sessions: the later not-before and the later drop time win.
+    fn merge_user(&mut self, user_id: i64, created: i64, changed: i64, drop_after: i64) {
+        let entry = self.known.entry(user_id).or_insert(UserEntry {
+            created,
+            changed,
+            drop_after,
+        });
+        entry.created = entry.created.max(created);
+        entry.changed = entry.changed.max(changed);
+        entry.drop_after = entry.drop_after.max(drop_after);
+    }
+
     fn len(&self) -> usize {
-        self.sessions.len() + self.tokens.len() + self.users.len()
+        self.sessions.len() + self.tokens.len() + self.users.len() + self.known.len()
     }
 }
 
@@ -285,6 +370,7 @@ mod tests {
             issuer: None,
             audience: None,
             refresh_reuse_grace: Duration::ZERO,
+            max_sessions_per_user: 100,
             generated_key_file: None,
         }
     }
@@ -339,6 +425,7 @@ mod tests {
             Lookup::ForeignSession
         );
         set.note(&[Revocation {
+            at: at(0),
             kind: Kind::Session,
             subject: SID.into(),
             user_id: 7,
@@ -355,18 +442,21 @@ mod tests {
         let set = set();
         set.note(&[
             Revocation {
+                at: at(0),
                 kind: Kind::Token,
                 subject: "old".into(),
                 user_id: 1,
                 expires_at: at(1_000),
             },
             Revocation {
+                at: at(0),
                 kind: Kind::Token,
                 subject: "young".into(),
                 user_id: 1,
                 expires_at: at(3_000),
             },
             Revocation {
+                at: at(0),
                 kind: Kind::User,
                 subject: "2".into(),
                 user_id: 2,
@@ -384,8 +474,9 @@ mod tests {
         assert_eq!(set.prune(at(2_000)), 2);
         assert_eq!(set.lookup(&claims(7, Some(SID), "j")), Lookup::Revoked);
         assert_eq!(set.lookup(&claims(1, None, "young")), Lookup::Revoked);
-        assert_eq!(set.lookup(&claims(1, None, "old")), Lookup::Valid);
-        assert_eq!(set.lookup(&claims(2, None, "x")), Lookup::Valid);
+        // Sid-less tokens of users the set has not read yet: the database decides.
+        assert_eq!(set.lookup(&claims(1, None, "old")), Lookup::UnknownUser);
+        assert_eq!(set.lookup(&claims(2, None, "x")), Lookup::UnknownUser);
         assert_eq!(set.prune(at(2_002)), 1);
         assert_eq!(set.len(), 1);
     }
@@ -394,6 +485,7 @@ mod tests {
     fn a_deleted_user_s_tokens_are_revoked_with_or_without_a_session() {
         let set = set();
         set.note(&[Revocation {
+            at: at(0),
             kind: Kind::User,
             subject: "9".into(),
             user_id: 9,
@@ -401,13 +493,59 @@ mod tests {
         }]);
         assert_eq!(set.lookup(&claims(9, None, "j")), Lookup::Revoked);
         assert_eq!(set.lookup(&claims(9, Some(SID), "j")), Lookup::Revoked);
-        assert_eq!(set.lookup(&claims(10, None, "j")), Lookup::Valid);
+        assert_eq!(set.lookup(&claims(10, None, "j")), Lookup::UnknownUser);
+    }
+
+    #[test]
+    fn sidless_tokens_issued_before_a_security_change_or_the_account_are_refused() {
+        let set = set();
+        let issued = |iat: i64| Claims {
+            iat: Some(iat),
+            ..claims(4, None, "j")
+        };
+        set.learn_user(4, at(1_000), None);
+        assert_eq!(
+            set.lookup(&issued(999)),
+            Lookup::Revoked,
+            "before the account"
+        );
+        assert_eq!(set.lookup(&issued(1_000)), Lookup::Valid);
+        // A change logged by any instance, in either order with the read.
+        set.note(&[Revocation {
+            at: at(2_000),
+            kind: Kind::NotBefore,
+            subject: "4".into(),
+            user_id: 4,
+            expires_at: at(9_000),
+        }]);
+        assert_eq!(set.lookup(&issued(1_999)), Lookup::Revoked);
+        assert_eq!(set.lookup(&issued(2_000)), Lookup::Revoked, "same second");
+        assert_eq!(set.lookup(&issued(2_001)), Lookup::Valid);
+        set.learn_user(4, at(1_000), Some(at(1_500)));
+        assert_eq!(
+            set.lookup(&issued(1_999)),
+            Lookup::Revoked,
+            "the later change wins"
+        );
+        // Known only from the log: when the account was created is still to be read.
+        set.note(&[Revocation {
+            at: at(2_000),
+            kind: Kind::NotBefore,
+            subject: "5".into(),
+            user_id: 5,
+            expires_at: at(9_000),
+        }]);
+        let other = Claims {
+            iat: Some(2_001),
+            ..claims(5, None, "j")
+        };
+        assert_eq!(set.lookup(&other), Lookup::UnknownUser);
     }
 
     #[test]
     fn without_a_recent_sync_every_token_is_refused() {
         let set = set();
-        let token = claims(1, None, "j");
+        let token = claims(1, Some(SID), "j");
         let now = Instant::now();
         assert!(!set.is_stale_at(now));
         assert!(!set.is_stale_at(now + set.stale_after() - Duration::from_millis(10)));
@@ -417,7 +555,7 @@ mod tests {
         let fresh = Revocations::new(&jwt(0), Duration::from_millis(250));
         assert_eq!(fresh.lookup(&token), Lookup::Stale);
         fresh.mark_synced(Instant::now());
-        assert_eq!(fresh.lookup(&token), Lookup::Valid);
+        assert_eq!(fresh.lookup(&token), Lookup::UnknownSession);
         // A long poll interval stretches the bound.
         assert_eq!(stale_after(Duration::from_secs(1)), Duration::from_secs(10));
     }
