@@ -15,8 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, claims, credentials, flask_payload, forge, on_postgres, sid, TestApp, PASSWORD,
-    TEST_KEY,
+    assert_error, claims, credentials, flask_payload, forge, on_postgres, sid, TestApp, TestUser,
+    PASSWORD, TEST_KEY,
 };
 
 /// A connection of the test's own to the app's database.
@@ -178,8 +178,8 @@ async fn a_login_with_the_old_password_that_straddles_a_password_change_is_refus
     app.login(&user.username, "a-brand-new-secret-7").await;
 }
 
-#[actix_web::test]
-async fn a_login_that_straddles_a_demotion_gets_a_non_admin_token() {
+/// Two instances on one database, the bootstrap admin, and a user it has promoted.
+async fn an_admin_to_demote() -> (TestApp, TestApp, TestUser, TestUser) {
     let app = spawn().await;
     let other = app.spawn_sibling().await;
     let admin = app.admin().await;
@@ -192,6 +192,12 @@ async fn a_login_that_straddles_a_demotion_gets_a_non_admin_token() {
         )
         .await;
     assert_eq!(promoted.status(), StatusCode::OK);
+    (app, other, admin, target)
+}
+
+#[actix_web::test]
+async fn a_login_that_straddles_a_demotion_gets_a_non_admin_token() {
+    let (app, other, admin, target) = an_admin_to_demote().await;
 
     let hold = Hold::user_row(&app, target.id);
     let demotion = in_background(
@@ -241,18 +247,7 @@ async fn a_login_that_straddles_a_demotion_gets_a_non_admin_token() {
 
 #[actix_web::test]
 async fn a_sidless_refresh_that_straddles_a_demotion_never_mints_an_admin_token() {
-    let app = spawn().await;
-    let other = app.spawn_sibling().await;
-    let admin = app.admin().await;
-    let target = app.user().await;
-    let promoted = app
-        .patch(
-            &format!("/user/{}", target.id),
-            Some(&admin.tokens.access),
-            json!({"is_admin": true}),
-        )
-        .await;
-    assert_eq!(promoted.status(), StatusCode::OK);
+    let (app, other, admin, target) = an_admin_to_demote().await;
     // A refresh token another service minted with the shared key, after the promotion.
     std::thread::sleep(Duration::from_millis(1100));
     let refresh = forge(
