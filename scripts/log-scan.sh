@@ -3,7 +3,7 @@
 # Runs the HTTP test suite with every test server logging at debug level into one file,
 # then searches that file for:
 #   - the signing keys and passwords the tests use (string literals collected from
-#     tests/api/*.rs: KEY and PASSWORD constants, "password" fields of JSON bodies, and
+#     tests/api/*.rs tests/api/helpers/*.rs: KEY and PASSWORD constants, "password" fields of JSON bodies, and
 #     the password argument of register/login calls; 8 characters or more, the shortest
 #     password that can be set, so that short literals do not match ordinary words),
 #   - bcrypt hashes ($2a$, $2b$, $2y$),
@@ -31,11 +31,11 @@ TEST_LOG_FILE="$LOG" RUST_LOG="${RUST_LOG:-debug}" cargo test --test api -- "$@"
 
 # The literals, one per line, deduplicated.
 {
-    grep -hoE 'const [A-Z_]*(PASSWORD|KEY)[A-Z_]*: &str = "[^"]*"' tests/api/*.rs |
+    grep -hoE 'const [A-Z_]*(PASSWORD|KEY)[A-Z_]*: &str = "[^"]*"' tests/api/*.rs tests/api/helpers/*.rs |
         sed -E 's/.*= "(.*)"$/\1/'
-    grep -hoE '"(current_|new_)?password": *"[^"]*"' tests/api/*.rs |
+    grep -hoE '"(current_|new_)?password": *"[^"]*"' tests/api/*.rs tests/api/helpers/*.rs |
         sed -E 's/.*: *"(.*)"$/\1/'
-    grep -hoE '\.(register|login|logged_in)\([^,()]*, *"[^"]*"\)' tests/api/*.rs |
+    grep -hoE '\.(register|login|logged_in)\([^,()]*, *"[^"]*"\)' tests/api/*.rs tests/api/helpers/*.rs |
         sed -E 's/.*, *"(.*)"\)$/\1/'
 } | awk 'length($0) >= 8' | sort -u >"$SECRETS"
 
