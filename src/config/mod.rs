@@ -15,12 +15,15 @@ use std::str::FromStr;
 
 use reader::Reader;
 pub use sections::{
-    AdminBootstrap, DatabaseSettings, HttpSettings, LimitSettings, PasswordSettings,
-    RevocationSettings, TokenSettings,
+    AdminBootstrap, BrowserSettings, DatabaseSettings, HttpSettings, LimitSettings,
+    PasswordSettings, RevocationSettings, SameSite, TokenLocation, TokenSettings,
 };
 pub use values::{DatabaseUrl, IpNetwork, Secret};
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// The path of the refresh token's cookie: the only route that reads it.
+pub const REFRESH_COOKIE_PATH: &str = "/refresh";
 
 /// Which set of defaults and checks applies (`APP_ENV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// The listener, request bodies, CORS and proxies.
     pub http: HttpSettings,
+    /// Where tokens are read, and the browser-mode cookies.
+    pub browser: BrowserSettings,
     /// The revocation follower and the expired-entry sweep.
     pub revocation: RevocationSettings,
     /// Admin to create or promote at start-up.
@@ -133,6 +138,17 @@ impl Settings {
         let passwords = sections::passwords(&mut r, app_env);
         let limits = sections::limits(&mut r);
         let http = sections::http(&mut r);
+        let browser = sections::browser(&mut r, app_env);
+        // A credentialed request from any origin at all would carry the user's cookies:
+        // the CORS specification forbids `*` with credentials, and echoing every origin
+        // instead would hand the session to any site (OWASP CSRF Prevention Cheat Sheet).
+        if browser.location.cookies() && http.cors_allowed_origins.iter().any(|o| o == "*") {
+            r.errors.push(
+                "CORS_ALLOWED_ORIGINS: '*' cannot be used with cookies in JWT_TOKEN_LOCATION: \
+                 list the origins of your browser apps"
+                    .to_string(),
+            );
+        }
         let revocation = sections::revocation(&mut r);
         let admin = sections::admin(&mut r);
 
@@ -148,6 +164,7 @@ impl Settings {
             passwords,
             limits,
             http,
+            browser,
             revocation,
             admin,
         })

@@ -96,6 +96,66 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<IpNetwork>,
 }
 
+/// Where a request's token is read from (`JWT_TOKEN_LOCATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenLocation {
+    /// The `Authorization: Bearer` header only.
+    Headers,
+    /// The browser-mode cookies only.
+    Cookies,
+    /// Both; a request with an `Authorization` header is judged by the header alone.
+    Both,
+}
+
+impl TokenLocation {
+    /// Whether the `Authorization` header is read.
+    pub fn headers(self) -> bool {
+        matches!(self, TokenLocation::Headers | TokenLocation::Both)
+    }
+
+    /// Whether the cookies are read (and may be set).
+    pub fn cookies(self) -> bool {
+        matches!(self, TokenLocation::Cookies | TokenLocation::Both)
+    }
+}
+
+/// The `SameSite` attribute of the browser-mode cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level cross-site navigations with a safe method.
+    Lax,
+    /// Sent on same-site requests only.
+    Strict,
+    /// Sent on cross-site requests too (requires `Secure`).
+    None,
+}
+
+/// Browser mode: the token location, the cookies' names and attributes, and the CSRF
+/// headers (Flask-JWT-Extended's names and defaults, so either side reads the other's).
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    /// Header, cookies, or both.
+    pub location: TokenLocation,
+    /// The access token's cookie (HttpOnly, `Path=/`).
+    pub access_cookie: String,
+    /// The refresh token's cookie (HttpOnly, `Path=/refresh`).
+    pub refresh_cookie: String,
+    /// The access token's CSRF value, readable by scripts (`Path=/`).
+    pub access_csrf_cookie: String,
+    /// The refresh token's CSRF value, readable by scripts (`Path=/`).
+    pub refresh_csrf_cookie: String,
+    /// The header a cookie-authenticated state-changing request repeats the access
+    /// token's CSRF value in (lower case).
+    pub access_csrf_header: String,
+    /// The header a cookie-authenticated refresh repeats the refresh token's CSRF value in
+    /// (lower case).
+    pub refresh_csrf_header: String,
+    /// The cookies' `Secure` attribute.
+    pub secure: bool,
+    /// The cookies' `SameSite` attribute.
+    pub same_site: SameSite,
+}
+
 /// The revocation follower and the sweep of expired entries.
 #[derive(Debug, Clone)]
 pub struct RevocationSettings {
@@ -273,6 +333,115 @@ pub(super) fn http(r: &mut Reader) -> HttpSettings {
         cors_allowed_origins,
         trusted_proxies,
     }
+}
+
+pub(super) fn browser(r: &mut Reader, env: AppEnv) -> BrowserSettings {
+    let location = r.string("jwt_token_location");
+    let mut parts: Vec<String> = location
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.sort();
+    parts.dedup();
+    let location = match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["headers"] => TokenLocation::Headers,
+        ["cookies"] => TokenLocation::Cookies,
+        ["cookies", "headers"] => TokenLocation::Both,
+        _ => {
+            r.errors.push(format!(
+                "JWT_TOKEN_LOCATION: '{location}' is not one of headers, cookies, headers,cookies"
+            ));
+            TokenLocation::Headers
+        }
+    };
+    let secure = match r.optional_string("jwt_cookie_secure") {
+        // Development serves plain http on localhost, where a Secure cookie would not
+        // come back from every browser.
+        None => env != AppEnv::Development,
+        Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                r.errors.push(format!(
+                    "JWT_COOKIE_SECURE: '{value}' is not true or false"
+                ));
+                true
+            }
+        },
+    };
+    let same_site = match r.string("jwt_cookie_samesite").trim().to_ascii_lowercase().as_str() {
+        "lax" => SameSite::Lax,
+        "strict" => SameSite::Strict,
+        "none" => SameSite::None,
+        other => {
+            r.errors.push(format!(
+                "JWT_COOKIE_SAMESITE: '{other}' is not one of Lax, Strict, None"
+            ));
+            SameSite::Lax
+        }
+    };
+    // Browsers drop a SameSite=None cookie that is not Secure (RFC 6265bis 5.6.19).
+    if same_site == SameSite::None && !secure && location.cookies() {
+        r.errors.push(
+            "JWT_COOKIE_SAMESITE: None requires JWT_COOKIE_SECURE=true (browsers refuse such \
+             cookies otherwise)"
+                .to_string(),
+        );
+    }
+    let mut cookie = |key: &str, path: &str| -> String {
+        let name = r.string(key).trim().to_owned();
+        let upper = key.to_ascii_uppercase();
+        if name.is_empty() || !name.bytes().all(is_cookie_name_byte) {
+            r.errors.push(format!(
+                "{upper}: '{name}' is not a cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+            ));
+        } else if name.starts_with("__Host-") && path != "/" {
+            // RFC 6265bis 4.1.3.2: a __Host- cookie must have Path=/.
+            r.errors.push(format!(
+                "{upper}: a __Host- cookie must have Path=/, and this one's path is {path}: \
+                 use the __Secure- prefix"
+            ));
+        } else if (name.starts_with("__Host-") || name.starts_with("__Secure-")) && !secure {
+            r.errors.push(format!(
+                "{upper}: the __Host- and __Secure- prefixes require JWT_COOKIE_SECURE=true"
+            ));
+        }
+        name
+    };
+    let access_cookie = cookie("jwt_access_cookie_name", "/");
+    let refresh_cookie = cookie("jwt_refresh_cookie_name", crate::config::REFRESH_COOKIE_PATH);
+    let access_csrf_cookie = cookie("jwt_access_csrf_cookie_name", "/");
+    let refresh_csrf_cookie = cookie("jwt_refresh_csrf_cookie_name", "/");
+    let mut header = |key: &str| -> String {
+        let name = r.string(key).trim().to_ascii_lowercase();
+        if name.is_empty() || !name.bytes().all(is_cookie_name_byte) {
+            r.errors.push(format!(
+                "{}: '{name}' is not a header name",
+                key.to_ascii_uppercase()
+            ));
+        }
+        name
+    };
+    let access_csrf_header = header("jwt_access_csrf_header_name");
+    let refresh_csrf_header = header("jwt_refresh_csrf_header_name");
+    BrowserSettings {
+        location,
+        access_cookie,
+        refresh_cookie,
+        access_csrf_cookie,
+        refresh_csrf_cookie,
+        access_csrf_header,
+        refresh_csrf_header,
+        secure,
+        same_site,
+    }
+}
+
+/// A `tchar` of RFC 9110 5.6.2: what cookie names (RFC 6265 4.1.1) and header names are
+/// made of.
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 pub(super) fn revocation(r: &mut Reader) -> RevocationSettings {
