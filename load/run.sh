@@ -4,7 +4,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ALL_SCENARIOS="health read write login refresh login-storm"
+ALL_SCENARIOS="health read read-cookie write login refresh login-storm"
 
 usage() {
     cat <<'EOF'
@@ -25,6 +25,8 @@ item through the API, and runs the same scenarios; memory is reported only with 
 Scenarios (default: all, in this order):
   health       GET /health
   read         GET /item/{id} with a valid access token
+  read-cookie  read with the token in the browser-mode cookie instead of the header
+               (the kit's server reads both; with --url the server must read cookies)
   write        PUT /item/{id} {"price": 12.5} with a valid access token
   login        POST /login (bcrypt at BCRYPT_COST), LOAD_LOGIN_CONNECTIONS connections
   refresh      POST /refresh, each thread chaining its session's rotated refresh tokens
@@ -43,9 +45,10 @@ Options:
       --no-build          use target/release/stores-api as it is
       --url BASE          drive the server at BASE (http://host:port) instead of starting one
       --pid PID           with --url: the server's process, for the memory lines
-      --rounds N          run health and read N times, alternated, and report each
-                          round's read/health and their median (default 1; LOAD_ROUNDS).
-                          The machine's noise then hits both scenarios alike.
+      --rounds N          run health and read (and read-cookie when asked for) N times,
+                          alternated, and report each round's read/health (and
+                          read-cookie/read) and their median (default 1; LOAD_ROUNDS).
+                          The machine's noise then hits the scenarios alike.
   -h, --help              this text
 
 Environment: BCRYPT_COST (default 12, the production default), LOAD_LOGIN_CONNECTIONS
@@ -61,6 +64,7 @@ Examples:
   bash load/run.sh --postgres                        # on the local PostgreSQL 15
   bash load/run.sh --postgres --instances 2 health read write
   bash load/run.sh --rounds 3 health read            # the throughput ratio, 3 rounds
+  bash load/run.sh --rounds 3 -d 5 health read read-cookie   # cookie against header
   bash load/run.sh --url http://127.0.0.1:5000 health read write   # another server
 EOF
 }
@@ -192,6 +196,7 @@ start_server() {
     APP_ENV=production HOST=127.0.0.1 PORT="$port" DATABASE_URL="$DATABASE_URL" \
         JWT_SECRET_KEY="$KEY" BCRYPT_COST="$COST" DATA_DIR="$TMP" \
         AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_FAILURE_LIMIT=0 PASSWORD_HASH_PER_USER=0 \
+        JWT_TOKEN_LOCATION=headers,cookies \
         RUST_LOG="$SERVER_RUST_LOG" \
         "$BIN" >"$TMP/server-$n.log" 2>&1 &
     PIDS+=("$!")
@@ -293,6 +298,8 @@ row_field() {
 }
 
 auth=(-H "Authorization: Bearer $ACCESS")
+# As a browser sends it: the token's cookie among others (a GET needs no CSRF header).
+cookie=(-H "Cookie: _ga=GA1.1.1234567890.1700000000; access_token_cookie=$ACCESS; csrf_access_token=6f1c2d0e-7a4b-4c59-9d7e-2b1f0a3c4d5e")
 status_line() { grep -h "^STATUS" "$TMP/$1".*.out | awk '{ ok += $2; s += $3; l += $4; o += $5 }
     END { printf "%d ok, %d shed with 503, %d rate limited with 429, %d other", ok, s, l, o }'; }
 
@@ -311,10 +318,16 @@ for pid in "${MEM_PIDS[@]}"; do rss_peak+=("$(mem "$pid" VmHWM)"); done
 
 # --rounds N: health and read alternated N times, before the other scenarios.
 RATIOS=()
+COOKIE_RATIOS=()
 if [ "$ROUNDS" -gt 1 ]; then
     rest=()
+    with_cookie=""
     for scenario in "${SCENARIOS[@]}"; do
-        case "$scenario" in health|read) ;; *) rest+=("$scenario") ;; esac
+        case "$scenario" in
+            health|read) ;;
+            read-cookie) with_cookie=1 ;;
+            *) rest+=("$scenario") ;;
+        esac
     done
     for r in $(seq 1 "$ROUNDS"); do
         log "round $r/$ROUNDS: health, read (${DURATION}s each)"
@@ -322,6 +335,11 @@ if [ "$ROUNDS" -gt 1 ]; then
         run_wrk "read#$r" "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
         RATIOS+=("$(python3 -c 'import sys; print(round(100 * float(sys.argv[2]) / float(sys.argv[1]), 1))' \
             "$(row_field "health#$r" 2)" "$(row_field "read#$r" 2)")")
+        if [ -n "$with_cookie" ]; then
+            run_wrk "read-cookie#$r" "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${cookie[@]}"
+            COOKIE_RATIOS+=("$(python3 -c 'import sys; print(round(100 * float(sys.argv[2]) / float(sys.argv[1]), 1))' \
+                "$(row_field "read#$r" 2)" "$(row_field "read-cookie#$r" 2)")")
+        fi
     done
     SCENARIOS=(${rest[@]+"${rest[@]}"})
 fi
@@ -331,6 +349,7 @@ for scenario in "${SCENARIOS[@]}"; do
     case "$scenario" in
         health) run_wrk health "$CONNECTIONS" "$THREADS" get.lua /health ;;
         read) run_wrk read "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}" ;;
+        read-cookie) run_wrk read-cookie "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${cookie[@]}" ;;
         write) run_wrk write "$CONNECTIONS" "$THREADS" write.lua "/item/$ITEM_ID" "${auth[@]}" ;;
         login)
             LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
@@ -383,6 +402,14 @@ fi
 if [ ${#RATIOS[@]} -gt 0 ]; then
     printf 'read/health by round: %s%%; median %s%%\n' "$(printf '%s%%, ' "${RATIOS[@]}" | sed 's/%, $//')" \
         "$(python3 -c 'import statistics, sys; print(round(statistics.median(float(a) for a in sys.argv[1:]), 1))' "${RATIOS[@]}")"
+fi
+cookie_rps="$(row_field read-cookie 2)"
+if [ -n "$read_rps" ] && [ -n "$cookie_rps" ]; then
+    printf 'read-cookie/read: %s%%\n' "$(python3 -c 'import sys; print(round(100 * float(sys.argv[2]) / float(sys.argv[1]), 1))' "$read_rps" "$cookie_rps")"
+fi
+if [ ${#COOKIE_RATIOS[@]} -gt 0 ]; then
+    printf 'read-cookie/read by round: %s%%; median %s%%\n' "$(printf '%s%%, ' "${COOKIE_RATIOS[@]}" | sed 's/%, $//')" \
+        "$(python3 -c 'import statistics, sys; print(round(statistics.median(float(a) for a in sys.argv[1:]), 1))' "${COOKIE_RATIOS[@]}")"
 fi
 for note in "${NOTES[@]}"; do printf '%s\n' "$note"; done
 if [ -n "$TARGET_URL" ]; then

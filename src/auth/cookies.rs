@@ -105,13 +105,6 @@ impl BrowserMode {
         Some(CookieToken { token, csrf })
     }
 
-    /// Whether the request repeats a CSRF value in the access CSRF header: a plain
-    /// cross-site form cannot set a header, so such a request comes from a script of an
-    /// allowed origin.
-    pub fn sends_csrf_header(&self, headers: &HeaderMap) -> bool {
-        headers.contains_key(self.settings.access_csrf_header.as_str())
-    }
-
     /// The cookies that carry `access` and, from a login or a refresh, `refresh`, each
     /// with its CSRF cookie.
     pub fn token_cookies(&self, access: &Minted, refresh: Option<&Minted>) -> Vec<Cookie<'static>> {

@@ -429,9 +429,10 @@ pub async fn refresh(
     description = "Requires an access token. Revokes this session (`scope=local`, the \
                    default), every session of the caller (`global`), or every other one \
                    (`others`): their access and refresh tokens stop working at once. No body. \
-                   In browser mode the answer clears the four cookies (also when the \
-                   session had already ended), unless the request was refused for its \
-                   CSRF value.",
+                   In browser mode the answer clears the four cookies when this session \
+                   is over: ended now (`local`, `global`) or already (a 401 \
+                   `token_revoked` or `invalid_token`). A 401 `token_expired` or \
+                   `authorization_required` clears nothing: refresh, then log out again.",
     params(
         ("scope" = inline(Option<LogoutScope>), Query, description = "Which sessions to end \
             (default `local`).",
@@ -454,19 +455,20 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let result = end_sessions(token, &req, &state).await;
-    let browser = state.browser();
-    // The cookies go whatever became of the session (expired, revoked, or ended now),
-    // but not for a request that may be forged: one refused for its CSRF value, or one
-    // with no token and no CSRF header (a plain cross-site form).
-    let clear = browser.location().cookies()
+    // The cookies go when this browser's session is over: ended now (`local`, `global`),
+    // or gone already (revoked, or a token that can never work). Not for `others`,
+    // which keeps this session; not for an expired or missing access token, whose
+    // session may still be live (the client refreshes and logs out again, and clearing
+    // the refresh cookie now would leave that session open and unreachable); and not
+    // for a request refused for its CSRF value, which may be forged.
+    let clear = state.browser().location().cookies()
         && match &result {
-            Ok(()) => true,
-            Err(ApiError::CsrfTokenInvalid(_)) => false,
-            Err(ApiError::AuthorizationRequired) => browser.sends_csrf_header(req.headers()),
-            Err(e) => e.status_code() == StatusCode::UNAUTHORIZED,
+            Ok(scope) => *scope != LogoutScope::Others,
+            Err(ApiError::TokenRevoked | ApiError::InvalidToken(_)) => true,
+            Err(_) => false,
         };
     let response = match result {
-        Ok(()) => HttpResponse::Ok().json(Message::new("Successfully logged out")),
+        Ok(_) => HttpResponse::Ok().json(Message::new("Successfully logged out")),
         Err(e) if clear => e.error_response(),
         Err(e) => return Err(e),
     };
@@ -477,11 +479,12 @@ pub async fn logout(
     })
 }
 
+/// Ends the sessions the request's scope names; the scope, when it succeeded.
 async fn end_sessions(
     token: Result<Authenticated, ApiError>,
     req: &HttpRequest,
     state: &AppState,
-) -> Result<(), ApiError> {
+) -> Result<LogoutScope, ApiError> {
     let token = token?;
     let scope = match input::query_map(req).get("scope").map(String::as_str) {
         None | Some("local") => LogoutScope::Local,
@@ -493,7 +496,8 @@ async fn end_sessions(
             return Err(ApiError::Validation(errors));
         }
     };
-    state.accounts.logout(token.0, scope).await
+    state.accounts.logout(token.0, scope).await?;
+    Ok(scope)
 }
 
 /// GET /me
