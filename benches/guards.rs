@@ -7,6 +7,9 @@
 //!   to an `Authenticated` handler, against a request without a token to an unguarded
 //!   handler behind the same middleware; the difference is what the token check and
 //!   the guard add to a request.
+//! - `guard_chain_cookie`: `guard_chain` with the token in the browser-mode cookie
+//!   (among the CSRF cookie and an unrelated one, as a browser sends them) instead of
+//!   the header. Target: under 0.5 µs more than `guard_chain`.
 //!
 //! Run: `cargo bench --bench guards`.
 
@@ -18,6 +21,7 @@ use actix_web::{test, web, App, HttpResponse};
 use actix_web_httpauth::middleware::HttpAuthentication;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
+use stores_api::auth::cookies::Csrf;
 use stores_api::auth::guards::Authenticated;
 use stores_api::auth::middleware::{validator, TokenState};
 use stores_api::config::Settings;
@@ -42,6 +46,7 @@ fn running_server(dir: &std::path::Path) -> (web::Data<AppState>, String) {
         ("ADMIN_USERNAME", ADMIN.0),
         ("ADMIN_PASSWORD", ADMIN.1),
         ("RUST_LOG", "off"),
+        ("JWT_TOKEN_LOCATION", "headers,cookies"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -95,12 +100,18 @@ fn guards(c: &mut Criterion) {
     let (state, token) = running_server(dir.path());
     let system = actix_web::rt::System::new();
 
-    match system.block_on(state.token_check.check(&token)) {
+    match system.block_on(state.token_check.check(&token, Csrf::NotRequired)) {
         TokenState::Valid(_) => {}
         TokenState::Rejected(e) => panic!("the benchmark's token is refused: {e}"),
     }
     c.bench_function("token_check", |b| {
-        b.iter(|| system.block_on(state.token_check.check(black_box(&token))))
+        b.iter(|| {
+            system.block_on(
+                state
+                    .token_check
+                    .check(black_box(&token), Csrf::NotRequired),
+            )
+        })
     });
 
     let service = system.block_on(test::init_service(
@@ -111,18 +122,31 @@ fn guards(c: &mut Criterion) {
             .route("/unguarded", web::get().to(unguarded)),
     ));
     let bearer = format!("Bearer {token}");
-    let call = |path: &'static str, authorization: Option<&str>| {
+    let cookies = format!(
+        "_ga=GA1.1.1234567890.1700000000; access_token_cookie={token}; \
+         csrf_access_token=6f1c2d0e-7a4b-4c59-9d7e-2b1f0a3c4d5e"
+    );
+    let call = |path: &'static str, header: Option<(&str, &str)>| {
         let mut request = test::TestRequest::get().uri(path);
-        if let Some(value) = authorization {
-            request = request.insert_header(("Authorization", value));
+        if let Some(header) = header {
+            request = request.insert_header(header);
         }
         system.block_on(test::call_service(&service, request.to_request()))
     };
-    let with_token = Some(bearer.as_str());
+    let with_token = Some(("Authorization", bearer.as_str()));
+    let with_cookie = Some(("Cookie", cookies.as_str()));
     assert_eq!(call("/guarded", with_token).status(), 200, "token accepted");
+    assert_eq!(
+        call("/guarded", with_cookie).status(),
+        200,
+        "cookie accepted"
+    );
     assert_eq!(call("/guarded", None).status(), 401, "no token, no entry");
     c.bench_function("guard_chain", |b| {
         b.iter(|| call(black_box("/guarded"), with_token))
+    });
+    c.bench_function("guard_chain_cookie", |b| {
+        b.iter(|| call(black_box("/guarded"), with_cookie))
     });
     c.bench_function("no_token", |b| {
         b.iter(|| call(black_box("/unguarded"), None))

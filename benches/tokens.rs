@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use stores_api::auth::tokens::{Claims, Subject, TokenService};
+use stores_api::auth::tokens::{Claims, Delivery, Subject, TokenService};
 use stores_api::config::{Secret, TokenSettings};
 
 /// A key as long as the generated development key.
@@ -36,6 +36,7 @@ fn subject() -> Subject<'static> {
         user_id: 42,
         is_admin: false,
         session_id: Some("6f1c2d0e-7a4b-4c59-9d7e-2b1f0a3c4d5e"),
+        delivery: Delivery::Body,
     }
 }
 

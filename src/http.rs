@@ -12,7 +12,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, ResponseError};
 
-use crate::config::{HttpSettings, IpNetwork};
+use crate::config::{BrowserSettings, HttpSettings, IpNetwork};
 use crate::error::ApiError;
 
 /// The header that carries a request's id, in and out.
@@ -100,8 +100,10 @@ pub fn is_docs_path(path: &str) -> bool {
 }
 
 /// The CORS policy: only the configured origins; preflights for requests with an
-/// Authorization header and a JSON body succeed for them and fail for any other.
-pub fn cors(settings: &HttpSettings) -> Cors {
+/// Authorization header and a JSON body succeed for them and fail for any other. In
+/// browser mode those origins (and only they: `*` is refused at start-up) may also send
+/// credentials, the cookies, and the CSRF headers.
+pub fn cors(settings: &HttpSettings, browser: &BrowserSettings) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([
             Method::GET,
@@ -126,6 +128,19 @@ pub fn cors(settings: &HttpSettings) -> Cors {
             RATELIMIT_POLICY,
         ])
         .max_age(3600);
+    if browser.location.cookies() {
+        let mut csrf = vec![browser.access_csrf_header.as_str()];
+        if browser.refresh_csrf_header != browser.access_csrf_header {
+            csrf.push(browser.refresh_csrf_header.as_str());
+        }
+        for name in csrf {
+            match HeaderName::try_from(name) {
+                Ok(name) => cors = cors.allowed_header(name),
+                Err(e) => log::warn!("CORS: cannot allow the header {name}: {e}"),
+            }
+        }
+        cors = cors.supports_credentials();
+    }
     for origin in &settings.cors_allowed_origins {
         cors = if origin == "*" {
             cors.allow_any_origin()
@@ -283,6 +298,11 @@ fn security_headers<B>(res: &mut ServiceResponse<B>) {
     }
     let cacheable = is_docs_path(res.request().path()) && !res.status().is_client_error();
     let headers = res.headers_mut();
+    // actix-cors adds the credentials flag to every response; it means something only
+    // beside an allowed origin, and is sent only there.
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

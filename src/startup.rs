@@ -141,7 +141,7 @@ fn app(
         // Innermost first: the bearer check, CORS (so a preflight never meets the
         // guards), error bodies, request ids, and the access log around all.
         .wrap(HttpAuthentication::with_fn(validator))
-        .wrap(http::cors(settings))
+        .wrap(http::cors(settings, &state.settings.browser))
         .wrap(from_fn(http::render_bare_errors))
         .wrap(from_fn(http::request_id))
         // No request header, query string or body: nothing secret reaches the log. The
@@ -193,6 +193,20 @@ fn log_start(state: &AppState, local: SocketAddr, admin_line: Option<String>) {
             origins => format!("allowed origins {}", origins.join(", ")),
         }
     );
+    let browser = &settings.browser;
+    if browser.location.cookies() {
+        log::info!(
+            "browser mode: tokens read from {}; cookies {} and {} (HttpOnly), CSRF in {}, Secure={}, SameSite={:?}",
+            if browser.location.headers() { "the Authorization header, else cookies" } else { "cookies only" },
+            browser.access_cookie,
+            browser.refresh_cookie,
+            browser.access_csrf_header,
+            browser.secure,
+            browser.same_site,
+        );
+    } else {
+        log::info!("tokens read from the Authorization header (JWT_TOKEN_LOCATION=headers)");
+    }
     if let Some(line) = admin_line {
         log::info!("admin bootstrap: {line}");
     }

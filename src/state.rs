@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+use crate::auth::cookies::BrowserMode;
 use crate::auth::flows::Accounts;
 use crate::auth::middleware::TokenCheck;
 use crate::auth::password::PasswordHasher;
@@ -45,6 +46,7 @@ impl AppState {
             tokens: tokens.clone(),
             revocations: revocations.clone(),
             pool: pool.clone(),
+            browser: BrowserMode::new(&settings.browser, &settings.tokens),
         });
         AppState {
             item_views: BatchedReads::new(
@@ -65,6 +67,11 @@ impl AppState {
             pool,
             settings,
         }
+    }
+
+    /// Where tokens are read, and the cookies of browser mode.
+    pub fn browser(&self) -> &BrowserMode {
+        &self.token_check.browser
     }
 
     /// The in-memory revoked set.

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use stores_api::auth::tokens::{Subject, TokenService};
+use stores_api::auth::tokens::{Delivery, Subject, TokenService};
 use stores_api::config::Settings;
 use stores_api::error::ApiError;
 use stores_api::input::{parse_object, FromJsonBody};
@@ -52,6 +52,7 @@ fn valid_token(service: &TokenService) -> String {
         user_id: 7,
         is_admin: true,
         session_id: Some(&sid),
+        delivery: Delivery::Body,
     };
     let token = service.access(subject, true).expect("mint").token;
     assert!(

@@ -9,7 +9,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::{RateLimiter, Target};
 use crate::auth::revocation::Revocations;
 use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
-use crate::auth::tokens::{Claims, Minted, Subject, TokenService};
+use crate::auth::tokens::{Claims, Delivery, Minted, Subject, TokenService};
 use crate::db::{self, Pool};
 use crate::error::{ApiError, ValidationErrors};
 use crate::input::{NewPassword, Username};
@@ -168,8 +168,9 @@ impl Accounts {
         &self,
         credentials: Credentials,
         client: ClientInfo,
+        delivery: Delivery,
     ) -> Result<Issued, ApiError> {
-        self.open_session(credentials, client, true).await
+        self.open_session(credentials, client, delivery, true).await
     }
 
     /// A fresh login: a new session with only a fresh access token, for re-confirming
@@ -178,14 +179,17 @@ impl Accounts {
         &self,
         credentials: Credentials,
         client: ClientInfo,
+        delivery: Delivery,
     ) -> Result<Issued, ApiError> {
-        self.open_session(credentials, client, false).await
+        self.open_session(credentials, client, delivery, false)
+            .await
     }
 
     async fn open_session(
         &self,
         credentials: Credentials,
         client: ClientInfo,
+        delivery: Delivery,
         with_refresh: bool,
     ) -> Result<Issued, ApiError> {
         let Credentials { username, password } = credentials;
@@ -198,7 +202,10 @@ impl Accounts {
                 password: password.clone(),
             };
             let user = self.authenticate(attempt).await?;
-            if let Some(issued) = self.try_open_session(&user, &client, with_refresh).await? {
+            if let Some(issued) = self
+                .try_open_session(&user, &client, delivery, with_refresh)
+                .await?
+            {
                 return Ok(issued);
             }
             log::info!(
@@ -215,6 +222,7 @@ impl Accounts {
         &self,
         user: &User,
         client: &ClientInfo,
+        delivery: Delivery,
         with_refresh: bool,
     ) -> Result<Option<Issued>, ApiError> {
         let sid = uuid::Uuid::new_v4().to_string();
@@ -222,6 +230,7 @@ impl Accounts {
             user_id: user.id,
             is_admin: user.is_admin,
             session_id: Some(&sid),
+            delivery,
         };
         let access = self.tokens.access(subject, true)?;
         let refresh = if with_refresh {
@@ -264,7 +273,11 @@ impl Accounts {
 
     /// Spends a refresh token: a non-fresh access token and the next refresh token.
     /// The admin flag is read again from the database.
-    pub async fn refresh(&self, claims: Arc<Claims>) -> Result<Issued, ApiError> {
+    pub async fn refresh(
+        &self,
+        claims: Arc<Claims>,
+        delivery: Delivery,
+    ) -> Result<Issued, ApiError> {
         let new_jti = uuid::Uuid::new_v4().to_string();
         let expires_at = chrono::Utc::now() + self.tokens.refresh_ttl();
         let grace = self.tokens.refresh_reuse_grace();
@@ -304,6 +317,7 @@ impl Accounts {
             user_id: user.id,
             is_admin: user.is_admin,
             session_id: claims.sid.as_deref(),
+            delivery,
         };
         Ok(Issued {
             refresh: Some(self.tokens.refresh(subject, &jti)?),

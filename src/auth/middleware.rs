@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpMessage};
 use actix_web_httpauth::extractors::bearer::BearerAuth;
 
+use crate::auth::cookies::{check_csrf, BrowserMode, Csrf, TokenSource};
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::{Claims, TokenService};
 use crate::db::Pool;
@@ -34,20 +35,38 @@ pub async fn validator(
     if is_docs_path(req.path()) {
         return Ok(req);
     }
-    let state = {
-        let token = match &credentials {
-            Some(bearer) => Some(bearer.token().trim()),
-            None => lenient_bearer(&req),
-        };
-        let Some(token) = token else {
-            return Ok(req);
-        };
-        match req.app_data::<web::Data<TokenCheck>>() {
-            Some(check) => check.check(token).await,
-            None => TokenState::Rejected(ApiError::Internal("application state missing".into())),
-        }
+    let Some(check) = req.app_data::<web::Data<TokenCheck>>().cloned() else {
+        let missing = ApiError::Internal("application state missing".into());
+        req.extensions_mut().insert(TokenState::Rejected(missing));
+        return Ok(req);
     };
-    req.extensions_mut().insert(state);
+    let (state, source) = {
+        // With both locations, a request with an Authorization header is judged by the
+        // header alone: a stale cookie never overrides what a script chose to send.
+        let header = if check.browser.location().headers() {
+            match &credentials {
+                Some(bearer) => Some(bearer.token().trim()),
+                None => lenient_bearer(&req),
+            }
+        } else {
+            None
+        };
+        let (token, csrf, source) = match header {
+            Some(token) => (token, Csrf::NotRequired, TokenSource::Header),
+            None => match check
+                .browser
+                .cookie_token(req.method(), req.path(), req.headers())
+            {
+                Some(found) => (found.token, found.csrf, TokenSource::Cookie),
+                None => return Ok(req),
+            },
+        };
+        (check.check(token, csrf).await, source)
+    };
+    let mut extensions = req.extensions_mut();
+    extensions.insert(state);
+    extensions.insert(source);
+    drop(extensions);
     Ok(req)
 }
 
@@ -68,22 +87,30 @@ pub struct TokenCheck {
     pub revocations: Arc<Revocations>,
     /// For a session opened on another instance since the last poll.
     pub pool: Pool,
+    /// Where tokens are read, and the cookies of browser mode.
+    pub browser: BrowserMode,
 }
 
 impl TokenCheck {
     /// The token check of every request: decodes once and consults the in-memory revoked
     /// set; no database round trip, except for a session opened on another instance
-    /// since the last poll.
-    pub async fn check(&self, token: &str) -> TokenState {
+    /// since the last poll. A token from a cookie must pass `csrf` after its signature
+    /// and times, as in Flask-JWT-Extended (an expired cookie is told it is expired).
+    pub async fn check(&self, token: &str, csrf: Csrf<'_>) -> TokenState {
         if token.is_empty() {
             return TokenState::Rejected(ApiError::InvalidToken(
-                "The Authorization header holds no token.",
+                "The request holds an empty token.",
             ));
         }
         let claims = match self.tokens.decode(token) {
             Ok(claims) => claims,
             Err(e) => return TokenState::Rejected(e),
         };
+        if let Csrf::Required(sent) = csrf {
+            if let Err(e) = check_csrf(claims.csrf.as_deref(), sent) {
+                return TokenState::Rejected(e);
+            }
+        }
         match self.revocations.check(&self.pool, &claims).await {
             Ok(()) => TokenState::Valid(Arc::new(claims)),
             Err(e) => TokenState::Rejected(e),

@@ -87,6 +87,10 @@ pub struct Claims {
     /// Audience, when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<Audience>,
+    /// The double-submit CSRF value of a token delivered in a cookie (Flask-JWT-Extended's
+    /// claim); a cookie-authenticated state-changing request must repeat it in a header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
     /// `sub` parsed; filled by the decoder.
     #[serde(skip)]
     pub user_id: i64,
@@ -121,6 +125,17 @@ pub struct Minted {
     pub jti: String,
     /// Its `exp`.
     pub expires_at: DateTime<Utc>,
+    /// Its `csrf` claim, when it is delivered in a cookie.
+    pub csrf: Option<String>,
+}
+
+/// How new tokens reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In the response body, for the `Authorization` header.
+    Body,
+    /// In HttpOnly cookies; each token then carries a `csrf` claim.
+    Cookies,
 }
 
 /// What a new token is for.
@@ -132,6 +147,8 @@ pub struct Subject<'a> {
     pub is_admin: bool,
     /// The session, when there is one.
     pub session_id: Option<&'a str>,
+    /// Where the tokens go.
+    pub delivery: Delivery,
 }
 
 /// Mints and decodes tokens with the configured key and algorithm.
@@ -196,6 +213,10 @@ impl TokenService {
             TokenType::Refresh => self.settings.refresh_ttl,
         };
         let expires_at = now + chrono::Duration::seconds(ttl.as_secs() as i64);
+        // A random value per token, as Flask-JWT-Extended mints it (OWASP CSRF Prevention
+        // Cheat Sheet: double submit with a cryptographically random value).
+        let csrf =
+            (subject.delivery == Delivery::Cookies).then(|| uuid::Uuid::new_v4().to_string());
         let claims = Claims {
             sub: subject.user_id.to_string(),
             token_type,
@@ -208,6 +229,7 @@ impl TokenService {
             sid: subject.session_id.map(str::to_owned),
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone().map(Audience::One),
+            csrf,
             user_id: subject.user_id,
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
@@ -216,6 +238,7 @@ impl TokenService {
             token,
             jti,
             expires_at,
+            csrf: claims.csrf,
         })
     }
 
@@ -393,6 +416,7 @@ mod tests {
             user_id: 7,
             is_admin: true,
             session_id: Some("6f1c2d0e-7a4b-4c59-9d7e-2b1f0a3c4d5e"),
+            delivery: Delivery::Body,
         }
     }
 
@@ -621,6 +645,7 @@ mod tests {
             sid: None,
             iss: None,
             aud: None,
+            csrf: None,
             user_id: 0,
         }
     }

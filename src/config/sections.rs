@@ -363,14 +363,18 @@ pub(super) fn browser(r: &mut Reader, env: AppEnv) -> BrowserSettings {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
             _ => {
-                r.errors.push(format!(
-                    "JWT_COOKIE_SECURE: '{value}' is not true or false"
-                ));
+                r.errors
+                    .push(format!("JWT_COOKIE_SECURE: '{value}' is not true or false"));
                 true
             }
         },
     };
-    let same_site = match r.string("jwt_cookie_samesite").trim().to_ascii_lowercase().as_str() {
+    let same_site = match r
+        .string("jwt_cookie_samesite")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "lax" => SameSite::Lax,
         "strict" => SameSite::Strict,
         "none" => SameSite::None,
@@ -410,7 +414,10 @@ pub(super) fn browser(r: &mut Reader, env: AppEnv) -> BrowserSettings {
         name
     };
     let access_cookie = cookie("jwt_access_cookie_name", "/");
-    let refresh_cookie = cookie("jwt_refresh_cookie_name", crate::config::REFRESH_COOKIE_PATH);
+    let refresh_cookie = cookie(
+        "jwt_refresh_cookie_name",
+        crate::config::REFRESH_COOKIE_PATH,
+    );
     let access_csrf_cookie = cookie("jwt_access_csrf_cookie_name", "/");
     let refresh_csrf_cookie = cookie("jwt_refresh_csrf_cookie_name", "/");
     let mut header = |key: &str| -> String {

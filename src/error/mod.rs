@@ -87,6 +87,10 @@ pub enum ApiError {
     /// The token or its session was revoked.
     #[error("The token has been revoked.")]
     TokenRevoked,
+    /// A cookie-authenticated state-changing request without the token's CSRF value in
+    /// its header.
+    #[error("{0}")]
+    CsrfTokenInvalid(&'static str),
     /// The route needs an admin token.
     #[error("Admin privilege required.")]
     AdminRequired,
@@ -146,7 +150,7 @@ pub struct ErrorBody<'a> {
     /// The status's reason phrase.
     status: &'a str,
     /// A stable machine code: authorization_required, invalid_token, token_expired,
-    /// fresh_token_required, token_revoked, admin_required, forbidden,
+    /// fresh_token_required, token_revoked, csrf_token_invalid, admin_required, forbidden,
     /// invalid_credentials, bad_request, validation_error, not_found,
     /// method_not_allowed, conflict, payload_too_large, too_many_requests,
     /// service_unavailable or internal_error.
@@ -168,6 +172,7 @@ impl ApiError {
             ApiError::TokenExpired => "token_expired",
             ApiError::FreshTokenRequired => "fresh_token_required",
             ApiError::TokenRevoked => "token_revoked",
+            ApiError::CsrfTokenInvalid(_) => "csrf_token_invalid",
             ApiError::AdminRequired => "admin_required",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::InvalidCredentials => "invalid_credentials",
@@ -202,6 +207,8 @@ impl ApiError {
         let error = match self {
             ApiError::AuthorizationRequired | ApiError::InvalidCredentials => None,
             ApiError::AdminRequired => Some("insufficient_scope"),
+            // The token may be fine; the request lacks a parameter (RFC 6750 3.1).
+            ApiError::CsrfTokenInvalid(_) => Some("invalid_request"),
             _ if status == StatusCode::UNAUTHORIZED => Some("invalid_token"),
             _ => return None,
         };
@@ -223,6 +230,7 @@ impl ResponseError for ApiError {
             | ApiError::TokenExpired
             | ApiError::FreshTokenRequired
             | ApiError::TokenRevoked
+            | ApiError::CsrfTokenInvalid(_)
             | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::AdminRequired | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

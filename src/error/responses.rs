@@ -90,12 +90,16 @@ error_responses! {
     BadRequestBody = "`bad_request`: the body is not JSON, or not sent as `application/json`.";
     /// 401 of an access-token guard.
     Unauthorized = "No valid access token: `authorization_required`, `invalid_token` \
-        (malformed, badly signed, or a refresh token), `token_expired` or `token_revoked`.",
+        (malformed, badly signed, or a refresh token), `token_expired` or `token_revoked`; \
+        in browser mode also `csrf_token_invalid` (a POST, PUT, PATCH or DELETE with the \
+        token in a cookie, without its CSRF value in `X-CSRF-TOKEN`).",
         WwwAuthenticate;
     /// 401 of a fresh-token guard.
     FreshTokenRequired = "No valid fresh access token: `authorization_required`, \
         `invalid_token` (malformed, badly signed, or a refresh token), `token_expired`, \
-        `token_revoked`, or `fresh_token_required`.",
+        `token_revoked`, or `fresh_token_required`; in browser mode also \
+        `csrf_token_invalid` (the token in a cookie, without its CSRF value in \
+        `X-CSRF-TOKEN`).",
         WwwAuthenticate;
     /// 401 of an optional-token guard.
     OptionalTokenInvalid = "A token was sent and is not a valid access token: \

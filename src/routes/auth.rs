@@ -1,15 +1,20 @@
 //! Register, log in, refresh, log out, the caller's account and sessions.
 
-use actix_web::http::header;
+use actix_web::cookie::Cookie;
+use actix_web::http::{header, StatusCode};
 use actix_web::middleware::from_fn;
-use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{
+    delete, get, post, put, web, HttpMessage, HttpRequest, HttpResponse, ResponseError,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::cookies::TokenSource;
 use crate::auth::flows::{self, Issued};
 use crate::auth::guards::{Authenticated, Fresh, Refresh};
 use crate::auth::rate_limit::limit_by_address;
 use crate::auth::sessions::{ClientInfo, LogoutScope, Session, SessionView};
+use crate::auth::tokens::Delivery;
 use crate::db;
 use crate::error::responses::{
     BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody, InvalidPage,
@@ -113,17 +118,113 @@ pub struct TokenResponse {
     expires_in: u64,
 }
 
-fn token_response(state: &AppState, issued: Issued) -> HttpResponse {
-    HttpResponse::Ok()
-        // Token responses must not be cached (RFC 6749 5.1).
+/// A token response to a browser-mode client: the tokens are in HttpOnly cookies, so
+/// a script (and so an XSS) never sees them; the body has the CSRF values to repeat.
+#[derive(Serialize, ToSchema)]
+pub struct CookieTokenResponse {
+    /// The access token's CSRF value (also in the `csrf_access_token` cookie): send it in
+    /// `X-CSRF-TOKEN` with every POST, PUT, PATCH and DELETE.
+    #[schema(format = "uuid")]
+    csrf_access_token: String,
+    /// The refresh token's CSRF value (also in the `csrf_refresh_token` cookie): send it
+    /// in `X-CSRF-TOKEN` with POST /refresh. Not from /fresh-login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = "uuid")]
+    csrf_refresh_token: Option<String>,
+    /// Always `Bearer`.
+    #[schema(pattern = "^Bearer$", example = "Bearer")]
+    token_type: &'static str,
+    /// The access token's lifetime in seconds (also its cookie's `Max-Age`).
+    #[schema(minimum = 0, example = 900)]
+    expires_in: u64,
+}
+
+/// The answer of /login, /fresh-login and /refresh: the tokens in the body, or, to a
+/// browser-mode client, in cookies.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Describes the two bodies in the document; never built.
+pub enum TokenAnswer {
+    /// The tokens, for the `Authorization` header.
+    Tokens(TokenResponse),
+    /// The CSRF values; the tokens are in the cookies.
+    Cookies(CookieTokenResponse),
+}
+
+/// `?delivery=` of /login and /fresh-login.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // Describes the parameter in the document; parsed by `asked_delivery`.
+pub enum DeliveryParam {
+    /// The tokens in HttpOnly cookies (when the server reads cookies).
+    Cookie,
+    /// The tokens in the body.
+    Body,
+}
+
+fn token_response(state: &AppState, issued: Issued, delivery: Delivery) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    // Token responses must not be cached (RFC 6749 5.1).
+    response
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(TokenResponse {
+        .insert_header((header::PRAGMA, "no-cache"));
+    let expires_in = state.accounts.tokens.access_ttl_secs();
+    match delivery {
+        Delivery::Body => response.json(TokenResponse {
             access_token: issued.access.token,
             refresh_token: issued.refresh.map(|r| r.token),
             token_type: "Bearer",
-            expires_in: state.accounts.tokens.access_ttl_secs(),
-        })
+            expires_in,
+        }),
+        Delivery::Cookies => {
+            for cookie in state
+                .browser()
+                .token_cookies(&issued.access, issued.refresh.as_ref())
+            {
+                response.cookie(cookie);
+            }
+            response.json(CookieTokenResponse {
+                csrf_access_token: issued.access.csrf.unwrap_or_default(),
+                csrf_refresh_token: issued.refresh.and_then(|r| r.csrf),
+                token_type: "Bearer",
+                expires_in,
+            })
+        }
+    }
+}
+
+/// `response` with the browser-mode cookies emptied and expired.
+fn clearing_cookies(state: &AppState, mut response: HttpResponse) -> HttpResponse {
+    for cookie in state.browser().cleared_cookies() {
+        add_cookie(&mut response, &cookie);
+    }
+    response
+}
+
+fn add_cookie(response: &mut HttpResponse, cookie: &Cookie<'_>) {
+    if let Err(e) = response.add_cookie(cookie) {
+        log::warn!("cannot set the cookie {}: {e}", cookie.name());
+    }
+}
+
+/// Where the request's token came from, if it had one.
+fn token_source(req: &HttpRequest) -> Option<TokenSource> {
+    req.extensions().get::<TokenSource>().copied()
+}
+
+/// `?delivery=cookie|body` of /login and /fresh-login: a preference, honoured when the
+/// server reads both headers and cookies.
+fn asked_delivery(req: &HttpRequest) -> Result<Option<Delivery>, ApiError> {
+    match input::query_map(req).get("delivery").map(String::as_str) {
+        None => Ok(None),
+        Some("cookie") => Ok(Some(Delivery::Cookies)),
+        Some("body") => Ok(Some(Delivery::Body)),
+        Some(_) => {
+            let mut errors = ValidationErrors::default();
+            errors.query("delivery", "Must be one of: cookie, body.");
+            Err(ApiError::Validation(errors))
+        }
+    }
 }
 
 fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
@@ -175,9 +276,20 @@ pub async fn register(
     description = "Public. Opens a session and returns a **fresh** access token and a \
                    refresh token. Rate limited per client address and per username.",
     request_body = Credentials,
+    params(
+        ("delivery" = inline(Option<DeliveryParam>), Query, nullable = false,
+            description = "Where the tokens go when the server reads both headers and \
+            cookies: `cookie` (HttpOnly cookies; the body has the CSRF values) or `body` \
+            (the default). A server that reads only cookies always answers with cookies; \
+            one that reads only headers, with the body."),
+    ),
     responses(
-        (status = 200, description = "Logged in.", body = TokenResponse,
-            headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
+        (status = 200, description = "Logged in.", body = TokenAnswer,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: not to be cached."),
+                ("Set-Cookie" = String, description = "Browser mode only: the token \
+                    cookies (HttpOnly) and their CSRF cookies."),
+            )),
         (status = 400, response = BadRequestBody),
         (status = 401, response = InvalidCredentials),
         (status = 413, response = PayloadTooLarge),
@@ -192,9 +304,13 @@ pub async fn login(
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
+    let delivery = state.browser().login_delivery(asked_delivery(&req)?);
     let client = client_info(&req, &state);
-    let issued = state.accounts.login(body.0.into(), client).await?;
-    Ok(token_response(&state, issued))
+    let issued = state
+        .accounts
+        .login(body.0.into(), client, delivery)
+        .await?;
+    Ok(token_response(&state, issued, delivery))
 }
 
 /// POST /fresh-login: a new session with only a fresh access token (for re-confirming
@@ -206,9 +322,20 @@ pub async fn login(
                    session and returns a **fresh** access token only (no refresh token). \
                    Rate limited per client address and per username.",
     request_body = Credentials,
+    params(
+        ("delivery" = inline(Option<DeliveryParam>), Query, nullable = false,
+            description = "Where the tokens go when the server reads both headers and \
+            cookies: `cookie` (HttpOnly cookies; the body has the CSRF values) or `body` \
+            (the default). A server that reads only cookies always answers with cookies; \
+            one that reads only headers, with the body."),
+    ),
     responses(
-        (status = 200, description = "A fresh access token.", body = TokenResponse,
-            headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
+        (status = 200, description = "A fresh access token.", body = TokenAnswer,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: not to be cached."),
+                ("Set-Cookie" = String, description = "Browser mode only: the token \
+                    cookies (HttpOnly) and their CSRF cookies."),
+            )),
         (status = 400, response = BadRequestBody),
         (status = 401, response = InvalidCredentials),
         (status = 413, response = PayloadTooLarge),
@@ -223,9 +350,13 @@ pub async fn fresh_login(
     state: web::Data<AppState>,
     body: ValidJson<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
+    let delivery = state.browser().login_delivery(asked_delivery(&req)?);
     let client = client_info(&req, &state);
-    let issued = state.accounts.fresh_login(body.0.into(), client).await?;
-    Ok(token_response(&state, issued))
+    let issued = state
+        .accounts
+        .fresh_login(body.0.into(), client, delivery)
+        .await?;
+    Ok(token_response(&state, issued, delivery))
 }
 
 /// POST /refresh: spends the refresh token, returns a non-fresh access token and the
@@ -236,13 +367,22 @@ pub async fn fresh_login(
     description = "Requires a **refresh** token (not an access token). Spends it and \
                    returns a new non-fresh access token and the next refresh token. A spent \
                    refresh token presented again revokes its whole session. No body. Rate \
-                   limited per client address.",
+                   limited per client address. In browser mode the refresh token may \
+                   come in its cookie (sent to this path only), with its CSRF value in \
+                   `X-CSRF-TOKEN`; the new tokens then go out in cookies too.",
     responses(
-        (status = 200, description = "The new tokens.", body = TokenResponse,
-            headers(("Cache-Control" = String, description = "`no-store`: not to be cached."))),
+        (status = 200, description = "The new tokens.", body = TokenAnswer,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: not to be cached."),
+                ("Set-Cookie" = String, description = "Browser mode only: the token \
+                    cookies (HttpOnly) and their CSRF cookies."),
+            )),
         (status = 401, description = "No valid refresh token: `authorization_required`, \
             `invalid_token` (malformed, badly signed, or an access token), `token_expired`, \
-            or `token_revoked` (logged out, or a spent refresh token presented again).",
+            or `token_revoked` (logged out, or a spent refresh token presented again); in \
+            browser mode also `csrf_token_invalid` (the refresh cookie without its CSRF \
+            value in `X-CSRF-TOKEN`). A refused refresh cookie is cleared (`Set-Cookie` \
+            with `Max-Age=0`), except after `csrf_token_invalid`.",
             body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge."))),
         (status = 429, response = TooManyRequests),
@@ -251,9 +391,35 @@ pub async fn fresh_login(
     security(("bearer" = []))
 )]
 #[post("/refresh", wrap = "from_fn(limit_by_address)")]
-pub async fn refresh(token: Refresh, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let issued = state.accounts.refresh(token.0).await?;
-    Ok(token_response(&state, issued))
+pub async fn refresh(
+    token: Result<Refresh, ApiError>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let from_cookie = token_source(&req) == Some(TokenSource::Cookie);
+    let delivery = if from_cookie {
+        Delivery::Cookies
+    } else {
+        Delivery::Body
+    };
+    let result = match token {
+        Ok(token) => state.accounts.refresh(token.0, delivery).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(issued) => Ok(token_response(&state, issued, delivery)),
+        // A refresh cookie that was refused will be refused again: clear it, so the
+        // browser stops sending it. A request refused for its CSRF value may be forged
+        // and changes nothing.
+        Err(e)
+            if from_cookie
+                && e.status_code() == StatusCode::UNAUTHORIZED
+                && !matches!(e, ApiError::CsrfTokenInvalid(_)) =>
+        {
+            Ok(clearing_cookies(&state, e.error_response()))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// POST /logout?scope=local|global|others
@@ -262,7 +428,10 @@ pub async fn refresh(token: Refresh, state: web::Data<AppState>) -> Result<HttpR
     summary = "Log out",
     description = "Requires an access token. Revokes this session (`scope=local`, the \
                    default), every session of the caller (`global`), or every other one \
-                   (`others`): their access and refresh tokens stop working at once. No body.",
+                   (`others`): their access and refresh tokens stop working at once. No body. \
+                   In browser mode the answer clears the four cookies (also when the \
+                   session had already ended), unless the request was refused for its \
+                   CSRF value.",
     params(
         ("scope" = inline(Option<LogoutScope>), Query, description = "Which sessions to end \
             (default `local`).",
@@ -280,11 +449,41 @@ pub async fn refresh(token: Refresh, state: web::Data<AppState>) -> Result<HttpR
 )]
 #[post("/logout")]
 pub async fn logout(
-    token: Authenticated,
+    token: Result<Authenticated, ApiError>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = match input::query_map(&req).get("scope").map(String::as_str) {
+    let result = end_sessions(token, &req, &state).await;
+    let browser = state.browser();
+    // The cookies go whatever became of the session (expired, revoked, or ended now),
+    // but not for a request that may be forged: one refused for its CSRF value, or one
+    // with no token and no CSRF header (a plain cross-site form).
+    let clear = browser.location().cookies()
+        && match &result {
+            Ok(()) => true,
+            Err(ApiError::CsrfTokenInvalid(_)) => false,
+            Err(ApiError::AuthorizationRequired) => browser.sends_csrf_header(req.headers()),
+            Err(e) => e.status_code() == StatusCode::UNAUTHORIZED,
+        };
+    let response = match result {
+        Ok(()) => HttpResponse::Ok().json(Message::new("Successfully logged out")),
+        Err(e) if clear => e.error_response(),
+        Err(e) => return Err(e),
+    };
+    Ok(if clear {
+        clearing_cookies(&state, response)
+    } else {
+        response
+    })
+}
+
+async fn end_sessions(
+    token: Result<Authenticated, ApiError>,
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    let token = token?;
+    let scope = match input::query_map(req).get("scope").map(String::as_str) {
         None | Some("local") => LogoutScope::Local,
         Some("global") => LogoutScope::Global,
         Some("others") => LogoutScope::Others,
@@ -294,8 +493,7 @@ pub async fn logout(
             return Err(ApiError::Validation(errors));
         }
     };
-    state.accounts.logout(token.0, scope).await?;
-    Ok(HttpResponse::Ok().json(Message::new("Successfully logged out")))
+    state.accounts.logout(token.0, scope).await
 }
 
 /// GET /me

@@ -6,11 +6,14 @@ use std::sync::OnceLock;
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::{get, web, App, HttpResponse};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::config::REFRESH_COOKIE_PATH;
 use crate::error::responses::{
     AdminRequired, BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
     InvalidNameBody, InvalidPage, ItemNotFound, NotSelfOrAdmin, OptionalTokenInvalid,
@@ -22,6 +25,10 @@ use crate::http::{OPENAPI_PATH, SWAGGER_UI_PATH};
 
 /// The name of the bearer security scheme the guarded operations require.
 pub const BEARER: &str = "bearer";
+/// The browser-mode alternative to [`BEARER`]: the access token's cookie.
+const ACCESS_COOKIE: &str = "access_cookie";
+/// The browser-mode alternative to [`BEARER`] on POST /refresh: the refresh token's cookie.
+const REFRESH_COOKIE: &str = "refresh_cookie";
 
 const DESCRIPTION: &str = "\
 A JWT-secured REST API for stores, items and tags.
@@ -43,6 +50,13 @@ from `/login` or `/fresh-login`, not from `/refresh`); an **admin** access token
 `errors` (every problem, by field) on a 422. The guard is checked first, then the body \
 and query, then the ids in the path. 401 responses carry a `WWW-Authenticate` \
 challenge (RFC 6750); 429 responses a `Retry-After`.
+
+**Browser mode** (when the server reads cookies, `JWT_TOKEN_LOCATION`): \
+`POST /login?delivery=cookie` puts the tokens in HttpOnly cookies and answers with \
+their CSRF values instead; a request with the token in a cookie that is a POST, PUT, \
+PATCH or DELETE must repeat the token's CSRF value in `X-CSRF-TOKEN` \
+(`csrf_token_invalid` otherwise). A request with an `Authorization` header is judged \
+by the header alone.
 
 **Lists** take `?limit=` and `?offset=`, are ordered by id, and report the total in \
 `X-Total-Count`.";
@@ -91,7 +105,8 @@ challenge (RFC 6750); 429 responses a `Retry-After`.
 )]
 pub struct ApiDoc;
 
-/// Adds the `bearer` security scheme (HTTP bearer, JWT) the operations refer to.
+/// Adds the security schemes the operations refer to: `bearer` (HTTP bearer, JWT) and
+/// the browser-mode cookies.
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -110,6 +125,57 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+        for (name, cookie, description) in [
+            (
+                ACCESS_COOKIE,
+                "access_token_cookie",
+                "Browser mode: the access token in its HttpOnly cookie (the name is \
+                 JWT_ACCESS_COOKIE_NAME). A POST, PUT, PATCH or DELETE must also send the \
+                 token's CSRF value in X-CSRF-TOKEN.",
+            ),
+            (
+                REFRESH_COOKIE,
+                "refresh_token_cookie",
+                "Browser mode: the refresh token in its HttpOnly cookie, sent to POST \
+                 /refresh only (the name is JWT_REFRESH_COOKIE_NAME), with the token's CSRF \
+                 value in X-CSRF-TOKEN.",
+            ),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    cookie,
+                    description,
+                ))),
+            );
+        }
+    }
+}
+
+/// Offers the cookie scheme beside `bearer` wherever `bearer` is accepted: the access
+/// cookie, or on the refresh route the refresh cookie.
+fn add_cookie_alternatives(openapi: &mut utoipa::openapi::OpenApi) {
+    let bearer = SecurityRequirement::new(BEARER, Vec::<String>::new());
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let cookie = if path == REFRESH_COOKIE_PATH {
+            REFRESH_COOKIE
+        } else {
+            ACCESS_COOKIE
+        };
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if let Some(security) = &mut operation.security {
+                if security.contains(&bearer) {
+                    security.push(SecurityRequirement::new(cookie, Vec::<String>::new()));
+                }
+            }
+        }
     }
 }
 
@@ -118,11 +184,12 @@ impl Modify for BearerScheme {
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let (_, openapi) = App::new()
+        let (_, mut openapi) = App::new()
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
             .configure(super::configure)
             .split_for_parts();
+        add_cookie_alternatives(&mut openapi);
         // Only maps with string keys and plain values: serializing cannot fail.
         openapi.to_json().unwrap_or_default()
     })

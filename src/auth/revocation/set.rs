@@ -395,6 +395,7 @@ mod tests {
             sid: sid.map(str::to_owned),
             iss: None,
             aud: None,
+            csrf: None,
             user_id,
         }
     }
