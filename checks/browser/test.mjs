@@ -90,7 +90,10 @@ async function headerLogin(username, password) {
   return data.access_token;
 }
 
-async function storeNames(token) {
+// The stores' names as the admin sees them, through a new plain login each time (the
+// run's access tokens live only a few seconds).
+async function storeNames() {
+  const token = await headerLogin(ADMIN_USERNAME, ADMIN_PASSWORD);
   const { status, data } = await direct('GET', '/store?limit=1000', { token });
   if (status !== 200 || !Array.isArray(data)) {
     throw new Error(`GET /store answered ${status} ${JSON.stringify(data)}`);
@@ -172,7 +175,7 @@ async function main() {
   const staleName = `stale-store-${suffix}`;
   const attackerName = `attacker-store-${suffix}`;
 
-  const adminToken = await headerLogin(ADMIN_USERNAME, ADMIN_PASSWORD);
+  await storeNames(); // the server answers a plain login and the admin exists
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -291,7 +294,7 @@ async function main() {
       'create store: the page lists the new store',
       await text(page, '#error'),
     );
-    ok((await storeNames(adminToken)).includes(storeName), 'create store: the API has it (GET /store, header token)');
+    ok((await storeNames()).includes(storeName), 'create store: the API has it (GET /store, header token)');
     const create = exchanges.find((e) => e.method === 'POST' && e.path === '/store');
     ok(create && create.status === 201, 'create store: POST /store answered 201', create && create.status);
 
@@ -321,7 +324,7 @@ async function main() {
       'CSRF: a cookie POST /store with a wrong X-CSRF-TOKEN is a 401 csrf_token_invalid',
       JSON.stringify(probes.wrong),
     );
-    ok(!(await storeNames(adminToken)).includes(csrfProbeName), 'CSRF: neither probe created a store');
+    ok(!(await storeNames()).includes(csrfProbeName), 'CSRF: neither probe created a store');
     await cookieCheck(page, context, 'after create store', { access: true, refresh: true });
     info(`login to end of step 3: ${((Date.now() - loginAt) / 1000).toFixed(1)} s of the ${ACCESS_EXPIRES} s access lifetime`);
 
@@ -392,7 +395,7 @@ async function main() {
       ok(res && res.status() !== 201, `cross-site ${kind}: not a 201`, res && res.status());
     }
     ok(
-      !(await storeNames(adminToken)).includes(attackerName),
+      !(await storeNames()).includes(attackerName),
       'cross-site: the API has no store with the attacker\'s name (checked with a header token)',
     );
     await attacker.close();
@@ -406,7 +409,7 @@ async function main() {
       'create store after refresh: the page shows 401 fresh_token_required and its message',
       await text(page, '#error'),
     );
-    ok(!(await storeNames(adminToken)).includes(staleName), 'create store after refresh: the API has no such store');
+    ok(!(await storeNames()).includes(staleName), 'create store after refresh: the API has no such store');
 
     // 7. Sessions: a second one from a plain login, listed by the page and ended there.
     const otherToken = await headerLogin(username, password);
@@ -442,15 +445,36 @@ async function main() {
     ok((await page.locator('#sessions tr').count()) === 1, 'reload: GET /sessions lists the one session', await text(page, '#error'));
     await cookieCheck(page, context, 'after reload', { refresh: true });
 
-    // 9. Log out: every cookie cleared, and GET /me fails without a refresh attempt.
+    // 9. Log out once the access cookie has expired again: the page refreshes first (the
+    //    API clears the cookies on a logout's 401 without ending the session), then logs
+    //    out; every cookie is cleared, the session is over on the server, and GET /me
+    //    fails without a refresh attempt.
+    const gone = Date.now() + (ACCESS_EXPIRES + 3) * 1000;
+    while ((await context.cookies()).some((c) => c.name === ACCESS_COOKIE) && Date.now() < gone) await sleep(250);
+    await cookieCheck(page, context, 'before logout, access expired', { access: false, refresh: true });
+    const beforeLogout = exchanges.length;
     await act(page, '#logout');
     const afterReload = exchanges.slice(beforeReload).filter((e) => e.method !== 'OPTIONS');
     info(`after the reload the page made: ${afterReload.map((e) => `${e.method} ${e.path} ${e.status}`).join(', ')}`);
+    const logoutFlow = exchanges.slice(beforeLogout).filter((e) => e.method !== 'OPTIONS');
     ok(
-      afterReload.some((e) => e.method === 'POST' && e.path.startsWith('/logout') && e.status === 200),
-      'logout: POST /logout answered 200 (its CSRF value read from the cookie or a refresh after the reload)',
-      await text(page, '#error'),
+      logoutFlow.length === 2 &&
+        logoutFlow[0].path === '/refresh' && logoutFlow[0].status === 200 &&
+        logoutFlow[1].path === '/logout?scope=local' && logoutFlow[1].status === 200,
+      'logout after expiry: POST /refresh 200, then POST /logout 200',
+      logoutFlow.map((e) => `${e.method} ${e.path} ${e.status}`).join(', ') + ` ${await text(page, '#error')}`,
     );
+    ok((await text(page, '#message')).includes('Successfully logged out'), 'logout: the page shows the API\'s message');
+    {
+      const token = await headerLogin(username, password);
+      const { status, data } = await direct('GET', '/sessions', { token });
+      ok(
+        status === 200 && Array.isArray(data) && data.length === 1 && data[0].current === true,
+        'logout: the browser\'s session is over on the server (GET /sessions from a new login lists only that one)',
+        `${status} ${JSON.stringify(data)}`,
+      );
+      await direct('POST', '/logout', { token });
+    }
     ok((await text(page, '#status')) === 'logged out', 'logout: the page says it is logged out');
     const jar3 = await cookieCheck(page, context, 'after logout', { access: false, refresh: false });
     ok(

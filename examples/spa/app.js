@@ -26,6 +26,7 @@
     loggedIn: false,
     username: null,
     csrf: { access: null, refresh: null },
+    accessExpiresAt: null, // ms since the epoch, from expires_in of the last login or refresh
     refreshing: null, // the POST /refresh in flight, shared by concurrent requests
   };
 
@@ -74,15 +75,28 @@
     return state.loggedIn || readCookie(CSRF_COOKIE.refresh) !== null;
   }
 
-  function takeCsrf(body) {
-    if (body && typeof body.csrf_access_token === 'string') state.csrf.access = body.csrf_access_token;
-    if (body && typeof body.csrf_refresh_token === 'string') state.csrf.refresh = body.csrf_refresh_token;
+  // What a cookie login or refresh body tells: the CSRF values, and how long the
+  // access token (and so its cookie) lives.
+  function takeTokenBody(body) {
+    if (!body) return;
+    if (typeof body.csrf_access_token === 'string') state.csrf.access = body.csrf_access_token;
+    if (typeof body.csrf_refresh_token === 'string') state.csrf.refresh = body.csrf_refresh_token;
+    if (typeof body.expires_in === 'number') state.accessExpiresAt = Date.now() + body.expires_in * 1000;
+  }
+
+  // Whether the access cookie has (nearly) expired, as far as the page can tell: from
+  // the last expires_in, or after a reload from the access CSRF cookie, which the API
+  // sets with the same lifetime.
+  function accessExpired() {
+    if (state.accessExpiresAt !== null) return Date.now() >= state.accessExpiresAt - 1000;
+    return readCookie(CSRF_COOKIE.access) === null && readCookie(CSRF_COOKIE.refresh) !== null;
   }
 
   function forgetSession() {
     state.loggedIn = false;
     state.username = null;
     state.csrf = { access: null, refresh: null };
+    state.accessExpiresAt = null;
     renderStatus();
   }
 
@@ -143,7 +157,7 @@
       state.refreshing = (async () => {
         try {
           const { data } = await request('POST', '/refresh', { csrf: 'refresh', refreshable: false });
-          takeCsrf(data);
+          takeTokenBody(data);
           state.loggedIn = true;
           renderStatus();
         } catch (e) {
@@ -181,7 +195,7 @@
       // Not cookie mode: refuse to hold tokens in script reach at all.
       throw new ApiError(0, null, 'The API answered with tokens in the body: start it with JWT_TOKEN_LOCATION=headers,cookies (or cookies).');
     }
-    takeCsrf(data);
+    takeTokenBody(data);
     state.loggedIn = true;
     $('password').value = '';
     renderStatus();
@@ -265,17 +279,22 @@
     await listSessions();
   }
 
+  // The API clears the four cookies on a logout's 401 too (unless the request may be
+  // forged), so a logout sent with an expired access cookie would lose the refresh
+  // cookie without ending the session. Hence: refresh first when the access token is
+  // known to have expired, no refresh-and-retry afterwards, and any answer ends this
+  // page's login.
   async function logout() {
     const scope = $('logout-scope').value;
-    const { data } = await request('POST', `/logout?scope=${encodeURIComponent(scope)}`);
-    showMessage(data && data.message ? data.message : 'Logged out.');
-    if (scope === 'others') {
-      await listSessions();
-      return;
+    try {
+      if (believesLoggedIn() && accessExpired()) await refresh();
+      const { data } = await request('POST', `/logout?scope=${encodeURIComponent(scope)}`, { refreshable: false });
+      showMessage(data && data.message ? data.message : 'Logged out.');
+    } finally {
+      forgetSession();
+      renderMe(null);
+      $('sessions').replaceChildren();
     }
-    forgetSession();
-    renderMe(null);
-    $('sessions').replaceChildren();
   }
 
   // ----- rendering -----------------------------------------------------------------
