@@ -435,6 +435,22 @@ fn an_unparsable_database_url_is_refused() {
 }
 
 #[test]
+fn any_origin_with_browser_cookies_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_with(
+        dir.path(),
+        &[
+            ("JWT_TOKEN_LOCATION", "headers,cookies"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+        ],
+    );
+    let stderr = refused(&env);
+    let lines = lines_naming(&stderr, "CORS_ALLOWED_ORIGINS");
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("cookies"), "{stderr}");
+}
+
+#[test]
 fn an_out_of_range_bcrypt_cost_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let env = env_with(dir.path(), &[("BCRYPT_COST", "99")]);

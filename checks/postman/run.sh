@@ -6,7 +6,8 @@
 #
 # 1. installs newman 6 from the npm registry into target/newman/ (once; reused after),
 # 2. builds the server (cargo build --bin stores-api) and starts it on a free port with a
-#    fresh SQLite file in a temp directory (scripts/lib/server.sh),
+#    fresh SQLite file in a temp directory (scripts/lib/server.sh), reading tokens from
+#    headers only, and again reading cookies too (JWT_TOKEN_LOCATION=headers,cookies),
 # 3. runs checks/postman/stores-api.postman_collection.json with its environment, baseUrl and the
 #    admin credentials pointing at that server (in order; each request also runs on its own
 #    after "Log in", see checks/postman/README.md),
@@ -43,28 +44,32 @@ case "$installed" in
         ;;
 esac
 
-# 2. A fresh server; stopped whatever happens from here on.
+# 2. and 3., twice: header clients must not notice browser mode, so the collection runs
+# against a server that reads only headers, then against one that reads cookies too.
 server_build
 trap server_stop EXIT
 trap 'exit 130' INT TERM
-server_start newman
-
-# 3. The collection. newman exits 1 when any request or assertion failed.
 # Colours only on a terminal (FORCE_COLOR=0 also silences the failure table's; newman's
 # own --color flag would switch the table's colours on).
 if [ ! -t 1 ]; then export FORCE_COLOR=0; fi
-status=0
-"$NEWMAN" run "$COLLECTION" \
-    --environment "$ENVIRONMENT" \
-    --env-var "baseUrl=$BASE_URL" \
-    --env-var "admin_username=$ADMIN_USERNAME" \
-    --env-var "admin_password=$ADMIN_PASSWORD" \
-    --reporters cli \
-    "$@" || status=$?
-
-if [ "$status" -ne 0 ]; then
-    log "FAILED (newman exit status $status); last lines of the server log:"
-    tail -n 20 "$SERVER_LOG" >&2 || true
-    exit "$status"
-fi
-log "all requests and assertions passed"
+for location in headers headers,cookies; do
+    log "JWT_TOKEN_LOCATION=$location"
+    export JWT_TOKEN_LOCATION="$location"
+    server_start newman
+    # newman exits 1 when any request or assertion failed.
+    status=0
+    "$NEWMAN" run "$COLLECTION" \
+        --environment "$ENVIRONMENT" \
+        --env-var "baseUrl=$BASE_URL" \
+        --env-var "admin_username=$ADMIN_USERNAME" \
+        --env-var "admin_password=$ADMIN_PASSWORD" \
+        --reporters cli \
+        "$@" || status=$?
+    if [ "$status" -ne 0 ]; then
+        log "FAILED with JWT_TOKEN_LOCATION=$location (newman exit status $status); last lines of the server log:"
+        tail -n 20 "$SERVER_LOG" >&2 || true
+        exit "$status"
+    fi
+    server_stop
+done
+log "all requests and assertions passed, with and without browser mode"

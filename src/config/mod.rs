@@ -509,4 +509,120 @@ mod tests {
     fn secrets_do_not_debug_print() {
         assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
     }
+
+    fn browser(pairs: &[(&str, &str)]) -> Result<BrowserSettings, ConfigError> {
+        let mut all = vec![("APP_ENV", "test"), ("JWT_SECRET_KEY", KEY)];
+        all.extend_from_slice(pairs);
+        Settings::load_from(env(&all)).map(|s| s.browser)
+    }
+
+    #[test]
+    fn the_token_location_is_headers_cookies_or_both() {
+        assert_eq!(browser(&[]).unwrap().location, TokenLocation::Headers);
+        for (value, expected) in [
+            ("headers", TokenLocation::Headers),
+            ("cookies", TokenLocation::Cookies),
+            ("headers,cookies", TokenLocation::Both),
+            (" Cookies , headers ", TokenLocation::Both),
+        ] {
+            let got = browser(&[("JWT_TOKEN_LOCATION", value)]).unwrap().location;
+            assert_eq!(got, expected, "{value}");
+        }
+        for value in ["header", "query_string", "cookies,json"] {
+            let err = browser(&[("JWT_TOKEN_LOCATION", value)]).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{err}");
+            assert!(err.0[0].starts_with("JWT_TOKEN_LOCATION: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn cookies_are_secure_except_in_development_unless_told() {
+        let secure = |app_env: &str, value: Option<&str>| {
+            let mut pairs = vec![("APP_ENV", app_env), ("JWT_SECRET_KEY", KEY)];
+            pairs.extend(value.map(|v| ("JWT_COOKIE_SECURE", v)));
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().display().to_string();
+            pairs.push(("DATA_DIR", &data));
+            Settings::load_from(env(&pairs)).unwrap().browser.secure
+        };
+        assert!(!secure("development", None));
+        assert!(secure("test", None));
+        assert!(secure("production", Some("true")));
+        assert!(secure("development", Some("true")));
+        assert!(!secure("test", Some("false")));
+        let err = browser(&[("JWT_COOKIE_SECURE", "maybe")]).unwrap_err();
+        assert!(err.0[0].starts_with("JWT_COOKIE_SECURE: "), "{err}");
+    }
+
+    #[test]
+    fn any_origin_with_cookies_is_refused() {
+        let err = browser(&[
+            ("JWT_TOKEN_LOCATION", "headers,cookies"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.0[0].starts_with("CORS_ALLOWED_ORIGINS: '*'"), "{err}");
+        // Without cookies, any origin stays allowed (no credentials are sent).
+        assert!(browser(&[("CORS_ALLOWED_ORIGINS", "*")]).is_ok());
+        assert!(browser(&[
+            ("JWT_TOKEN_LOCATION", "cookies"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com"),
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn cookie_attributes_that_browsers_would_refuse_are_refused() {
+        let cookies = ("JWT_TOKEN_LOCATION", "cookies");
+        let insecure = ("JWT_COOKIE_SECURE", "false");
+        let refusal = |pairs: &[(&str, &str)], setting: &str| {
+            let err = browser(pairs).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{err}");
+            assert!(err.0[0].starts_with(setting), "{err}");
+        };
+        refusal(
+            &[cookies, insecure, ("JWT_COOKIE_SAMESITE", "None")],
+            "JWT_COOKIE_SAMESITE: None requires",
+        );
+        refusal(
+            &[cookies, ("JWT_COOKIE_SAMESITE", "lenient")],
+            "JWT_COOKIE_SAMESITE: ",
+        );
+        refusal(
+            &[cookies, ("JWT_REFRESH_COOKIE_NAME", "__Host-refresh")],
+            "JWT_REFRESH_COOKIE_NAME: a __Host- cookie",
+        );
+        refusal(
+            &[
+                cookies,
+                insecure,
+                ("JWT_ACCESS_COOKIE_NAME", "__Host-access"),
+            ],
+            "JWT_ACCESS_COOKIE_NAME: the __Host- and __Secure- prefixes",
+        );
+        refusal(
+            &[cookies, ("JWT_ACCESS_COOKIE_NAME", "my token")],
+            "JWT_ACCESS_COOKIE_NAME: ",
+        );
+        refusal(
+            &[cookies, ("JWT_ACCESS_CSRF_HEADER_NAME", "X CSRF")],
+            "JWT_ACCESS_CSRF_HEADER_NAME: ",
+        );
+        let s = browser(&[
+            cookies,
+            ("JWT_COOKIE_SAMESITE", "none"),
+            ("JWT_ACCESS_COOKIE_NAME", "__Host-access_token"),
+            ("JWT_REFRESH_COOKIE_NAME", "__Secure-refresh_token"),
+            ("JWT_ACCESS_CSRF_HEADER_NAME", "X-Xsrf-Token"),
+        ])
+        .unwrap();
+        assert_eq!(s.same_site, SameSite::None);
+        assert_eq!(s.access_cookie, "__Host-access_token");
+        assert_eq!(s.refresh_cookie, "__Secure-refresh_token");
+        assert_eq!(
+            s.access_csrf_header, "x-xsrf-token",
+            "header names are kept in lower case"
+        );
+    }
 }
