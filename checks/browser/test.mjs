@@ -445,10 +445,9 @@ async function main() {
     ok((await page.locator('#sessions tr').count()) === 1, 'reload: GET /sessions lists the one session', await text(page, '#error'));
     await cookieCheck(page, context, 'after reload', { refresh: true });
 
-    // 9. Log out once the access cookie has expired again: the page refreshes first (the
-    //    API clears the cookies on a logout's 401 without ending the session), then logs
-    //    out; every cookie is cleared, the session is over on the server, and GET /me
-    //    fails without a refresh attempt.
+    // 9. Log out once the access cookie has expired again: the API answers 401 and keeps
+    //    the cookies, the page refreshes and logs out again; every cookie is cleared, the
+    //    session is over on the server, and GET /me fails without a refresh attempt.
     const gone = Date.now() + (ACCESS_EXPIRES + 3) * 1000;
     while ((await context.cookies()).some((c) => c.name === ACCESS_COOKIE) && Date.now() < gone) await sleep(250);
     await cookieCheck(page, context, 'before logout, access expired', { access: false, refresh: true });
@@ -458,10 +457,11 @@ async function main() {
     info(`after the reload the page made: ${afterReload.map((e) => `${e.method} ${e.path} ${e.status}`).join(', ')}`);
     const logoutFlow = exchanges.slice(beforeLogout).filter((e) => e.method !== 'OPTIONS');
     ok(
-      logoutFlow.length === 2 &&
-        logoutFlow[0].path === '/refresh' && logoutFlow[0].status === 200 &&
-        logoutFlow[1].path === '/logout?scope=local' && logoutFlow[1].status === 200,
-      'logout after expiry: POST /refresh 200, then POST /logout 200',
+      logoutFlow.length === 3 &&
+        logoutFlow[0].path === '/logout?scope=local' && logoutFlow[0].status === 401 &&
+        logoutFlow[1].path === '/refresh' && logoutFlow[1].status === 200 &&
+        logoutFlow[2].path === '/logout?scope=local' && logoutFlow[2].status === 200,
+      'logout after expiry: POST /logout 401 (cookies kept), POST /refresh 200, POST /logout 200',
       logoutFlow.map((e) => `${e.method} ${e.path} ${e.status}`).join(', ') + ` ${await text(page, '#error')}`,
     );
     ok((await text(page, '#message')).includes('Successfully logged out'), 'logout: the page shows the API\'s message');

@@ -26,7 +26,6 @@
     loggedIn: false,
     username: null,
     csrf: { access: null, refresh: null },
-    accessExpiresAt: null, // ms since the epoch, from expires_in of the last login or refresh
     refreshing: null, // the POST /refresh in flight, shared by concurrent requests
   };
 
@@ -75,28 +74,17 @@
     return state.loggedIn || readCookie(CSRF_COOKIE.refresh) !== null;
   }
 
-  // What a cookie login or refresh body tells: the CSRF values, and how long the
-  // access token (and so its cookie) lives.
+  // What a cookie login or refresh body tells: the CSRF values.
   function takeTokenBody(body) {
     if (!body) return;
     if (typeof body.csrf_access_token === 'string') state.csrf.access = body.csrf_access_token;
     if (typeof body.csrf_refresh_token === 'string') state.csrf.refresh = body.csrf_refresh_token;
-    if (typeof body.expires_in === 'number') state.accessExpiresAt = Date.now() + body.expires_in * 1000;
-  }
-
-  // Whether the access cookie has (nearly) expired, as far as the page can tell: from
-  // the last expires_in, or after a reload from the access CSRF cookie, which the API
-  // sets with the same lifetime.
-  function accessExpired() {
-    if (state.accessExpiresAt !== null) return Date.now() >= state.accessExpiresAt - 1000;
-    return readCookie(CSRF_COOKIE.access) === null && readCookie(CSRF_COOKIE.refresh) !== null;
   }
 
   function forgetSession() {
     state.loggedIn = false;
     state.username = null;
     state.csrf = { access: null, refresh: null };
-    state.accessExpiresAt = null;
     renderStatus();
   }
 
@@ -279,16 +267,13 @@
     await listSessions();
   }
 
-  // The API clears the four cookies on a logout's 401 too (unless the request may be
-  // forged), so a logout sent with an expired access cookie would lose the refresh
-  // cookie without ending the session. Hence: refresh first when the access token is
-  // known to have expired, no refresh-and-retry afterwards, and any answer ends this
-  // page's login.
+  // A logout is a request like any other: once the access cookie has expired the API
+  // answers 401 and keeps the cookies, the page refreshes and sends it again. Whatever
+  // the answer, this page's login is over.
   async function logout() {
     const scope = $('logout-scope').value;
     try {
-      if (believesLoggedIn() && accessExpired()) await refresh();
-      const { data } = await request('POST', `/logout?scope=${encodeURIComponent(scope)}`, { refreshable: false });
+      const { data } = await request('POST', `/logout?scope=${encodeURIComponent(scope)}`);
       showMessage(data && data.message ? data.message : 'Logged out.');
     } finally {
       forgetSession();
