@@ -202,7 +202,8 @@ pub fn check_csrf(claim: Option<&str>, sent: Option<&[u8]>) -> Result<(), ApiErr
 /// The value of the cookie `name` (RFC 6265 5.4: `name=value` pairs separated by `; `),
 /// without allocating: this runs on every request in browser mode. A quoted value loses
 /// its quotes; the first of several cookies of one name wins (the browser sends the one
-/// with the longest path first).
+/// with the longest path first). An empty value is no cookie: it is what clearing
+/// leaves in a client that does not drop expired cookies.
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -218,6 +219,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
                     .unwrap_or(value)
             })
         })
+        .filter(|value| !value.is_empty())
 }
 
 #[cfg(test)]
