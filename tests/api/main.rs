@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cluster;
+mod cookies;
 mod docs;
 mod errors;
 mod faults;
