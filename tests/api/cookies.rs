@@ -1204,8 +1204,8 @@ async fn a_logout_that_may_be_forged_clears_no_cookie() {
         .await;
     assert_csrf_refused(resp, MISSING_CSRF, "logout without a CSRF value").await;
     assert_eq!(me_with(&app, jar).await.status, StatusCode::OK);
-    // No token at all: a script (it set the header) is told to forget the cookies; a
-    // plain form is not.
+    // No token at all, from a script (it set the header) or a plain form: the session
+    // it might belong to is unknown and may be live, so nothing is cleared.
     let reply = Reply::read(
         app.call(Method::POST, "/logout")
             .header(CSRF_HEADER, &jar.csrf_access)
@@ -1213,12 +1213,84 @@ async fn a_logout_that_may_be_forged_clears_no_cookie() {
             .await,
     )
     .await;
-    assert_cleared(&app, &reply.headers);
+    assert_no_cookies(&reply.headers, "a logout without a token");
     assert_error(reply, 401, "authorization_required").await;
     let resp = app.post("/logout", None, None).await;
     assert_no_cookies(resp.headers(), "a logout with nothing");
     assert_error(resp, 401, "authorization_required").await;
     assert_eq!(me_with(&app, jar).await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_logout_with_an_expired_access_cookie_keeps_the_cookies_until_it_ends_the_session() {
+    let app = spawn(TokenLocation::Both).await;
+    let (_, login) = cookie_user(&app).await;
+    let jar = &login.jar;
+    let now = chrono::Utc::now().timestamp();
+    let mut payload = claims(&jar.access);
+    payload["iat"] = json!(now - 1000);
+    payload["nbf"] = json!(now - 1000);
+    payload["exp"] = json!(now - 60);
+    let expired = Jar {
+        access: forge(payload, TEST_KEY),
+        ..jar.clone()
+    };
+    // The session is live: clearing its refresh cookie now would leave it open and out
+    // of the browser's reach.
+    let resp = browser_call(
+        &app,
+        Method::POST,
+        "/logout",
+        &expired,
+        Some(&jar.csrf_access),
+    )
+    .send()
+    .await;
+    assert_no_cookies(resp.headers(), "a logout with an expired access cookie");
+    assert_error(resp, 401, "token_expired").await;
+    // What the app does next: refresh, and log out again, which ends the session.
+    let resp = cookie_refresh(&app, jar, Some(jar.csrf_refresh())).await;
+    let next = Delivered::read(&app, resp).await.jar;
+    let resp = browser_call(
+        &app,
+        Method::POST,
+        "/logout",
+        &next,
+        Some(&next.csrf_access),
+    )
+    .send()
+    .await;
+    assert_cleared(&app, resp.headers());
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_error(me_with_response(&app, &next).await, 401, "token_revoked").await;
+    let reply = Reply::read(cookie_refresh(&app, &next, Some(next.csrf_refresh())).await).await;
+    assert_error(reply, 401, "token_revoked").await;
+}
+
+#[actix_web::test]
+async fn a_logout_of_the_other_sessions_keeps_this_ones_cookies() {
+    let app = spawn(TokenLocation::Both).await;
+    let (username, login) = cookie_user(&app).await;
+    let other = app.login(&username, PASSWORD).await;
+    let jar = &login.jar;
+    let resp = browser_call(
+        &app,
+        Method::POST,
+        "/logout?scope=others",
+        jar,
+        Some(&jar.csrf_access),
+    )
+    .send()
+    .await;
+    assert_no_cookies(resp.headers(), "a logout of the other sessions");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(me_with(&app, jar).await.status, StatusCode::OK);
+    assert_error(
+        app.get("/me", Some(&other.access)).await,
+        401,
+        "token_revoked",
+    )
+    .await;
 }
 
 #[actix_web::test]
