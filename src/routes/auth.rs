@@ -7,7 +7,7 @@ use actix_web::{
     delete, get, post, put, web, HttpMessage, HttpRequest, HttpResponse, ResponseError,
 };
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::cookies::TokenSource;
 use crate::auth::flows::{self, Issued};
@@ -151,6 +151,19 @@ pub enum TokenAnswer {
     Cookies(CookieTokenResponse),
 }
 
+/// The query of /login and /fresh-login, as the document shows it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Describes the parameter in the document; parsed by `asked_delivery`.
+pub struct DeliveryQuery {
+    /// Where the tokens go when the server reads both headers and cookies: `cookie`
+    /// (HttpOnly cookies; the body has the CSRF values) or `body` (the default). A
+    /// server that reads only cookies always answers with cookies; one that reads only
+    /// headers, with the body.
+    #[param(inline, nullable = false)]
+    delivery: Option<DeliveryParam>,
+}
+
 /// `?delivery=` of /login and /fresh-login.
 #[derive(ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -276,13 +289,7 @@ pub async fn register(
     description = "Public. Opens a session and returns a **fresh** access token and a \
                    refresh token. Rate limited per client address and per username.",
     request_body = Credentials,
-    params(
-        ("delivery" = inline(Option<DeliveryParam>), Query, nullable = false,
-            description = "Where the tokens go when the server reads both headers and \
-            cookies: `cookie` (HttpOnly cookies; the body has the CSRF values) or `body` \
-            (the default). A server that reads only cookies always answers with cookies; \
-            one that reads only headers, with the body."),
-    ),
+    params(DeliveryQuery),
     responses(
         (status = 200, description = "Logged in.", body = TokenAnswer,
             headers(
@@ -322,13 +329,7 @@ pub async fn login(
                    session and returns a **fresh** access token only (no refresh token). \
                    Rate limited per client address and per username.",
     request_body = Credentials,
-    params(
-        ("delivery" = inline(Option<DeliveryParam>), Query, nullable = false,
-            description = "Where the tokens go when the server reads both headers and \
-            cookies: `cookie` (HttpOnly cookies; the body has the CSRF values) or `body` \
-            (the default). A server that reads only cookies always answers with cookies; \
-            one that reads only headers, with the body."),
-    ),
+    params(DeliveryQuery),
     responses(
         (status = 200, description = "A fresh access token.", body = TokenAnswer,
             headers(
