@@ -27,7 +27,11 @@ fn service() -> TokenService {
         refresh_reuse_grace: Duration::ZERO,
         max_sessions_per_user: 100,
         generated_key_file: None,
+        keys: None,
+        jwks_max_age: Duration::from_secs(300),
+        verify_cache_size: 0,
     })
+    .expect("token service")
 }
 
 /// What the bearer middleware's token checks (the subject of a typical login).

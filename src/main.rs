@@ -115,7 +115,7 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
         &settings.tokens,
         settings.revocation.poll_interval,
     ));
-    let state = AppState::new(settings, pool, revocations);
+    let state = AppState::new(settings, pool, revocations).map_err(|e| e.to_string())?;
     let accounts = state.accounts;
     actix_web::rt::System::new().block_on(async move {
         let line = match command {

@@ -10,6 +10,7 @@ use actix_web::{web, App, HttpServer};
 use actix_web_httpauth::middleware::HttpAuthentication;
 use utoipa_actix_web::AppExt;
 
+use crate::auth::keys::KeyError;
 use crate::auth::middleware::validator;
 use crate::auth::revocation::{Follower, Revocations};
 use crate::auth::sessions;
@@ -33,6 +34,12 @@ pub enum StartupError {
     /// Binding the address failed.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
+    /// The signing keys could not be read or made.
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    /// The database's signing keys could not be read.
+    #[error("cannot read the signing keys: {0}")]
+    KeysUnreadable(ApiError),
     /// The revoked set could not be read.
     #[error("cannot read the revoked sessions and tokens: {0}")]
     Revocations(ApiError),
@@ -64,7 +71,17 @@ impl Application {
             settings.revocation.poll_interval,
         ));
         let pool = db::pool(&settings.database);
-        let state = web::Data::new(AppState::new(settings.clone(), pool, revocations.clone()));
+        let state = web::Data::new(AppState::new(
+            settings.clone(),
+            pool.clone(),
+            revocations.clone(),
+        )?);
+        if state.accounts.tokens.keys().in_database() {
+            let keys = Arc::clone(state.accounts.tokens.keys());
+            db::run(&pool, move |conn| keys.load(conn))
+                .await
+                .map_err(StartupError::KeysUnreadable)?;
+        }
         let admin_line = bootstrap_admin(&state).await?;
         // Filled before the socket is bound, so no request is checked against an empty set.
         let mut follower = Follower::new(revocations, settings.database.url.clone());
@@ -106,7 +123,9 @@ impl Application {
         let interval = self.state.settings.revocation.poll_interval;
         let follower = actix_web::rt::spawn(self.follower.run(interval));
         let pruner = actix_web::rt::spawn(prune_forever(self.state.clone()));
+        let keys = actix_web::rt::spawn(follow_keys(self.state.clone()));
         let result = self.server.await;
+        keys.abort();
         pruner.abort();
         follower.abort();
         result
@@ -246,6 +265,31 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartupErro
     } else {
         format!("user '{name}' is already an admin")
     }))
+}
+
+/// How often an instance reads the database's signing keys: a rotation made by
+/// `stores-api keys` (or another instance) is followed within this long.
+const KEY_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Follows the database's signing keys (public-key algorithms kept in the database).
+async fn follow_keys(state: web::Data<AppState>) {
+    let keys = Arc::clone(state.accounts.tokens.keys());
+    if !keys.in_database() {
+        return;
+    }
+    let mut interval = actix_web::rt::time::interval(KEY_POLL_INTERVAL);
+    loop {
+        interval.tick().await;
+        let keys = Arc::clone(&keys);
+        let read = db::run(&state.pool, move |conn| {
+            let rows = crate::auth::keys::store::list(conn)?;
+            keys.follow(&rows)
+        })
+        .await;
+        if let Err(e) = read {
+            log::warn!("reading the signing keys failed: {e}");
+        }
+    }
 }
 
 async fn prune_forever(state: web::Data<AppState>) {

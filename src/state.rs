@@ -6,6 +6,7 @@ use actix_web::web;
 
 use crate::auth::cookies::BrowserMode;
 use crate::auth::flows::Accounts;
+use crate::auth::keys::KeyError;
 use crate::auth::middleware::TokenCheck;
 use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::RateLimiter;
@@ -32,9 +33,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for `settings`, on `pool`, with `revocations` fed by the follower.
-    pub fn new(settings: Settings, pool: Pool, revocations: Arc<Revocations>) -> Self {
-        let tokens = Arc::new(TokenService::new(&settings.tokens));
+    /// The state for `settings`, on `pool`, with `revocations` fed by the follower; fails
+    /// when the configured keys cannot be read.
+    pub fn new(
+        settings: Settings,
+        pool: Pool,
+        revocations: Arc<Revocations>,
+    ) -> Result<Self, KeyError> {
+        let tokens = Arc::new(TokenService::new(&settings.tokens)?);
         // Several instances share a PostgreSQL database, so the limits live there too.
         let shared = matches!(settings.database.url, DatabaseUrl::Postgres(_));
         let limiter = Arc::new(RateLimiter::new(
@@ -48,7 +54,7 @@ impl AppState {
             pool: pool.clone(),
             browser: BrowserMode::new(&settings.browser, &settings.tokens),
         });
-        AppState {
+        Ok(AppState {
             item_views: BatchedReads::new(
                 &pool,
                 |conn, ids| Ok(Item::views_by_id(conn, ids)?),
@@ -66,7 +72,7 @@ impl AppState {
             token_check,
             pool,
             settings,
-        }
+        })
     }
 
     /// Where tokens are read, and the cookies of browser mode.

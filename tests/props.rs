@@ -42,7 +42,7 @@ fn build_service() -> TokenService {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let settings = Settings::load_from(env).expect("settings");
-    TokenService::new(&settings.tokens)
+    TokenService::new(&settings.tokens).expect("token service")
 }
 
 /// A token the service minted and accepts.

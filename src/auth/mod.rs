@@ -3,6 +3,7 @@
 pub mod cookies;
 pub mod flows;
 pub mod guards;
+pub mod keys;
 pub mod middleware;
 pub mod password;
 pub mod rate_limit;

@@ -4,17 +4,22 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-use crate::config::TokenSettings;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::auth::keys::{KeyError, KeySet, Keys};
+use crate::config::{is_hmac, TokenSettings};
 use crate::error::ApiError;
 
-/// Header parameters a token may carry. Anything else (kid, jku, jwk, x5u, x5c, crit...)
-/// asks the verifier to trust something we do not offer, so it is refused
-/// (RFC 8725 3.1 and 3.10; RFC 7515 4.1.11 for crit).
-const ALLOWED_HEADER_PARAMS: [&str; 2] = ["alg", "typ"];
+/// Header parameters a token may carry: `kid` only where keys have ids (public-key
+/// algorithms). Anything else (jku, jwk, x5u, x5c, crit...) asks the verifier to trust
+/// something we do not offer, so it is refused (RFC 8725 3.1 and 3.10; RFC 7515
+/// 4.1.11 for crit).
+const ALLOWED_HEADER_PARAMS: [&str; 3] = ["alg", "typ", "kid"];
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -151,27 +156,34 @@ pub struct Subject<'a> {
     pub delivery: Delivery,
 }
 
-/// Mints and decodes tokens with the configured key and algorithm.
+/// Public-key tokens verified before: by the SHA-256 of the whole token, the key set's
+/// generation they were verified under and their claims.
+type Verified = quick_cache::sync::Cache<[u8; 32], (u64, Arc<Claims>)>;
+
+/// Mints and decodes tokens with the keys in use.
 pub struct TokenService {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    header: Header,
+    keys: Arc<Keys>,
+    verified: Option<Verified>,
     settings: TokenSettings,
 }
 
 impl TokenService {
-    /// Builds the keys and the validation rules once.
-    pub fn new(settings: &TokenSettings) -> Self {
-        let secret = settings.secret.expose().as_bytes();
-        // Exactly one algorithm is minted and accepted (RFC 8725 2.1, 3.1); the claim
-        // rules (exact leeway, nbf checked, iss/aud required when configured) are in
-        // `check_registered_claims`, not jsonwebtoken's defaults (60 s leeway, no nbf).
-        TokenService {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            header: Header::new(settings.algorithm),
+    /// The service over `settings`' keys. Each key signs and verifies one algorithm
+    /// (RFC 8725 2.1, 3.1); the claim rules (exact leeway, nbf checked, iss/aud required
+    /// when configured) are in `check_registered_claims`, not jsonwebtoken's defaults
+    /// (60 s leeway, no nbf).
+    pub fn new(settings: &TokenSettings) -> Result<Self, KeyError> {
+        Ok(TokenService {
+            keys: Arc::new(Keys::new(settings)?),
+            verified: (!is_hmac(settings.algorithm) && settings.verify_cache_size > 0)
+                .then(|| Verified::new(settings.verify_cache_size)),
             settings: settings.clone(),
-        }
+        })
+    }
+
+    /// The keys: the set in use, and where they come from.
+    pub fn keys(&self) -> &Arc<Keys> {
+        &self.keys
     }
 
     /// Lifetime of access tokens in seconds (`expires_in` of token responses).
@@ -232,7 +244,14 @@ impl TokenService {
             csrf,
             user_id: subject.user_id,
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
+        let keys = self.keys.current();
+        let Some(signing) = keys.signing.as_ref() else {
+            log::error!(
+                "no signing key: the database holds no current key (stores-api keys generate)"
+            );
+            return Err(ApiError::ServiceUnavailable);
+        };
+        let token = jsonwebtoken::encode(&signing.header, &claims, &signing.encoding)
             .map_err(|e| ApiError::Internal(format!("token encoding failed: {e}")))?;
         Ok(Minted {
             token,
@@ -245,24 +264,43 @@ impl TokenService {
     /// Checks a token's header, signature and registered claims, in that order
     /// (a badly signed expired token is invalid, not expired), and parses `sub`.
     /// Type, freshness and revocation are the caller's business.
+    pub fn decode(&self, token: &str) -> Result<Claims, ApiError> {
+        self.decode_shared(token).map(|claims| (*claims).clone())
+    }
+
+    /// [`TokenService::decode`], shared: a public-key token verified before (the same
+    /// bytes, under the same keys) is not verified again, but its times and claims are
+    /// checked again at every call.
     ///
     /// This runs on every request, so each part is parsed once: `jsonwebtoken::decode`
     /// parses the header twice and the claims twice (once for the caller, once for its
     /// own checks). The signature is still jsonwebtoken's (constant-time HMAC compare);
     /// the claim checks below are its rules with the contract's settings.
-    pub fn decode(&self, token: &str) -> Result<Claims, ApiError> {
+    pub fn decode_shared(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
         const MALFORMED: ApiError = ApiError::InvalidToken("The token is malformed.");
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::InvalidToken("The token is too large."));
         }
         let (message, signature) = token.rsplit_once('.').ok_or(MALFORMED)?;
         let (header, payload) = message.split_once('.').ok_or(MALFORMED)?;
-        self.check_header(header)?;
+        let keys = self.keys.current();
+        let key = Self::key_for(&keys, header)?;
+        let now = Utc::now().timestamp();
+        let cache = self.verified.as_ref().filter(|_| !is_hmac(key.algorithm));
+        let digest: Option<[u8; 32]> = cache.map(|_| sha2::Sha256::digest(token.as_bytes()).into());
+        if let (Some(cache), Some(digest)) = (cache, &digest) {
+            if let Some((generation, claims)) = cache.get(digest) {
+                if generation == keys.generation {
+                    self.check_registered_claims(&claims, now)?;
+                    return Ok(claims);
+                }
+            }
+        }
         let signed = jsonwebtoken::crypto::verify(
             signature,
             message.as_bytes(),
-            &self.decoding,
-            self.settings.algorithm,
+            &key.decoding,
+            key.algorithm,
         )
         .map_err(|e| decode_error(e.kind()))?;
         if !signed {
@@ -277,7 +315,7 @@ impl TokenService {
                 ApiError::InvalidToken("The token's claims are malformed.")
             }
         })?;
-        self.check_registered_claims(&claims, Utc::now().timestamp())?;
+        self.check_registered_claims(&claims, now)?;
         claims.user_id =
             claims
                 .sub
@@ -296,20 +334,31 @@ impl TokenService {
                 "The token's session id is malformed.",
             ));
         }
+        let claims = Arc::new(claims);
+        if let (Some(cache), Some(digest)) = (cache, digest) {
+            cache.insert(digest, (keys.generation, Arc::clone(&claims)));
+        }
         Ok(claims)
     }
 
-    /// Refuses header parameters we do not support, a `typ` other than JWT, and any
-    /// algorithm but the configured one (RFC 8725 2.1, 3.1, 3.10).
-    fn check_header(&self, encoded: &str) -> Result<(), ApiError> {
+    /// The key that verifies a token with this header: the one its `kid` names (public
+    /// keys), else the key for tokens without `kid`. The header's algorithm must be that
+    /// key's own: a token cannot choose how it is verified (RFC 8725 2.1, 3.1), so an
+    /// HS256 token "signed" with a public key's bytes, or one naming another key's
+    /// algorithm, is refused. Unsupported parameters and a `typ` other than JWT are
+    /// refused too (RFC 8725 3.10).
+    fn key_for<'k>(
+        keys: &'k KeySet,
+        encoded: &str,
+    ) -> Result<&'k crate::auth::keys::VerifyingKey, ApiError> {
         const MALFORMED: ApiError = ApiError::InvalidToken("The token is malformed.");
         let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MALFORMED)?;
         let header: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&bytes).map_err(|_| MALFORMED)?;
-        if header
-            .keys()
-            .any(|k| !ALLOWED_HEADER_PARAMS.contains(&k.as_str()))
-        {
+        let unsupported = |k: &String| {
+            !ALLOWED_HEADER_PARAMS.contains(&k.as_str()) || (k == "kid" && !keys.uses_kid())
+        };
+        if header.keys().any(unsupported) {
             return Err(ApiError::InvalidToken(
                 "The token header carries unsupported parameters.",
             ));
@@ -319,17 +368,26 @@ impl TokenService {
             Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
             Some(_) => return Err(ApiError::InvalidToken("The token type header is not JWT.")),
         }
-        match header.get("alg") {
-            Some(serde_json::Value::String(alg))
-                if alg.parse::<Algorithm>().ok() == Some(self.settings.algorithm) =>
-            {
-                Ok(())
-            }
-            Some(_) => Err(ApiError::InvalidToken(
+        let kid = match header.get("kid") {
+            None => None,
+            Some(serde_json::Value::String(kid)) => Some(kid.as_str()),
+            Some(_) => return Err(MALFORMED),
+        };
+        let alg = match header.get("alg") {
+            Some(serde_json::Value::String(alg)) => alg.parse::<Algorithm>().ok(),
+            Some(_) => None,
+            None => return Err(MALFORMED),
+        };
+        let key = keys.verifying(kid).ok_or(match kid {
+            Some(_) => ApiError::InvalidToken("The token's key is not known."),
+            None => ApiError::InvalidToken("The token names no key."),
+        })?;
+        if alg != Some(key.algorithm) {
+            return Err(ApiError::InvalidToken(
                 "The token's algorithm is not allowed.",
-            )),
-            None => Err(MALFORMED),
+            ));
         }
+        Ok(key)
     }
 
     /// exp, nbf, iss and aud at `now`, with jsonwebtoken's rules and order: required
@@ -392,6 +450,7 @@ fn decode_error(kind: &ErrorKind) -> ApiError {
 mod tests {
     use super::*;
     use crate::config::Secret;
+    use jsonwebtoken::{EncodingKey, Header};
     use std::time::Duration;
 
     const KEY: &str = "unit-test-key-unit-test-key-unit-test-key";
@@ -408,6 +467,9 @@ mod tests {
             refresh_reuse_grace: Duration::ZERO,
             max_sessions_per_user: 100,
             generated_key_file: None,
+            keys: None,
+            jwks_max_age: Duration::from_secs(300),
+            verify_cache_size: 0,
         }
     }
 
@@ -448,7 +510,7 @@ mod tests {
 
     #[test]
     fn minted_access_token_round_trips_with_the_flask_layout() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let minted = service.access(subject(), true).unwrap();
         let claims = service.decode(&minted.token).unwrap();
         assert_eq!(claims.sub, "7");
@@ -464,7 +526,7 @@ mod tests {
 
     #[test]
     fn refresh_tokens_are_never_fresh() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let claims = service
             .decode(&service.refresh(subject(), "r-1").unwrap().token)
             .unwrap();
@@ -474,7 +536,7 @@ mod tests {
 
     #[test]
     fn expired_token_is_token_expired_and_leeway_is_exact() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let now = Utc::now().timestamp();
         let token = sign(
             payload(serde_json::json!({"exp": now - 5})),
@@ -487,12 +549,12 @@ mod tests {
         ));
         let mut lenient = settings();
         lenient.leeway = Duration::from_secs(30);
-        assert!(TokenService::new(&lenient).decode(&token).is_ok());
+        assert!(TokenService::new(&lenient).unwrap().decode(&token).is_ok());
     }
 
     #[test]
     fn badly_signed_expired_token_is_invalid_not_expired() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let now = Utc::now().timestamp();
         let token = sign(
             payload(serde_json::json!({"exp": now - 5})),
@@ -507,7 +569,7 @@ mod tests {
 
     #[test]
     fn other_algorithms_and_none_are_refused() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let hs512 = sign(payload(serde_json::json!({})), Algorithm::HS512, KEY);
         assert!(matches!(
             service.decode(&hs512),
@@ -523,7 +585,7 @@ mod tests {
 
     #[test]
     fn future_nbf_is_refused() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let now = Utc::now().timestamp();
         let token = sign(
             payload(serde_json::json!({"nbf": now + 120})),
@@ -538,7 +600,7 @@ mod tests {
 
     #[test]
     fn missing_exp_is_refused() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let token = sign(
             payload(serde_json::json!({"exp": null})),
             Algorithm::HS256,
@@ -552,7 +614,7 @@ mod tests {
 
     #[test]
     fn injected_header_parameters_are_refused() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("../../etc/passwd".into());
         let token = jsonwebtoken::encode(
@@ -569,7 +631,7 @@ mod tests {
 
     #[test]
     fn flask_style_tokens_are_accepted() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let until = (Utc::now().timestamp() + 300) as f64 + 0.5;
         let token = sign(
             payload(serde_json::json!({"fresh": until, "csrf": "x"})),
@@ -590,7 +652,7 @@ mod tests {
 
     #[test]
     fn subject_must_be_a_user_id() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         for sub in [serde_json::json!("alice"), serde_json::json!("-1")] {
             let token = sign(
                 payload(serde_json::json!({"sub": sub})),
@@ -609,7 +671,7 @@ mod tests {
         let mut configured = settings();
         configured.issuer = Some("stores".into());
         configured.audience = Some("apps".into());
-        let service = TokenService::new(&configured);
+        let service = TokenService::new(&configured).unwrap();
         let good = service.access(subject(), false).unwrap();
         assert!(service.decode(&good.token).is_ok());
         let foreign = sign(
@@ -652,7 +714,7 @@ mod tests {
 
     #[test]
     fn time_checks_are_exact_to_the_second() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let now = 1_700_000_000;
         let check = |claims: Claims| service.check_registered_claims(&claims, now);
         assert!(
@@ -673,7 +735,7 @@ mod tests {
         ));
         let mut lenient = settings();
         lenient.leeway = Duration::from_secs(5);
-        let service = TokenService::new(&lenient);
+        let service = TokenService::new(&lenient).unwrap();
         let check = |claims: Claims| service.check_registered_claims(&claims, now);
         assert!(check(claims_at(now - 5, Some(now + 5))).is_ok());
         assert!(matches!(
@@ -686,7 +748,7 @@ mod tests {
     fn an_audience_list_must_name_ours() {
         let mut configured = settings();
         configured.audience = Some("apps".into());
-        let service = TokenService::new(&configured);
+        let service = TokenService::new(&configured).unwrap();
         let listed = sign(
             payload(serde_json::json!({"aud": ["web", "apps"]})),
             Algorithm::HS256,
@@ -708,7 +770,7 @@ mod tests {
 
     #[test]
     fn a_missing_exp_is_named_and_a_tampered_payload_is_badly_signed() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         let no_exp = sign(
             payload(serde_json::json!({"exp": null})),
             Algorithm::HS256,
@@ -733,7 +795,7 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed() {
-        let service = TokenService::new(&settings());
+        let service = TokenService::new(&settings()).unwrap();
         for token in ["", "abc", "a.b.c", "!!!.???.###", "eyJhbGciOiJIUzI1NiJ9..."] {
             assert!(
                 matches!(service.decode(token), Err(ApiError::InvalidToken(_))),

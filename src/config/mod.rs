@@ -15,8 +15,8 @@ use std::str::FromStr;
 
 use reader::Reader;
 pub use sections::{
-    AdminBootstrap, BrowserSettings, DatabaseSettings, HttpSettings, LimitSettings,
-    PasswordSettings, RevocationSettings, SameSite, TokenLocation, TokenSettings,
+    is_hmac, key_bytes, AdminBootstrap, BrowserSettings, DatabaseSettings, HttpSettings, KeySource,
+    LimitSettings, PasswordSettings, RevocationSettings, SameSite, TokenLocation, TokenSettings,
 };
 pub use values::{DatabaseUrl, IpNetwork, Secret};
 

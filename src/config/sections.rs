@@ -11,6 +11,8 @@ use super::values::{DatabaseUrl, IpNetwork, Secret};
 use super::AppEnv;
 
 pub(super) const DEV_KEY_FILE: &str = "jwt_secret.key";
+/// The development key that encrypts the private keys kept in the database.
+pub(super) const DEV_KEY_ENCRYPTION_FILE: &str = "jwt_key_encryption.key";
 /// RFC 7518 3.2: an HMAC key must be at least as long as the hash output (32 bytes for HS256).
 pub(super) const MIN_KEY_BYTES: usize = 32;
 /// OWASP Password Storage Cheat Sheet: bcrypt work factor 10 or more.
@@ -29,13 +31,43 @@ pub struct DatabaseSettings {
     pub startup_timeout: Duration,
 }
 
+/// Where the keys of a public-key algorithm come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `JWT_PRIVATE_KEY` (and optionally `JWT_PUBLIC_KEY`): PEM, fixed for the process.
+    Pem {
+        /// The private key, PEM.
+        private: Secret,
+        /// The public key that verifies tokens without `kid`, PEM.
+        public: Option<String>,
+    },
+    /// Keys generated and kept in the database, encrypted under this 32-byte key
+    /// (`JWT_KEY_ENCRYPTION_KEY`), rotated with `stores-api keys`.
+    Database {
+        /// The key-encryption key.
+        encryption_key: Secret,
+        /// Set when the encryption key was generated under `data_dir` (development).
+        generated_file: Option<PathBuf>,
+        /// The public key that verifies tokens without `kid` (`JWT_PUBLIC_KEY`), PEM.
+        public: Option<String>,
+    },
+}
+
 /// Minting and checking tokens.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
-    /// The HMAC key (`JWT_SECRET_KEY`).
+    /// The HMAC key (`JWT_SECRET_KEY`); empty with a public-key algorithm.
     pub secret: Secret,
-    /// The one algorithm minted and accepted.
+    /// The algorithm new keys are made for: HMAC, or the public-key one (each key then
+    /// verifies its own algorithm only).
     pub algorithm: Algorithm,
+    /// With a public-key algorithm, where its keys come from.
+    pub keys: Option<KeySource>,
+    /// `Cache-Control: max-age` of the JWKS, and how long a `next` key is published
+    /// before `keys rotate` may make it sign.
+    pub jwks_max_age: Duration,
+    /// Verified public-key tokens remembered (a signature check costs tens of µs).
+    pub verify_cache_size: usize,
     /// Lifetime of access tokens.
     pub access_ttl: Duration,
     /// Lifetime of refresh tokens (and so of an idle session).
@@ -194,18 +226,35 @@ pub(super) fn database(r: &mut Reader, data_dir: &Path) -> Option<DatabaseSettin
     })
 }
 
+impl TokenSettings {
+    /// `JWT_ALGORITHM` as written in the documentation (`HS256`, `EdDSA`, ...).
+    pub fn algorithm_name(&self) -> String {
+        format!("{:?}", self.algorithm)
+    }
+}
+
 pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<TokenSettings> {
-    let algorithm = match r.string("jwt_algorithm").to_ascii_uppercase().as_str() {
+    let algorithm = match r
+        .string("jwt_algorithm")
+        .trim()
+        .to_ascii_uppercase()
+        .as_str()
+    {
         "HS256" => Some(Algorithm::HS256),
         "HS384" => Some(Algorithm::HS384),
         "HS512" => Some(Algorithm::HS512),
+        "EDDSA" | "ED25519" => Some(Algorithm::EdDSA),
+        "ES256" => Some(Algorithm::ES256),
+        "RS256" => Some(Algorithm::RS256),
         other => {
             r.errors.push(format!(
-                "JWT_ALGORITHM: '{other}' is not supported (use HS256, HS384 or HS512)"
+                "JWT_ALGORITHM: '{other}' is not supported (use HS256, HS384, HS512, EdDSA, \
+                 ES256 or RS256)"
             ));
             None
         }
     };
+    let hmac = algorithm.is_none_or(is_hmac);
     let access_ttl = r.seconds("jwt_access_token_expires", 1);
     let refresh_ttl = r.seconds("jwt_refresh_token_expires", 1);
     let leeway = r.seconds("jwt_decode_leeway", 0);
@@ -213,15 +262,18 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
     let max_sessions_per_user = r.ranged::<u32>("max_sessions_per_user", 1, 100_000);
     let issuer = r.optional_string("jwt_issuer");
     let audience = r.optional_string("jwt_audience");
+    let jwks_max_age = r.seconds("jwks_max_age", 0);
+    let verify_cache_size = r.ranged::<usize>("jwt_verify_cache_size", 0, 10_000_000);
     let mut generated_key_file = None;
     let secret = match r.optional_string("jwt_secret_key") {
         Some(key) => Some(Secret::new(key)),
+        None if !hmac => Some(Secret::new(String::new())),
         None if env == AppEnv::Production => {
             r.errors
                 .push("JWT_SECRET_KEY: required when APP_ENV=production".to_string());
             None
         }
-        None => match development_key(data_dir) {
+        None => match development_key(data_dir, DEV_KEY_FILE, "JWT_SECRET_KEY") {
             Ok((key, path)) => {
                 generated_key_file = Some(path);
                 Some(key)
@@ -232,7 +284,12 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
             }
         },
     };
-    if let Some(key) = &secret {
+    let keys = if hmac {
+        None
+    } else {
+        key_source(r, env, data_dir)
+    };
+    if let Some(key) = secret.as_ref().filter(|_| hmac) {
         if key.expose().len() < MIN_KEY_BYTES {
             r.errors.push(format!(
                 "JWT_SECRET_KEY: must be at least {MIN_KEY_BYTES} bytes long (RFC 7518 3.2)"
@@ -242,6 +299,9 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
     Some(TokenSettings {
         secret: secret?,
         algorithm: algorithm?,
+        keys,
+        jwks_max_age,
+        verify_cache_size,
         access_ttl,
         refresh_ttl,
         leeway,
@@ -251,6 +311,113 @@ pub(super) fn tokens(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<Tok
         max_sessions_per_user,
         generated_key_file,
     })
+}
+
+/// Whether `algorithm` is an HMAC one (a shared secret, no key ids, no JWKS).
+pub fn is_hmac(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    )
+}
+
+/// The keys of a public-key algorithm: PEM from the environment, or the database's,
+/// encrypted under `JWT_KEY_ENCRYPTION_KEY` (generated into `data_dir` in development,
+/// required in production).
+fn key_source(r: &mut Reader, env: AppEnv, data_dir: &Path) -> Option<KeySource> {
+    let public = match r.optional_string("jwt_public_key") {
+        Some(value) => Some(
+            pem_or_path("JWT_PUBLIC_KEY", &value)
+                .map_err(|e| r.errors.push(e))
+                .ok()?,
+        ),
+        None => None,
+    };
+    if let Some(value) = r.optional_string("jwt_private_key") {
+        let private = pem_or_path("JWT_PRIVATE_KEY", &value)
+            .map_err(|e| r.errors.push(e))
+            .ok()?;
+        return Some(KeySource::Pem {
+            private: Secret::new(private),
+            public,
+        });
+    }
+    let (encryption_key, generated_file) = match r.optional_string("jwt_key_encryption_key") {
+        Some(value) => (Secret::new(value), None),
+        None if env == AppEnv::Production => {
+            r.errors.push(
+                "JWT_KEY_ENCRYPTION_KEY: required when APP_ENV=production and the signing keys \
+                 are kept in the database (set it to 32 random bytes as 64 hex characters, or \
+                 set JWT_PRIVATE_KEY)"
+                    .to_string(),
+            );
+            return None;
+        }
+        None => {
+            match development_key(data_dir, DEV_KEY_ENCRYPTION_FILE, "JWT_KEY_ENCRYPTION_KEY") {
+                Ok((key, path)) => (key, Some(path)),
+                Err(e) => {
+                    r.errors.push(e);
+                    return None;
+                }
+            }
+        }
+    };
+    if key_bytes(encryption_key.expose()).is_none() {
+        r.errors.push(
+            "JWT_KEY_ENCRYPTION_KEY: must be 32 bytes, as 64 hex characters or in base64"
+                .to_string(),
+        );
+        return None;
+    }
+    Some(KeySource::Database {
+        encryption_key,
+        generated_file,
+        public,
+    })
+}
+
+/// A 32-byte key written as 64 hex characters or in base64 (standard or URL-safe,
+/// padded or not).
+pub fn key_bytes(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let text = text.trim();
+    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?
+    } else {
+        let engines = [
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::URL_SAFE,
+        ];
+        engines.iter().find_map(|engine| {
+            engine
+                .decode(text)
+                .or_else(|_| {
+                    engine.decode(format!("{text}{}", "=".repeat((4 - text.len() % 4) % 4)))
+                })
+                .ok()
+        })?
+    };
+    bytes.try_into().ok()
+}
+
+/// A PEM given inline, or the path of a file that holds one (Flask-JWT-Extended's
+/// settings take the PEM itself; a path keeps it out of the environment).
+fn pem_or_path(setting: &str, value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.starts_with("-----BEGIN") {
+        // An environment variable may carry the line breaks as "\n".
+        return Ok(value.replace("\\n", "\n"));
+    }
+    let text = std::fs::read_to_string(value)
+        .map_err(|e| format!("{setting}: neither a PEM nor a readable file ({value}: {e})"))?;
+    if text.trim_start().starts_with("-----BEGIN") {
+        Ok(text)
+    } else {
+        Err(format!("{setting}: {value} does not hold a PEM key"))
+    }
 }
 
 pub(super) fn passwords(r: &mut Reader, env: AppEnv) -> PasswordSettings {
@@ -483,23 +650,27 @@ pub(super) fn admin(r: &mut Reader) -> Option<AdminBootstrap> {
 /// Reads the development key from `data_dir`, generating it (0600) the first time. A
 /// key file that group or others may open is refused: whoever reads it can mint any
 /// token (OWASP Secrets Management Cheat Sheet: restrict access to secrets).
-fn development_key(data_dir: &Path) -> Result<(Secret, PathBuf), String> {
-    let path = data_dir.join(DEV_KEY_FILE);
+fn development_key(
+    data_dir: &Path,
+    file: &str,
+    setting: &str,
+) -> Result<(Secret, PathBuf), String> {
+    let path = data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let key = existing.trim().to_string();
         if !key.is_empty() {
-            refuse_if_shared(&path)?;
+            refuse_if_shared(&path, setting)?;
             return Ok((Secret::new(key), path));
         }
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
-        .map_err(|e| format!("JWT_SECRET_KEY: cannot generate a development key ({e})"))?;
+        .map_err(|e| format!("{setting}: cannot generate a development key ({e})"))?;
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("DATA_DIR: cannot create {} ({e})", data_dir.display()))?;
     let cannot_write =
-        |e: std::io::Error| format!("JWT_SECRET_KEY: cannot write {} ({e})", path.display());
+        |e: std::io::Error| format!("{setting}: cannot write {} ({e})", path.display());
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -522,10 +693,10 @@ fn development_key(data_dir: &Path) -> Result<(Secret, PathBuf), String> {
 
 /// Refuses the key file at `path` when group or others have any access to it.
 #[cfg(unix)]
-fn refuse_if_shared(path: &Path) -> Result<(), String> {
+fn refuse_if_shared(path: &Path, setting: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
-        .map_err(|e| format!("JWT_SECRET_KEY: cannot read {} ({e})", path.display()))?
+        .map_err(|e| format!("{setting}: cannot read {} ({e})", path.display()))?
         .permissions()
         .mode()
         & 0o777;
@@ -534,13 +705,13 @@ fn refuse_if_shared(path: &Path) -> Result<(), String> {
     }
     let path = path.display();
     Err(format!(
-        "JWT_SECRET_KEY: the development key file {path} has mode {mode:04o}, open to group \
-         or others: run `chmod 600 {path}` (or set JWT_SECRET_KEY)"
+        "{setting}: the development key file {path} has mode {mode:04o}, open to group \
+         or others: run `chmod 600 {path}` (or set {setting})"
     ))
 }
 
 /// Elsewhere the file's access is the operating system's ACLs' business.
 #[cfg(not(unix))]
-fn refuse_if_shared(_path: &Path) -> Result<(), String> {
+fn refuse_if_shared(_path: &Path, _setting: &str) -> Result<(), String> {
     Ok(())
 }

@@ -372,6 +372,9 @@ mod tests {
             refresh_reuse_grace: Duration::ZERO,
             max_sessions_per_user: 100,
             generated_key_file: None,
+            keys: None,
+            jwks_max_age: Duration::from_secs(300),
+            verify_cache_size: 0,
         }
     }
 
