@@ -214,6 +214,41 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
     Some(nearest)
 }
 
+/// This service's base URL as its clients reach it (for the URLs of the metadata
+/// document): `http://` and the `Host` header, or behind a trusted proxy the scheme and
+/// host it forwarded (`X-Forwarded-Proto`, `X-Forwarded-Host`). A host that is not a
+/// plain host name or address gives way to the address the request came in on.
+pub fn public_base_url(req: &HttpRequest, trusted: &[IpNetwork]) -> String {
+    let behind_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| trusted.iter().any(|net| net.contains(peer.ip())));
+    let first = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let plain_host = |host: &&str| {
+        host.len() <= 255
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    };
+    let scheme = match first("x-forwarded-proto").filter(|_| behind_proxy) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = first("x-forwarded-host")
+        .filter(|_| behind_proxy)
+        .or_else(|| first("host"))
+        .filter(plain_host)
+        .map(str::to_owned)
+        .unwrap_or_else(|| req.app_config().host().to_owned());
+    format!("{scheme}://{host}")
+}
+
 /// An `X-Forwarded-For` entry: an address, possibly with a port (`192.0.2.1:4711`,
 /// `[2001:db8::1]:4711`).
 fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stores_api::auth::flows::Accounts;
-use stores_api::config::Settings;
+use stores_api::auth::keys::{KeyError, KeyState};
+use stores_api::config::{is_hmac, KeySource, Settings};
 use stores_api::db;
 use stores_api::input::{NewPassword, Username};
 use stores_api::models::user::User;
@@ -33,9 +34,43 @@ enum Command {
     /// Operator actions on accounts, straight on the database (DATABASE_URL).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The signing keys of public-key algorithms (JWT_ALGORITHM EdDSA, ES256 or RS256
+    /// without JWT_PRIVATE_KEY), kept in the database: generate, list, rotate, retire.
+    /// Running instances follow every change within a few seconds, without a restart.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the OpenAPI document the server serves at /openapi.json (the committed
     /// copy is docs/openapi.json).
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new key. It signs at once when no key signs yet; otherwise it is `next`:
+    /// published in the JWKS now, signing after `keys rotate`.
+    Generate {
+        /// EdDSA, ES256 or RS256 (default: JWT_ALGORITHM).
+        #[arg(long)]
+        algorithm: Option<String>,
+    },
+    /// List the keys: kid, algorithm, state and times.
+    List,
+    /// Make the oldest `next` key sign, once it has been published for JWKS_MAX_AGE (so
+    /// no verifier with a cached JWKS meets an unknown kid); the key that signed becomes
+    /// `retired` and verifies until its last token expires. Too early: says how long to
+    /// wait and fails, unless --wait.
+    Rotate {
+        /// Wait until the next key may sign, then rotate.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete a retired key whose tokens have all expired: it leaves the JWKS (it would
+    /// anyway) and the database. Refused before.
+    Retire {
+        /// The key's id (its kid; base64url, so it may begin with a hyphen).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +116,7 @@ fn main() -> ExitCode {
             .map(|n| println!("applied {n} migration(s); the database is up to date"))
             .map_err(|e| e.to_string()),
         Command::Admin(command) => run_admin(settings, command),
+        Command::Keys(command) => run_keys(settings, command),
         Command::Openapi => {
             println!("{}", stores_api::routes::docs::document());
             Ok(())
@@ -179,6 +215,139 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
             }
         };
         println!("{line}");
+        Ok(())
+    })
+}
+
+/// Runs a `keys` command on the database's signing keys.
+fn run_keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
+    use stores_api::auth::keys::store::{self, Removal, Rotation};
+    let tokens = settings.tokens.clone();
+    let Some(KeySource::Database { encryption_key, .. }) = tokens.keys.clone() else {
+        return Err(if is_hmac(tokens.algorithm) {
+            format!(
+                "JWT_ALGORITHM is {}: an HMAC secret has no key pairs to keep (set \
+                 JWT_ALGORITHM to EdDSA, ES256 or RS256)",
+                tokens.algorithm_name()
+            )
+        } else {
+            "JWT_PRIVATE_KEY is set: the signing key comes from it, not from the database"
+                .to_string()
+        });
+    };
+    db::migrate(&settings.database).map_err(|e| e.to_string())?;
+    let pool = db::pool(&settings.database);
+    let max_age = chrono::Duration::seconds(tokens.jwks_max_age.as_secs() as i64);
+    // A retired key verifies until the last token it signed expires.
+    let lifetime = chrono::Duration::seconds(
+        (tokens.access_ttl.max(tokens.refresh_ttl) + tokens.leeway).as_secs() as i64,
+    );
+    actix_web::rt::System::new().block_on(async move {
+        match command {
+            KeysCommand::Generate { algorithm } => {
+                let name = algorithm.unwrap_or_else(|| tokens.algorithm_name());
+                let algorithm = name
+                    .parse::<jsonwebtoken::Algorithm>()
+                    .ok()
+                    .filter(|a| !is_hmac(*a))
+                    .ok_or_else(|| format!("--algorithm: '{name}' is not EdDSA, ES256 or RS256"))?;
+                let key = store::generate(algorithm, &encryption_key).map_err(|e| e.to_string())?;
+                let line = db::run(&pool, move |conn| {
+                    let state = store::insert(conn, &key)?;
+                    Ok::<_, KeyError>(match state {
+                        KeyState::Current => format!(
+                            "key {} ({name}) generated; it signs now (no key signed before)",
+                            key.kid()
+                        ),
+                        _ => format!(
+                            "key {} ({name}) generated as next: published in the JWKS now; \
+                             `stores-api keys rotate` can make it sign in {} s",
+                            key.kid(),
+                            max_age.num_seconds()
+                        ),
+                    })
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                println!("{line}");
+            }
+            KeysCommand::List => {
+                let rows = db::run(&pool, store::list).await.map_err(|e| e.to_string())?;
+                if rows.is_empty() {
+                    println!("no keys yet (the server makes one at start-up, or run `stores-api keys generate`)");
+                }
+                let time = |t: Option<chrono::NaiveDateTime>| {
+                    t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                };
+                for row in rows {
+                    println!(
+                        "{}  {:<6} {:<8} created {}  signed from {}  retired {}  tokens until {}",
+                        row.kid,
+                        row.algorithm_name,
+                        row.state.as_str(),
+                        time(Some(row.created_at)),
+                        time(row.activated_at),
+                        time(row.retired_at),
+                        time(row.expires_at),
+                    );
+                }
+            }
+            KeysCommand::Rotate { wait } => loop {
+                let rotation = db::run(&pool, move |conn| store::rotate(conn, max_age, lifetime))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match rotation {
+                    Rotation::Rotated { kid, retired, until } => {
+                        println!(
+                            "key {kid} signs now{}",
+                            retired.map_or_else(String::new, |old| format!(
+                                "; {old} is retired and verifies its tokens until {}",
+                                until.format("%Y-%m-%dT%H:%M:%SZ")
+                            ))
+                        );
+                        break;
+                    }
+                    Rotation::NoNextKey => {
+                        return Err(
+                            "no next key to rotate to: run `stores-api keys generate` first".to_string()
+                        )
+                    }
+                    Rotation::TooEarly { kid, wait_secs } if wait => {
+                        eprintln!("waiting {wait_secs} s for key {kid} to have been published for JWKS_MAX_AGE");
+                        std::thread::sleep(std::time::Duration::from_secs(wait_secs.max(1) as u64));
+                    }
+                    Rotation::TooEarly { kid, wait_secs } => {
+                        return Err(format!(
+                            "key {kid} has not been published for JWKS_MAX_AGE ({} s) yet: \
+                             verifiers may not have it; try again in {wait_secs} s, or use --wait",
+                            max_age.num_seconds()
+                        ))
+                    }
+                }
+            },
+            KeysCommand::Retire { kid } => {
+                let shown = kid.clone();
+                let removal = db::run(&pool, move |conn| store::remove_retired(conn, &kid))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match removal {
+                    Removal::Removed => println!("key {shown} removed from the JWKS and the database"),
+                    Removal::Unknown => return Err(format!("no key {shown}")),
+                    Removal::NotRetired(state) => {
+                        return Err(format!(
+                            "key {shown} is {}: only a retired key can be removed (rotate first)",
+                            state.as_str()
+                        ))
+                    }
+                    Removal::TooEarly(until) => {
+                        return Err(format!(
+                            "key {shown} still verifies live tokens until {}: retire it after that",
+                            until.format("%Y-%m-%dT%H:%M:%SZ")
+                        ))
+                    }
+                }
+            }
+        }
         Ok(())
     })
 }

@@ -99,6 +99,8 @@ by the header alone.
         (name = "stores", description = "Stores, with their items and tags."),
         (name = "items", description = "Items of a store, with exact prices."),
         (name = "tags", description = "Tags of a store, and tagging items."),
+        (name = "keys", description = "The public keys that verify tokens, and the metadata \
+            other services discover them by."),
         (name = "health", description = "Liveness and readiness."),
         (name = "docs", description = "This document."),
     )

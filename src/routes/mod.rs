@@ -9,6 +9,7 @@ pub mod docs;
 pub mod health;
 pub mod index;
 pub mod items;
+pub mod keys;
 pub mod stores;
 pub mod tags;
 pub mod users;
@@ -61,6 +62,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(tags::unlink_item_tag)
         .service(health::health)
         .service(health::ready)
+        .service(keys::jwks)
+        .service(keys::metadata)
         .service(docs::openapi_json)
         .map(|cfg| {
             docs::configure_swagger_ui(cfg);
