@@ -155,6 +155,8 @@ fn app(
                 .limit(settings.max_body_bytes)
                 .error_handler(input::json_error),
         )
+        // Form bodies (POST /introspect, POST /revoke) have the JSON bodies' limit.
+        .app_data(web::PayloadConfig::new(settings.max_body_bytes))
         .app_data(web::PathConfig::default().error_handler(input::path_error))
         .app_data(web::QueryConfig::default().error_handler(input::query_error))
         // Innermost first: the bearer check, CORS (so a preflight never meets the

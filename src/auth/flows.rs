@@ -9,7 +9,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::{RateLimiter, Target};
 use crate::auth::revocation::Revocations;
 use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
-use crate::auth::tokens::{Claims, Delivery, Minted, Subject, TokenService};
+use crate::auth::tokens::{Claims, Delivery, Minted, Subject, TokenService, TokenType};
 use crate::db::{self, Pool};
 use crate::error::{ApiError, ValidationErrors};
 use crate::input::{NewPassword, Username};
@@ -323,6 +323,51 @@ impl Accounts {
             refresh: Some(self.tokens.refresh(subject, &jti)?),
             access: self.tokens.access(subject, false)?,
         })
+    }
+
+    /// Whether `token` is active now (RFC 7662): well signed, unexpired, not revoked, its
+    /// user's state allowing it, and a refresh token not spent yet. Its claims when it
+    /// is. Nothing is changed: introspecting a spent refresh token is no reuse.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Arc<Claims>>, ApiError> {
+        let claims = match self.tokens.decode_shared(token) {
+            Ok(claims) => claims,
+            Err(ApiError::ServiceUnavailable) => return Err(ApiError::ServiceUnavailable),
+            Err(_) => return Ok(None),
+        };
+        match self.revocations.check(&self.pool, &claims).await {
+            Ok(()) => {}
+            Err(ApiError::ServiceUnavailable) => return Err(ApiError::ServiceUnavailable),
+            Err(_) => return Ok(None),
+        }
+        if claims.token_type == TokenType::Refresh {
+            let presented = Arc::clone(&claims);
+            let unspent = db::run(&self.pool, move |conn| {
+                sessions::is_unspent_refresh(conn, &presented)
+            })
+            .await?;
+            if !unspent {
+                return Ok(None);
+            }
+        }
+        Ok(Some(claims))
+    }
+
+    /// Revokes what `token` may revoke (RFC 7009): its session, or its jti when it has
+    /// none. A token that is not ours, or is expired or already revoked, changes nothing;
+    /// the caller answers the same either way.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), ApiError> {
+        let Ok(claims) = self.tokens.decode_shared(token) else {
+            return Ok(());
+        };
+        let revoked = self.revocations.clone();
+        let ended = db::run(&self.pool, move |conn| {
+            sessions::revoke_by_token(conn, &revoked, &claims)
+        })
+        .await;
+        match ended {
+            Ok(_) | Err(ApiError::NotFound(_) | ApiError::TokenRevoked) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Logs out: ends what `scope` names.

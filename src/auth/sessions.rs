@@ -552,6 +552,37 @@ pub fn logout(
     Ok(())
 }
 
+/// Revokes what holding `claims`' token allows (RFC 7009): its session (the tokens'
+/// owner's, live), or, for a token without a session, its jti. Returns whether
+/// anything was live.
+pub fn revoke_by_token(
+    conn: &mut DbConnection,
+    revoked: &Revocations,
+    claims: &Claims,
+) -> Result<bool, ApiError> {
+    match claims.sid.as_deref() {
+        Some(sid) => Session::revoke_owned(conn, revoked, sid, claims.user_id),
+        None => RevokedToken::revoke(conn, revoked, claims),
+    }
+}
+
+/// Whether a refresh token with a session is the one its session would take now: not
+/// spent by a rotation (reading it spends nothing and is no reuse).
+pub fn is_unspent_refresh(conn: &mut DbConnection, claims: &Claims) -> Result<bool, ApiError> {
+    let Some(sid) = claims.sid.as_deref() else {
+        return Ok(true);
+    };
+    let current: Option<Option<String>> = sessions::table
+        .find(sid)
+        .filter(live())
+        .select(sessions::refresh_jti)
+        .first(conn)
+        .optional()?;
+    Ok(current
+        .flatten()
+        .is_some_and(|jti| bool::from(jti.as_bytes().ct_eq(claims.jti.as_bytes()))))
+}
+
 /// Deletes expired sessions, revoked-token entries and revocation log rows; returns
 /// how many rows went.
 pub fn prune_expired(conn: &mut DbConnection) -> Result<usize, ApiError> {

@@ -15,8 +15,9 @@ use std::str::FromStr;
 
 use reader::Reader;
 pub use sections::{
-    is_hmac, key_bytes, AdminBootstrap, BrowserSettings, DatabaseSettings, HttpSettings, KeySource,
-    LimitSettings, PasswordSettings, RevocationSettings, SameSite, TokenLocation, TokenSettings,
+    is_hmac, key_bytes, AdminBootstrap, BrowserSettings, DatabaseSettings, HttpSettings,
+    IntrospectionClient, KeySource, LimitSettings, PasswordSettings, RevocationSettings, SameSite,
+    TokenLocation, TokenSettings,
 };
 pub use values::{DatabaseUrl, IpNetwork, Secret};
 
@@ -80,6 +81,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Where tokens are read, and the browser-mode cookies.
     pub browser: BrowserSettings,
+    /// The services that may call `POST /introspect` with HTTP Basic.
+    pub introspection_clients: Vec<IntrospectionClient>,
     /// The revocation follower and the expired-entry sweep.
     pub revocation: RevocationSettings,
     /// Admin to create or promote at start-up.
@@ -149,6 +152,7 @@ impl Settings {
                     .to_string(),
             );
         }
+        let introspection_clients = sections::introspection_clients(&mut r);
         let revocation = sections::revocation(&mut r);
         let admin = sections::admin(&mut r);
 
@@ -165,6 +169,7 @@ impl Settings {
             limits,
             http,
             browser,
+            introspection_clients,
             revocation,
             admin,
         })

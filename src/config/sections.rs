@@ -188,6 +188,15 @@ pub struct BrowserSettings {
     pub same_site: SameSite,
 }
 
+/// A service allowed to call `POST /introspect` with HTTP Basic (`INTROSPECTION_CLIENTS`).
+#[derive(Debug, Clone)]
+pub struct IntrospectionClient {
+    /// Its client id.
+    pub id: String,
+    /// Its secret.
+    pub secret: Secret,
+}
+
 /// The revocation follower and the sweep of expired entries.
 #[derive(Debug, Clone)]
 pub struct RevocationSettings {
@@ -619,6 +628,49 @@ pub(super) fn browser(r: &mut Reader, env: AppEnv) -> BrowserSettings {
 /// made of.
 fn is_cookie_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// OWASP ASVS 2.9 / 6.2: shared secrets long enough that guessing them is hopeless.
+const MIN_CLIENT_SECRET_BYTES: usize = 16;
+
+pub(super) fn introspection_clients(r: &mut Reader) -> Vec<IntrospectionClient> {
+    let mut clients = Vec::new();
+    for pair in r
+        .string("introspection_clients")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let Some((id, secret)) = pair.split_once(':') else {
+            // The pair is not printed: it may hold a secret with a mistyped separator.
+            r.errors.push(format!(
+                "INTROSPECTION_CLIENTS: entry {} is not id:secret",
+                clients.len() + 1
+            ));
+            continue;
+        };
+        let id = id.trim();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            r.errors.push(format!(
+                "INTROSPECTION_CLIENTS: entry {} has an empty or unprintable client id",
+                clients.len() + 1
+            ));
+        } else if secret.len() < MIN_CLIENT_SECRET_BYTES {
+            r.errors.push(format!(
+                "INTROSPECTION_CLIENTS: the secret of client '{id}' is shorter than \
+                 {MIN_CLIENT_SECRET_BYTES} bytes"
+            ));
+        } else if clients.iter().any(|c: &IntrospectionClient| c.id == id) {
+            r.errors.push(format!(
+                "INTROSPECTION_CLIENTS: client '{id}' is listed twice"
+            ));
+        }
+        clients.push(IntrospectionClient {
+            id: id.to_owned(),
+            secret: Secret::new(secret),
+        });
+    }
+    clients
 }
 
 pub(super) fn revocation(r: &mut Reader) -> RevocationSettings {

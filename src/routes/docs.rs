@@ -25,6 +25,8 @@ use crate::http::{OPENAPI_PATH, SWAGGER_UI_PATH};
 
 /// The name of the bearer security scheme the guarded operations require.
 pub const BEARER: &str = "bearer";
+/// HTTP Basic with a client of `INTROSPECTION_CLIENTS` (POST /introspect).
+const CLIENT_BASIC: &str = "client_basic";
 /// The browser-mode alternative to [`BEARER`]: the access token's cookie.
 const ACCESS_COOKIE: &str = "access_cookie";
 /// The browser-mode alternative to [`BEARER`] on POST /refresh: the refresh token's cookie.
@@ -123,6 +125,18 @@ impl Modify for BearerScheme {
                     .description(Some(
                         "An access token from POST /login, /fresh-login or /refresh (a \
                          refresh token on POST /refresh only).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            CLIENT_BASIC,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "A service's client id and secret from INTROSPECTION_CLIENTS \
+                         (POST /introspect only).",
                     ))
                     .build(),
             ),

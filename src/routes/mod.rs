@@ -10,6 +10,7 @@ pub mod health;
 pub mod index;
 pub mod items;
 pub mod keys;
+pub mod oauth;
 pub mod stores;
 pub mod tags;
 pub mod users;
@@ -64,6 +65,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(health::ready)
         .service(keys::jwks)
         .service(keys::metadata)
+        .service(oauth::introspect)
+        .service(oauth::revoke)
         .service(docs::openapi_json)
         .map(|cfg| {
             docs::configure_swagger_ui(cfg);
