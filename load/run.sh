@@ -42,6 +42,8 @@ Options:
       --instances N       1 (default) or 2: N servers on one PostgreSQL database, each
                           driven at once by its own wrk with connections/N; req/s summed,
                           p50 averaged, p99 the worst, errors summed
+      --algorithm ALG     JWT_ALGORITHM of the kit's server: HS256 (default), EdDSA, ES256 or
+                          RS256 (public-key keys are made by the server, in its database)
       --no-build          use target/release/stores-api as it is
       --url BASE          drive the server at BASE (http://host:port) instead of starting one
       --pid PID           with --url: the server's process, for the memory lines
@@ -65,6 +67,7 @@ Examples:
   bash load/run.sh --postgres --instances 2 health read write
   bash load/run.sh --rounds 3 health read            # the throughput ratio, 3 rounds
   bash load/run.sh --rounds 3 -d 5 health read read-cookie   # cookie against header
+  bash load/run.sh --algorithm EdDSA --rounds 3 -d 5 health read   # public-key tokens
   bash load/run.sh --url http://127.0.0.1:5000 health read write   # another server
 EOF
 }
@@ -82,6 +85,7 @@ INSTANCES=1
 BUILD=1
 TARGET_URL=""
 TARGET_PID=""
+ALGORITHM="${LOAD_ALGORITHM:-HS256}"
 ROUNDS="${LOAD_ROUNDS:-1}"
 SCENARIOS=()
 
@@ -99,6 +103,7 @@ while [ $# -gt 0 ]; do
             shift ;;
         --instances) INSTANCES="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --algorithm) ALGORITHM="$2"; shift 2 ;;
         --url) TARGET_URL="${2%/}"; shift 2 ;;
         --pid) TARGET_PID="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
@@ -196,7 +201,7 @@ start_server() {
     APP_ENV=production HOST=127.0.0.1 PORT="$port" DATABASE_URL="$DATABASE_URL" \
         JWT_SECRET_KEY="$KEY" BCRYPT_COST="$COST" DATA_DIR="$TMP" \
         AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_FAILURE_LIMIT=0 PASSWORD_HASH_PER_USER=0 \
-        JWT_TOKEN_LOCATION=headers,cookies \
+        JWT_TOKEN_LOCATION=headers,cookies JWT_ALGORITHM="$ALGORITHM" JWT_KEY_ENCRYPTION_KEY="$KEY" \
         RUST_LOG="$SERVER_RUST_LOG" \
         "$BIN" >"$TMP/server-$n.log" 2>&1 &
     PIDS+=("$!")
@@ -387,8 +392,8 @@ for scenario in "${SCENARIOS[@]}"; do
     esac
 done
 
-printf '\nstores-api load kit: %s, %s instance(s), %ss per run, %s connections, %s wrk threads, %s, %s cores\n\n' \
-    "$BACKEND" "$INSTANCES" "$DURATION" "$CONNECTIONS" "$THREADS" "$COST_NOTE" "$(nproc)"
+printf '\nstores-api load kit: %s, %s instance(s), %ss per run, %s connections, %s wrk threads, %s, %s, %s cores\n\n' \
+    "$BACKEND" "$INSTANCES" "$DURATION" "$CONNECTIONS" "$THREADS" "$COST_NOTE" "JWT_ALGORITHM=$ALGORITHM" "$(nproc)"
 {
     echo "scenario|req/s|p50|p99|errors"
     printf '%s\n' "${ROWS[@]}"

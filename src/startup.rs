@@ -201,6 +201,16 @@ fn log_start(state: &AppState, local: SocketAddr, admin_line: Option<String>) {
         settings.tokens.leeway.as_secs(),
         settings.passwords.bcrypt_cost,
     );
+    if let Some(crate::config::KeySource::Database {
+        generated_file: Some(path),
+        ..
+    }) = &settings.tokens.keys
+    {
+        log::warn!(
+            "JWT_KEY_ENCRYPTION_KEY is not set: the private keys in the database are encrypted with the development key in {} (set JWT_KEY_ENCRYPTION_KEY in production)",
+            path.display()
+        );
+    }
     if let Some(path) = &settings.tokens.generated_key_file {
         log::warn!(
             "JWT_SECRET_KEY is not set: using the development key in {} (set JWT_SECRET_KEY in production)",

@@ -7,7 +7,8 @@
 # 1. installs newman 6 from the npm registry into target/newman/ (once; reused after),
 # 2. builds the server (cargo build --bin stores-api) and starts it on a free port with a
 #    fresh SQLite file in a temp directory (scripts/lib/server.sh), reading tokens from
-#    headers only, and again reading cookies too (JWT_TOKEN_LOCATION=headers,cookies),
+#    headers only, again reading cookies too (JWT_TOKEN_LOCATION=headers,cookies), and
+#    again signing with EdDSA (JWT_ALGORITHM=EdDSA),
 # 3. runs checks/postman/stores-api.postman_collection.json with its environment, baseUrl and the
 #    admin credentials pointing at that server (in order; each request also runs on its own
 #    after "Log in", see checks/postman/README.md),
@@ -44,17 +45,20 @@ case "$installed" in
         ;;
 esac
 
-# 2. and 3., twice: header clients must not notice browser mode, so the collection runs
-# against a server that reads only headers, then against one that reads cookies too.
+# 2. and 3., three times: header clients must notice neither browser mode nor public-key
+# tokens, so the collection runs against a server that reads only headers, one that
+# reads cookies too, and one that signs with EdDSA (keys made by the server).
 server_build
 trap server_stop EXIT
 trap 'exit 130' INT TERM
 # Colours only on a terminal (FORCE_COLOR=0 also silences the failure table's; newman's
 # own --color flag would switch the table's colours on).
 if [ ! -t 1 ]; then export FORCE_COLOR=0; fi
-for location in headers headers,cookies; do
-    log "JWT_TOKEN_LOCATION=$location"
-    export JWT_TOKEN_LOCATION="$location"
+export JWT_KEY_ENCRYPTION_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+for setup in headers/HS256 headers,cookies/HS256 headers/EdDSA; do
+    location="${setup%/*}"
+    log "JWT_TOKEN_LOCATION=$location JWT_ALGORITHM=${setup#*/}"
+    export JWT_TOKEN_LOCATION="$location" JWT_ALGORITHM="${setup#*/}"
     server_start newman
     # newman exits 1 when any request or assertion failed.
     status=0
@@ -66,10 +70,10 @@ for location in headers headers,cookies; do
         --reporters cli \
         "$@" || status=$?
     if [ "$status" -ne 0 ]; then
-        log "FAILED with JWT_TOKEN_LOCATION=$location (newman exit status $status); last lines of the server log:"
+        log "FAILED with JWT_TOKEN_LOCATION=$location JWT_ALGORITHM=$JWT_ALGORITHM (newman exit status $status); last lines of the server log:"
         tail -n 20 "$SERVER_LOG" >&2 || true
         exit "$status"
     fi
     server_stop
 done
-log "all requests and assertions passed, with and without browser mode"
+log "all requests and assertions passed: headers, browser mode, and EdDSA tokens"

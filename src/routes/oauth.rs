@@ -45,7 +45,7 @@ pub struct Introspection {
     #[schema(nullable = false)]
     token_type: Option<String>,
     /// Whether the token is fresh (a bool, or Flask-JWT-Extended's timed freshness).
-    #[schema(nullable = false, value_type = Object)]
+    #[schema(nullable = false, value_type = Value)]
     fresh: Option<serde_json::Value>,
     /// The admin claim.
     #[schema(nullable = false)]

@@ -115,7 +115,7 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<KeyRow>, KeyError> {
 }
 
 /// A fresh private key of `algorithm`, as PKCS#8 PEM.
-fn generate_pem(algorithm: Algorithm) -> Result<Secret, KeyError> {
+pub fn generate_pem(algorithm: Algorithm) -> Result<Secret, KeyError> {
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
     use rand_core::OsRng;
     let pem = match algorithm {
