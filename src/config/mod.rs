@@ -630,4 +630,112 @@ mod tests {
             "header names are kept in lower case"
         );
     }
+
+    #[test]
+    fn public_key_algorithms_keep_their_keys_in_the_database_or_take_a_pem() {
+        let kek = "ab".repeat(32);
+        let s = browserless(&[("JWT_ALGORITHM", "EdDSA"), ("JWT_KEY_ENCRYPTION_KEY", &kek)]);
+        assert_eq!(s.tokens.algorithm, jsonwebtoken::Algorithm::EdDSA);
+        assert!(matches!(s.tokens.keys, Some(KeySource::Database { .. })));
+        let pem = "-----BEGIN PRIVATE KEY-----\\nabc\\n-----END PRIVATE KEY-----";
+        let s = browserless(&[("JWT_ALGORITHM", "RS256"), ("JWT_PRIVATE_KEY", pem)]);
+        match s.tokens.keys {
+            Some(KeySource::Pem { private, public }) => {
+                assert!(
+                    private.expose().contains("\nabc\n"),
+                    "escaped newlines are read"
+                );
+                assert!(public.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = Settings::load_from(env(&[
+            ("APP_ENV", "production"),
+            ("BCRYPT_COST", "12"),
+            ("JWT_ALGORITHM", "ES256"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "no JWT_SECRET_KEY is needed: {err}");
+        assert!(
+            err.0[0].starts_with("JWT_KEY_ENCRYPTION_KEY: required"),
+            "{err}"
+        );
+        for bad in ["short", &"zz".repeat(32)] {
+            let err = Settings::load_from(env(&[
+                ("APP_ENV", "test"),
+                ("JWT_ALGORITHM", "EdDSA"),
+                ("JWT_KEY_ENCRYPTION_KEY", bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.0[0].starts_with("JWT_KEY_ENCRYPTION_KEY: must be 32 bytes"),
+                "{err}"
+            );
+            assert!(
+                !err.to_string().contains(bad),
+                "the value is not printed: {err}"
+            );
+        }
+        let err = Settings::load_from(env(&[("APP_ENV", "test"), ("JWT_ALGORITHM", "PS256")]))
+            .unwrap_err();
+        assert!(err.0[0].starts_with("JWT_ALGORITHM: 'PS256'"), "{err}");
+        let err = Settings::load_from(env(&[
+            ("APP_ENV", "test"),
+            ("JWT_ALGORITHM", "EdDSA"),
+            ("JWT_PRIVATE_KEY", "/no/such/file.pem"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.0[0].starts_with("JWT_PRIVATE_KEY: neither a PEM"),
+            "{err}"
+        );
+    }
+
+    fn browserless(pairs: &[(&str, &str)]) -> Settings {
+        let mut all = vec![("APP_ENV", "test"), ("JWT_SECRET_KEY", KEY)];
+        all.extend_from_slice(pairs);
+        Settings::load_from(env(&all)).unwrap()
+    }
+
+    #[test]
+    fn introspection_clients_are_id_secret_pairs_with_long_secrets() {
+        let s = browserless(&[(
+            "INTROSPECTION_CLIENTS",
+            "gateway:gateway-secret-0123456789, worker:worker-secret-0123456789",
+        )]);
+        let ids: Vec<&str> = s
+            .introspection_clients
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(ids, ["gateway", "worker"]);
+        assert_eq!(
+            s.introspection_clients[1].secret.expose(),
+            "worker-secret-0123456789"
+        );
+        for (value, problem) in [
+            ("gateway-secret-0123456789", "is not id:secret"),
+            ("gateway:short", "shorter than 16 bytes"),
+            (
+                ":gateway-secret-0123456789",
+                "empty or unprintable client id",
+            ),
+            (
+                "a:gateway-secret-0123456789,a:gateway-secret-9876543210",
+                "listed twice",
+            ),
+        ] {
+            let err = Settings::load_from(env(&[
+                ("APP_ENV", "test"),
+                ("JWT_SECRET_KEY", KEY),
+                ("INTROSPECTION_CLIENTS", value),
+            ]))
+            .unwrap_err();
+            assert!(err.0[0].contains(problem), "{value}: {err}");
+            assert!(
+                !err.to_string().contains("0123456789"),
+                "no secret printed: {err}"
+            );
+        }
+    }
 }

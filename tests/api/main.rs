@@ -13,6 +13,7 @@ mod hardening;
 mod hashing;
 mod helpers;
 mod hostile;
+mod introspection;
 mod items;
 #[path = "../strategies/json.rs"]
 mod json_strategies;
