@@ -26,8 +26,10 @@ use crate::state::AppState;
 #[allow(dead_code)] // Describes the form in the document; read by `form_token`.
 pub struct TokenForm {
     /// The token (an access or refresh token).
+    #[schema(min_length = 1, pattern = "\\S")]
     token: String,
     /// `access_token` or `refresh_token`; a hint only, ignored (the token says what it is).
+    #[schema(nullable = false)]
     token_type_hint: Option<String>,
 }
 
@@ -45,7 +47,7 @@ pub struct Introspection {
     #[schema(nullable = false)]
     token_type: Option<String>,
     /// Whether the token is fresh (a bool, or Flask-JWT-Extended's timed freshness).
-    #[schema(nullable = false, value_type = Value)]
+    #[schema(nullable = false, value_type = Value, required = false)]
     fresh: Option<serde_json::Value>,
     /// The admin claim.
     #[schema(nullable = false)]
