@@ -7,7 +7,8 @@
 #     the password argument of register/login calls; 8 characters or more, the shortest
 #     password that can be set, so that short literals do not match ordinary words),
 #   - bcrypt hashes ($2a$, $2b$, $2y$),
-#   - JWT-shaped strings (eyJ....eyJ).
+#   - JWT-shaped strings (eyJ....eyJ),
+#   - PEM private keys (a "PRIVATE KEY" armour line).
 # Prints each offending line with the secret redacted and exits 1 on any hit, or when
 # the log is empty or lacks the servers' request lines (so it cannot pass vacuously).
 #
@@ -50,10 +51,11 @@ fi
 # Line numbers of every hit, then each line printed once with every secret redacted.
 BCRYPT='\$2[aby]\$'
 JWT='eyJ[A-Za-z0-9_-]+\.eyJ'
+PEM='PRIVATE KEY'
 hits="$WORK/hits"
 {
     grep -nF -f "$SECRETS" "$LOG" || true
-    grep -nE "$BCRYPT|$JWT" "$LOG" || true
+    grep -nE "$BCRYPT|$JWT|$PEM" "$LOG" || true
 } | cut -d: -f1 | sort -nu >"$hits"
 
 if [ -s "$hits" ]; then
@@ -67,6 +69,7 @@ if [ -s "$hits" ]; then
             for my $s (@s) { s/\Q$s\E/[REDACTED]/g }
             s/eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_.-]*/[REDACTED JWT]/g;
             s/\$2[aby]\$[^\s"]*/[REDACTED HASH]/g;
+            s/-----BEGIN [A-Z ]*PRIVATE KEY-----.*/[REDACTED PRIVATE KEY]/g;
         ' | head -n 50 >&2
     exit 1
 fi
