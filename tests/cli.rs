@@ -91,7 +91,7 @@ fn help_lists_the_subcommands() {
     let out = run(&[], &["--help"], None);
     assert_success(&out);
     let stdout = text(&out.stdout);
-    for word in ["serve", "migrate", "admin"] {
+    for word in ["serve", "migrate", "admin", "keys", "openapi"] {
         assert!(stdout.contains(word), "--help mentions {word}: {stdout}");
     }
 }
@@ -371,6 +371,109 @@ fn admin_create_refuses_another_spelling_of_a_taken_username() {
             describe(&out)
         );
     }
+}
+
+// Signing keys
+
+/// `operator_env` signing with EdDSA, its keys in the database.
+fn keys_env(dir: &Path) -> Vec<(String, String)> {
+    let mut env = operator_env(dir);
+    env.extend([
+        ("JWT_ALGORITHM".to_owned(), "EdDSA".to_owned()),
+        ("JWT_KEY_ENCRYPTION_KEY".to_owned(), "0f".repeat(32)),
+        ("JWKS_MAX_AGE".to_owned(), "1".to_owned()),
+    ]);
+    env
+}
+
+/// `keys list`, as (kid, state) pairs.
+fn key_states(env: &[(String, String)]) -> Vec<(String, String)> {
+    let out = run(env, &["keys", "list"], None);
+    assert_success(&out);
+    text(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?.to_owned(), words.nth(1)?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn keys_help_lists_the_operator_actions() {
+    let out = run(&[], &["keys", "--help"], None);
+    assert_success(&out);
+    let stdout = text(&out.stdout);
+    for word in ["generate", "list", "rotate", "retire", "JWKS_MAX_AGE"] {
+        assert!(
+            stdout.contains(word),
+            "keys --help mentions {word}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn an_operator_generates_rotates_and_retires_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = keys_env(dir.path());
+    let out = run(&env, &["keys", "generate"], None);
+    assert_success(&out);
+    assert!(
+        text(&out.stdout).contains("it signs now"),
+        "{}",
+        describe(&out)
+    );
+    let first = key_states(&env);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].1, "current");
+    let out = run(&env, &["keys", "generate", "--algorithm", "ES256"], None);
+    assert_success(&out);
+    assert!(
+        text(&out.stdout).contains("generated as next"),
+        "{}",
+        describe(&out)
+    );
+    // Published for less than JWKS_MAX_AGE: refused, with how long to wait.
+    let out = run(&env, &["keys", "rotate"], None);
+    assert_failure(&out);
+    assert!(text(&out.stderr).contains("--wait"), "{}", describe(&out));
+    let out = run(&env, &["keys", "rotate", "--wait"], None);
+    assert_success(&out);
+    let states = key_states(&env);
+    let old = &first[0].0;
+    assert!(
+        states.contains(&(old.clone(), "retired".to_owned())),
+        "{states:?}"
+    );
+    assert_eq!(states.iter().filter(|(_, s)| s == "current").count(), 1);
+    // Its tokens may still be live: it stays, and so does the refusal's reason.
+    let out = run(&env, &["keys", "retire", old], None);
+    assert_failure(&out);
+    assert!(
+        text(&out.stderr).contains("still verifies live tokens"),
+        "{}",
+        describe(&out)
+    );
+    let out = run(&env, &["keys", "retire", "no-such-kid"], None);
+    assert_failure(&out);
+    let out = run(&env, &["keys", "rotate"], None);
+    assert_failure(&out);
+    assert!(
+        text(&out.stderr).contains("keys generate"),
+        "{}",
+        describe(&out)
+    );
+    for line in text(&run(&env, &["keys", "list"], None).stdout).lines() {
+        assert!(!line.contains("PRIVATE"), "{line}");
+    }
+}
+
+#[test]
+fn keys_refuse_when_the_keys_are_not_kept_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&operator_env(dir.path()), &["keys", "generate"], None);
+    assert_failure(&out);
+    assert!(text(&out.stderr).contains("HMAC"), "{}", describe(&out));
 }
 
 // Start-up refusals
