@@ -240,6 +240,15 @@ pub fn rotate(
     max_age: chrono::Duration,
     token_lifetime: chrono::Duration,
 ) -> Result<Rotation, KeyError> {
+    // One transaction: no instance ever reads a moment with two current keys or none.
+    conn.transaction(|conn| rotate_in(conn, max_age, token_lifetime))
+}
+
+fn rotate_in(
+    conn: &mut DbConnection,
+    max_age: chrono::Duration,
+    token_lifetime: chrono::Duration,
+) -> Result<Rotation, KeyError> {
     let now = crate::db::clock(conn)?;
     let next: Option<KeyRow> = signing_keys::table
         .filter(signing_keys::state.eq(KeyState::Next.as_str()))
