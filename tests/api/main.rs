@@ -16,6 +16,7 @@ mod hostile;
 mod items;
 #[path = "../strategies/json.rs"]
 mod json_strategies;
+mod keys;
 mod limits;
 mod props;
 mod queries;
