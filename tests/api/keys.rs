@@ -456,7 +456,7 @@ async fn assert_invalid_token(app: &TestApp, token: &str, message: Option<&str>,
     }
 }
 
-// 1. Tokens name a published key
+// Tokens name a published key
 
 /// A server of `algorithm` with its keys in the database: its tokens carry `alg` and
 /// `kid`, the JWKS publishes that key (public members only), a verifier holding only
@@ -584,7 +584,7 @@ async fn the_jwks_is_cacheable_and_its_etag_follows_the_keys() {
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
 }
 
-// 2. A token cannot choose how it is verified
+// A token cannot choose how it is verified
 
 #[actix_web::test]
 async fn tokens_that_pick_their_own_algorithm_or_key_are_refused() {
@@ -756,7 +756,7 @@ async fn with_hs256_a_token_that_names_a_key_is_refused() {
     }
 }
 
-// 3. Rotation
+// Rotation
 
 #[actix_web::test]
 async fn a_next_key_is_published_first_and_signs_after_a_rotation() {
@@ -876,7 +876,7 @@ async fn rotate_without_a_next_key_says_so() {
     assert_eq!(kids[0].1, KeyState::Current);
 }
 
-// 4. Two instances on one database
+// Two instances on one database
 
 #[actix_web::test]
 async fn two_instances_follow_a_rotation_and_accept_each_others_tokens() {
@@ -934,7 +934,7 @@ async fn two_instances_follow_a_rotation_and_accept_each_others_tokens() {
     .await;
 }
 
-// 5. The verification cache
+// The verification cache
 
 #[actix_web::test]
 async fn a_token_verified_before_is_still_refused_once_revoked() {
@@ -994,7 +994,7 @@ async fn a_token_verified_before_is_still_refused_once_expired() {
     assert_error(resp, 401, "token_expired").await;
 }
 
-// 6. A fixed key pair: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY
+// A fixed key pair: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY
 
 /// A server signing with `private`; `public` verifies tokens without kid.
 async fn pem_keys(private: &Ed25519Pair, public: Option<String>) -> TestApp {
@@ -1111,7 +1111,7 @@ async fn jwt_public_key_alone_verifies_kid_less_tokens() {
     .await;
 }
 
-// 7. Private keys at rest
+// Private keys at rest
 
 /// DER that starts every PKCS#8 key of ours, or names its algorithm: none of it may be
 /// readable in a sealed key.
