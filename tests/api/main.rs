@@ -17,6 +17,7 @@ mod introspection;
 mod items;
 #[path = "../strategies/json.rs"]
 mod json_strategies;
+mod keys;
 mod limits;
 mod props;
 mod queries;
