@@ -114,11 +114,16 @@ impl TestApp {
     }
 
     /// Another instance of the service on this one's database (the same PostgreSQL
-    /// database, or the same SQLite file), as a second replica behind a load balancer.
+    /// database, or the same SQLite file) and keys, as a second replica behind a load
+    /// balancer.
     pub async fn spawn_sibling(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = test_settings(&dir, dir.path().join("test.db").display().to_string());
         settings.database.url = self.settings.database.url.clone();
+        // Replicas share the keys (the secret, or the key-encryption key) and where
+        // tokens are read.
+        settings.tokens = self.settings.tokens.clone();
+        settings.browser = self.settings.browser.clone();
         TestApp::start(dir, settings)
             .await
             .expect("the sibling starts")
