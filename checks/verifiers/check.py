@@ -13,12 +13,14 @@ public-key tokens, through its JWKS or a shared key pair, against the real binar
   3. A key rotation with two instances on one PostgreSQL database: while both keep
      minting tokens, `stores-api keys generate` then `keys rotate --wait`; two verifiers
      with caching JWKS (PyJWKClient, jose) verify every token and an early one, and no
-     verification fails.
+     verification fails, not even by verifiers whose copy of an instance's JWKS was
+     taken the moment before that instance published the next key.
 
 Usage: check.py [PATH_TO_BINARY]   (default: target/debug/stores-api)
 Environment: VERIFIERS_DATABASE_URL, a PostgreSQL database of its own for part 3 (run.sh
 makes one and drops it afterwards); VERIFIERS_PARTS, the parts to run (default
-"algorithms,flask,rotation").
+"algorithms,flask,rotation"); VERIFIERS_STAGGER, seconds between the starts of the
+rotation's two instances (default 1.0).
 
 Prints one "ok - ..." / "FAIL - ..." line per check, then "N passed, M failed".
 Exits 1 if any check failed. HTTP to our server uses only the standard library; the jose
@@ -46,7 +48,7 @@ from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask, jsonify
 from flask_jwt_extended import JWTManager, create_access_token, get_jwt, jwt_required
 from jwt import PyJWKClient
@@ -502,6 +504,16 @@ def check_algorithm(report, binary, jose, alg):
                      resp.status == 200 and isinstance(resp.json, dict)
                      and resp.json.get("id") == user_id, resp.describe())
 
+        # The same claims signed by another key of the same algorithm, made here.
+        stranger = other_private_key(alg)
+        for name, kid in (("the server key's kid", jwk["kid"]), ("a kid of its own", "another-key")):
+            forged = jwt.encode(claims, stranger, algorithm=alg, headers={"kid": kid})
+            resp = http("GET", server.url("/me"), token=forged)
+            report.check(
+                f"{alg}: the same claims signed with another {alg} key, {name}: GET /me -> 401 invalid_token",
+                resp.status == 401 and resp.error_code() == "invalid_token", resp.describe(),
+            )
+
         # Algorithm confusion: HS256 with the public key's own bytes as the HMAC secret,
         # over the genuine payload, with and without the key's kid.
         public_key = jwt.PyJWK(jwk).key
@@ -532,6 +544,15 @@ def check_algorithm(report, binary, jose, alg):
             )
 
     run_with_servers(report, [server], checks)
+
+
+def other_private_key(alg):
+    """A private key of `alg` that the server has never seen."""
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 # --------------------------------------------------------------------------- part 2
