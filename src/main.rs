@@ -261,9 +261,10 @@ fn run_keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                         ),
                         _ => format!(
                             "key {} ({name}) generated as next: published in the JWKS now; \
-                             `stores-api keys rotate` can make it sign in {} s",
+                             `stores-api keys rotate` can make it sign in {} s \
+                             (once every instance has published it for JWKS_MAX_AGE)",
                             key.kid(),
-                            max_age.num_seconds()
+                            store::signs_after(max_age).num_seconds()
                         ),
                     })
                 })
@@ -313,13 +314,17 @@ fn run_keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                         )
                     }
                     Rotation::TooEarly { kid, wait_secs } if wait => {
-                        eprintln!("waiting {wait_secs} s for key {kid} to have been published for JWKS_MAX_AGE");
+                        eprintln!(
+                            "waiting {wait_secs} s for key {kid} to have been published \
+                             by every instance for JWKS_MAX_AGE"
+                        );
                         std::thread::sleep(std::time::Duration::from_secs(wait_secs.max(1) as u64));
                     }
                     Rotation::TooEarly { kid, wait_secs } => {
                         return Err(format!(
-                            "key {kid} has not been published for JWKS_MAX_AGE ({} s) yet: \
-                             verifiers may not have it; try again in {wait_secs} s, or use --wait",
+                            "key {kid} has not been published by every instance for JWKS_MAX_AGE \
+                             ({} s) yet: verifiers may not have it; try again in {wait_secs} s, \
+                             or use --wait",
                             max_age.num_seconds()
                         ))
                     }

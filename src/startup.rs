@@ -279,17 +279,13 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartupErro
     }))
 }
 
-/// How often an instance reads the database's signing keys: a rotation made by
-/// `stores-api keys` (or another instance) is followed within this long.
-const KEY_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Follows the database's signing keys (public-key algorithms kept in the database).
 async fn follow_keys(state: web::Data<AppState>) {
     let keys = Arc::clone(state.accounts.tokens.keys());
     if !keys.in_database() {
         return;
     }
-    let mut interval = actix_web::rt::time::interval(KEY_POLL_INTERVAL);
+    let mut interval = actix_web::rt::time::interval(crate::auth::keys::POLL_INTERVAL);
     loop {
         interval.tick().await;
         let keys = Arc::clone(&keys);

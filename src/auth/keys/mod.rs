@@ -20,6 +20,14 @@ use crate::config::{is_hmac, KeySource, Secret, TokenSettings};
 use crate::db::DbConnection;
 use crate::error::ApiError;
 
+/// How often an instance reads the database's signing keys: a key generated or rotated
+/// by `stores-api keys` (or another instance) is followed within this long.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long after a key is stored every instance publishes it: one poll, and a second
+/// for the read itself and a late tick.
+pub const PUBLISHED_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why a key could not be read, made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

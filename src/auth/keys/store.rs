@@ -222,7 +222,8 @@ pub enum Rotation {
     },
     /// No `next` key: generate one first.
     NoNextKey,
-    /// The oldest `next` key has not been published for the JWKS max-age yet.
+    /// The oldest `next` key has not been published by every instance for the JWKS
+    /// max-age yet.
     TooEarly {
         /// That key.
         kid: String,
@@ -231,10 +232,11 @@ pub enum Rotation {
     },
 }
 
-/// Makes the oldest `next` key that has been published for at least `max_age` the
-/// current one, and retires the current one until `token_lifetime` has passed (its last
-/// token's expiry). A verifier that cached the JWKS just before the new key appeared
-/// has fetched it again by then, so it never meets an unknown `kid`.
+/// Makes the oldest `next` key that every instance has published for at least `max_age`
+/// (so [`super::PUBLISHED_WITHIN`] and `max_age` after it was stored) the current one,
+/// and retires the current one until `token_lifetime` has passed (its last token's
+/// expiry). A verifier that cached any instance's JWKS just before the new key appeared
+/// there has fetched it again by then, so it never meets an unknown `kid`.
 pub fn rotate(
     conn: &mut DbConnection,
     max_age: chrono::Duration,
@@ -260,7 +262,7 @@ fn rotate_in(
     let Some(next) = next else {
         return Ok(Rotation::NoNextKey);
     };
-    let ready_at = next.created_at + max_age;
+    let ready_at = next.created_at + signs_after(max_age);
     if ready_at > now {
         return Ok(Rotation::TooEarly {
             kid: next.kid,
@@ -291,6 +293,11 @@ fn rotate_in(
         retired,
         until,
     })
+}
+
+/// How long after it is stored a `next` key may sign, for a JWKS max-age of `max_age`.
+pub fn signs_after(max_age: chrono::Duration) -> chrono::Duration {
+    max_age + chrono::Duration::seconds(super::PUBLISHED_WITHIN.as_secs() as i64)
 }
 
 /// What `keys retire KID` did, or why it could not.
