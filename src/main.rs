@@ -4,6 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stores_api::auth::audit::Origin;
 use stores_api::auth::flows::Accounts;
 use stores_api::auth::keys::{KeyError, KeyState};
 use stores_api::config::{is_hmac, KeySource, Settings};
@@ -39,6 +40,9 @@ enum Command {
     /// Running instances follow every change within a few seconds, without a restart.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit log, straight from the database.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the OpenAPI document the server serves at /openapi.json (the committed
     /// copy is docs/openapi.json).
     Openapi,
@@ -70,6 +74,20 @@ enum KeysCommand {
         /// The key's id (its kid; base64url, so it may begin with a hyphen).
         #[arg(allow_hyphen_values = true)]
         kid: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Write the events of a time range to standard output as NDJSON (one JSON object a
+    /// line, oldest first, the fields of GET /audit), for a SIEM or an archive.
+    Export {
+        /// The first time to include (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+        #[arg(long)]
+        since: String,
+        /// The time to stop before (RFC 3339; default: now).
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 
@@ -117,6 +135,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::Admin(command) => run_admin(settings, command),
         Command::Keys(command) => run_keys(settings, command),
+        Command::Audit(command) => run_audit(settings, command),
         Command::Openapi => {
             println!("{}", stores_api::routes::docs::document());
             Ok(())
@@ -170,7 +189,7 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
                     ));
                 }
                 let user = accounts
-                    .register(username, password, true)
+                    .register(username, password, true, &Origin::cli())
                     .await
                     .map_err(|e| e.to_string())?;
                 format!("admin user '{}' created", user.username)
@@ -178,7 +197,7 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
             AdminCommand::Promote { username } => {
                 let user = find(&accounts, &username).await?;
                 let change = accounts
-                    .set_admin(user.id, true)
+                    .set_admin(user.id, true, &Origin::cli())
                     .await
                     .map_err(|e| e.to_string())?;
                 if change.changed {
@@ -193,7 +212,7 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
             AdminCommand::Demote { username } => {
                 let user = find(&accounts, &username).await?;
                 let change = accounts
-                    .set_admin(user.id, false)
+                    .set_admin(user.id, false, &Origin::cli())
                     .await
                     .map_err(|e| e.to_string())?;
                 if change.changed {
@@ -208,7 +227,7 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
             AdminCommand::Revoke { username } => {
                 let user = find(&accounts, &username).await?;
                 let count = accounts
-                    .revoke_sessions(user.id)
+                    .revoke_sessions(user.id, &Origin::cli())
                     .await
                     .map_err(|e| e.to_string())?;
                 format!("revoked {count} session(s) of user '{}'", user.username)
@@ -216,6 +235,45 @@ fn run_admin(settings: Settings, command: AdminCommand) -> Result<(), String> {
         };
         println!("{line}");
         Ok(())
+    })
+}
+
+/// Runs an `audit` command.
+fn run_audit(settings: Settings, command: AuditCommand) -> Result<(), String> {
+    use std::io::Write;
+    use stores_api::auth::audit;
+    let AuditCommand::Export { since, until } = command;
+    let time = |name: &str, raw: &str| {
+        chrono::DateTime::parse_from_rfc3339(raw.trim())
+            .map(|t| t.naive_utc())
+            .map_err(|_| {
+                format!("--{name}: '{raw}' is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)")
+            })
+    };
+    let since = time("since", &since)?;
+    let until = until.map(|raw| time("until", &raw)).transpose()?;
+    db::migrate(&settings.database).map_err(|e| e.to_string())?;
+    let pool = db::pool(&settings.database);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    actix_web::rt::System::new().block_on(async move {
+        let mut after = 0;
+        loop {
+            let page = db::run(&pool, move |conn| {
+                audit::export_page(conn, since, until, after, 1000)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.id;
+            for event in &page {
+                let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
+                writeln!(out, "{line}").map_err(|e| format!("writing the export: {e}"))?;
+            }
+        }
+        out.flush().map_err(|e| format!("writing the export: {e}"))
     })
 }
 
@@ -253,7 +311,7 @@ fn run_keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                     .ok_or_else(|| format!("--algorithm: '{name}' is not EdDSA, ES256 or RS256"))?;
                 let key = store::generate(algorithm, &encryption_key).map_err(|e| e.to_string())?;
                 let line = db::run(&pool, move |conn| {
-                    let state = store::insert(conn, &key)?;
+                    let state = store::insert(conn, &key, &Origin::cli())?;
                     Ok::<_, KeyError>(match state {
                         KeyState::Current => format!(
                             "key {} ({name}) generated; it signs now (no key signed before)",
@@ -294,7 +352,7 @@ fn run_keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 }
             }
             KeysCommand::Rotate { wait } => loop {
-                let rotation = db::run(&pool, move |conn| store::rotate(conn, max_age, lifetime))
+                let rotation = db::run(&pool, move |conn| store::rotate(conn, max_age, lifetime, &Origin::cli()))
                     .await
                     .map_err(|e| e.to_string())?;
                 match rotation {
@@ -332,7 +390,7 @@ fn run_keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
             },
             KeysCommand::Retire { kid } => {
                 let shown = kid.clone();
-                let removal = db::run(&pool, move |conn| store::remove_retired(conn, &kid))
+                let removal = db::run(&pool, move |conn| store::remove_retired(conn, &kid, &Origin::cli()))
                     .await
                     .map_err(|e| e.to_string())?;
                 match removal {

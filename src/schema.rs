@@ -52,6 +52,21 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, revoked_tokens, revocations);
 
 diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        action -> Text,
+        outcome -> Text,
+        actor_id -> Nullable<BigInt>,
+        target_id -> Nullable<BigInt>,
+        session_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
     signing_keys (kid) {
         kid -> Text,
         algorithm -> Text,

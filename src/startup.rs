@@ -13,7 +13,7 @@ use utoipa_actix_web::AppExt;
 use crate::auth::keys::KeyError;
 use crate::auth::middleware::validator;
 use crate::auth::revocation::{Follower, Revocations};
-use crate::auth::sessions;
+use crate::auth::{audit, sessions};
 use crate::config::Settings;
 use crate::db::{self, SetupError};
 use crate::error::ApiError;
@@ -124,10 +124,16 @@ impl Application {
         let follower = actix_web::rt::spawn(self.follower.run(interval));
         let pruner = actix_web::rt::spawn(prune_forever(self.state.clone()));
         let keys = actix_web::rt::spawn(follow_keys(self.state.clone()));
+        let audit = actix_web::rt::spawn(write_audit_queue(self.state.clone()));
         let result = self.server.await;
         keys.abort();
         pruner.abort();
         follower.abort();
+        audit.abort();
+        // What the last requests queued is written before the process ends.
+        if let Err(e) = self.state.accounts.audit.flush(&self.state.pool).await {
+            log::warn!("writing queued audit events failed: {e}");
+        }
         result
     }
 }
@@ -300,6 +306,12 @@ async fn follow_keys(state: web::Data<AppState>) {
     }
 }
 
+/// Writes the queued audit events (failed and limited logins) as they come, in batches.
+async fn write_audit_queue(state: web::Data<AppState>) {
+    let queue = Arc::clone(&state.accounts.audit);
+    queue.write_pending(&state.pool).await;
+}
+
 async fn prune_forever(state: web::Data<AppState>) {
     let mut interval = actix_web::rt::time::interval(state.settings.revocation.prune_interval);
     loop {
@@ -313,6 +325,16 @@ async fn prune_forever(state: web::Data<AppState>) {
             Ok(0) => {}
             Ok(n) => log::info!("pruned {n} closed rate-limit window(s)"),
             Err(e) => log::warn!("pruning closed rate-limit windows failed: {e}"),
+        }
+        let retention = chrono::Duration::from_std(state.settings.revocation.audit_retention)
+            .unwrap_or(chrono::Duration::MAX);
+        let cutoff = db::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::NaiveDateTime::MIN);
+        match db::run(&state.pool, move |conn| audit::prune(conn, cutoff)).await {
+            Ok(0) => {}
+            Ok(n) => log::info!("pruned {n} audit event(s) older than AUDIT_RETENTION_DAYS"),
+            Err(e) => log::warn!("pruning old audit events failed: {e}"),
         }
         let dropped = state.revocations().prune(db::now());
         if dropped > 0 {

@@ -67,6 +67,7 @@ impl AppState {
                 revocations,
                 limiter: limiter.clone(),
                 max_sessions: settings.tokens.max_sessions_per_user,
+                audit: Arc::default(),
             },
             limiter: web::Data::from(limiter),
             token_check,

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use crate::auth::audit::{self, Action, AuditLog, Event, Origin, Outcome};
 use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::{RateLimiter, Target};
 use crate::auth::revocation::Revocations;
-use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session};
+use crate::auth::sessions::{self, ClientInfo, LogoutScope, RevokedToken, Session, Spent};
 use crate::auth::tokens::{Claims, Delivery, Minted, Subject, TokenService, TokenType};
 use crate::db::{self, Pool};
 use crate::error::{ApiError, ValidationErrors};
@@ -37,6 +38,8 @@ pub struct Accounts {
     pub limiter: Arc<RateLimiter>,
     /// Live sessions one user may hold (`MAX_SESSIONS_PER_USER`).
     pub max_sessions: u32,
+    /// The queue of audit events that change nothing (failed and limited logins).
+    pub audit: Arc<AuditLog>,
 }
 
 /// The tokens a login or a refresh hands out.
@@ -85,10 +88,31 @@ impl Accounts {
         username: Username,
         password: NewPassword,
         is_admin: bool,
+        origin: &Origin,
+    ) -> Result<User, ApiError> {
+        self.create_account(username, password, is_admin, Action::Register, origin)
+            .await
+    }
+
+    async fn create_account(
+        &self,
+        username: Username,
+        password: NewPassword,
+        is_admin: bool,
+        action: Action,
+        origin: &Origin,
     ) -> Result<User, ApiError> {
         let hash = self.passwords.hash(password.into_inner()).await?;
-        db::run(&self.pool, move |conn| {
-            User::create(conn, &username, &hash, is_admin)
+        let origin = origin.clone();
+        db::transaction(&self.pool, move |conn| {
+            let user = User::create(conn, &username, &hash, is_admin)?;
+            audit::record(
+                conn,
+                Event::new(action, Outcome::Ok, &origin)
+                    .target(user.id, &origin)
+                    .detail("admin", is_admin),
+            )?;
+            Ok(user)
         })
         .await
     }
@@ -98,7 +122,51 @@ impl Accounts {
     /// Authentication Cheat Sheet, "Authentication and error messages"). A username
     /// with too many recent failures gets 429 whatever the password, and so does one
     /// with its share of the hashing pool in flight.
-    async fn authenticate(&self, credentials: Credentials) -> Result<User, ApiError> {
+    async fn authenticate(
+        &self,
+        credentials: Credentials,
+        action: Action,
+        origin: &Origin,
+    ) -> Result<User, ApiError> {
+        let name = credentials.username.trim().to_owned();
+        let (result, known) = self.check_credentials(credentials).await;
+        let outcome = match &result {
+            Ok(_) => return result,
+            Err(ApiError::InvalidCredentials) => Outcome::Failed,
+            Err(ApiError::TooManyRequests(_) | ApiError::Overloaded(_)) => Outcome::Limited,
+            Err(_) => return result,
+        };
+        let event = Event::new(action, outcome, origin);
+        self.audit.queue(match known {
+            Some(id) => event.target(id, origin),
+            // The name an unknown account was tried with, if it could be one: an
+            // operator can see what is being guessed. Nothing else is stored for it.
+            None if (3..=MAX_STORED_USERNAME_CHARS).contains(&name.chars().count())
+                && !name.chars().any(char::is_control) =>
+            {
+                event.detail("username", name)
+            }
+            None => event,
+        });
+        result
+    }
+
+    /// [`Accounts::authenticate`] without the audit: the outcome, and the id of the
+    /// account the name belongs to when that was read.
+    async fn check_credentials(
+        &self,
+        credentials: Credentials,
+    ) -> (Result<User, ApiError>, Option<i64>) {
+        let mut known = None;
+        let result = self.check_credentials_into(credentials, &mut known).await;
+        (result, known)
+    }
+
+    async fn check_credentials_into(
+        &self,
+        credentials: Credentials,
+        known: &mut Option<i64>,
+    ) -> Result<User, ApiError> {
         // A name that could never have been registered (a NUL byte, 64 KB, ...) cannot
         // name an account: it gets no query (a string PostgreSQL would refuse, or a
         // 64 KB index probe) and leaves no trace in the limits, yet still costs the
@@ -122,6 +190,7 @@ impl Accounts {
             }
             None => None,
         };
+        *known = user.as_ref().map(|u| u.id);
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self
             .passwords
@@ -170,7 +239,8 @@ impl Accounts {
         client: ClientInfo,
         delivery: Delivery,
     ) -> Result<Issued, ApiError> {
-        self.open_session(credentials, client, delivery, true).await
+        self.open_session(credentials, client, delivery, Action::Login)
+            .await
     }
 
     /// A fresh login: a new session with only a fresh access token, for re-confirming
@@ -181,7 +251,7 @@ impl Accounts {
         client: ClientInfo,
         delivery: Delivery,
     ) -> Result<Issued, ApiError> {
-        self.open_session(credentials, client, delivery, false)
+        self.open_session(credentials, client, delivery, Action::FreshLogin)
             .await
     }
 
@@ -190,9 +260,10 @@ impl Accounts {
         credentials: Credentials,
         client: ClientInfo,
         delivery: Delivery,
-        with_refresh: bool,
+        action: Action,
     ) -> Result<Issued, ApiError> {
         let Credentials { username, password } = credentials;
+        let origin = Origin::http(None, client);
         // A security change that commits while the password is being checked makes the
         // login start over, so that it answers as if it came after the change: the old
         // password no longer opens a session, a demoted user gets a non-admin token.
@@ -201,9 +272,9 @@ impl Accounts {
                 username: username.clone(),
                 password: password.clone(),
             };
-            let user = self.authenticate(attempt).await?;
+            let user = self.authenticate(attempt, action, &origin).await?;
             if let Some(issued) = self
-                .try_open_session(&user, &client, delivery, with_refresh)
+                .try_open_session(&user, &origin, delivery, action)
                 .await?
             {
                 return Ok(issued);
@@ -221,10 +292,11 @@ impl Accounts {
     async fn try_open_session(
         &self,
         user: &User,
-        client: &ClientInfo,
+        origin: &Origin,
         delivery: Delivery,
-        with_refresh: bool,
+        action: Action,
     ) -> Result<Option<Issued>, ApiError> {
+        let with_refresh = action == Action::Login;
         let sid = uuid::Uuid::new_v4().to_string();
         let subject = Subject {
             user_id: user.id,
@@ -245,7 +317,7 @@ impl Accounts {
             Some(minted) => (Some(minted.jti.clone()), minted.expires_at),
             None => (None, access.expires_at),
         };
-        let (user_id, version, client) = (user.id, user.security_version, client.clone());
+        let (user_id, version, origin) = (user.id, user.security_version, origin.clone());
         let keep = i64::from(self.max_sessions);
         let revoked = self.revocations.clone();
         let opened = db::transaction(&self.pool, move |conn| {
@@ -253,7 +325,20 @@ impl Accounts {
             if !User::hold_if_current(conn, user_id, version)? {
                 return Ok(None);
             }
-            Session::open(conn, &sid, user_id, jti.as_deref(), expires_at, &client)?;
+            Session::open(
+                conn,
+                &sid,
+                user_id,
+                jti.as_deref(),
+                expires_at,
+                origin.client(),
+            )?;
+            audit::record(
+                conn,
+                Event::new(action, Outcome::Ok, &origin)
+                    .target(user_id, &origin)
+                    .session(Some(&sid)),
+            )?;
             // Each login would otherwise add a live session for as long as its refresh
             // token lives: the cap bounds them, and GET /sessions (OWASP Session
             // Management Cheat Sheet: simultaneous session logons).
@@ -277,7 +362,9 @@ impl Accounts {
         &self,
         claims: Arc<Claims>,
         delivery: Delivery,
+        client: ClientInfo,
     ) -> Result<Issued, ApiError> {
+        let origin = Origin::http(Some(claims.user_id), client);
         let new_jti = uuid::Uuid::new_v4().to_string();
         let expires_at = chrono::Utc::now() + self.tokens.refresh_ttl();
         let grace = self.tokens.refresh_reuse_grace();
@@ -303,13 +390,28 @@ impl Accounts {
                     expires_at,
                     grace,
                 ) {
-                    Ok(jti) => jti,
+                    Ok(Spent::Rotated(jti)) => jti,
+                    Ok(Spent::Reused) => {
+                        audit::record(
+                            conn,
+                            Event::new(Action::RefreshReuse, Outcome::Failed, &origin)
+                                .target(user.id, &origin)
+                                .session(Some(sid)),
+                        )?;
+                        return Ok(Err(ApiError::TokenRevoked));
+                    }
                     Err(ApiError::TokenRevoked) => return Ok(Err(ApiError::TokenRevoked)),
                     Err(e) => return Err(e),
                 },
                 None if RevokedToken::revoke(conn, &revoked, &claims)? => new_jti,
                 None => return Ok(Err(ApiError::TokenRevoked)),
             };
+            audit::record(
+                conn,
+                Event::new(Action::Refresh, Outcome::Ok, &origin)
+                    .target(user.id, &origin)
+                    .session(claims.sid.as_deref()),
+            )?;
             Ok(Ok((user, jti)))
         })
         .await??;
@@ -355,13 +457,23 @@ impl Accounts {
     /// Revokes what `token` may revoke (RFC 7009): its session, or its jti when it has
     /// none. A token that is not ours, or is expired or already revoked, changes nothing;
     /// the caller answers the same either way.
-    pub async fn revoke_token(&self, token: &str) -> Result<(), ApiError> {
+    pub async fn revoke_token(&self, token: &str, client: ClientInfo) -> Result<(), ApiError> {
         let Ok(claims) = self.tokens.decode_shared(token) else {
             return Ok(());
         };
         let revoked = self.revocations.clone();
-        let ended = db::run(&self.pool, move |conn| {
-            sessions::revoke_by_token(conn, &revoked, &claims)
+        let origin = Origin::http(Some(claims.user_id), client);
+        let ended = db::transaction(&self.pool, move |conn| {
+            if sessions::revoke_by_token(conn, &revoked, &claims)? {
+                audit::record(
+                    conn,
+                    Event::new(Action::SessionRevoked, Outcome::Ok, &origin)
+                        .target(claims.user_id, &origin)
+                        .session(claims.sid.as_deref())
+                        .detail("by", "token"),
+                )?;
+            }
+            Ok(())
         })
         .await;
         match ended {
@@ -371,10 +483,48 @@ impl Accounts {
     }
 
     /// Logs out: ends what `scope` names.
-    pub async fn logout(&self, claims: Arc<Claims>, scope: LogoutScope) -> Result<(), ApiError> {
+    pub async fn logout(
+        &self,
+        claims: Arc<Claims>,
+        scope: LogoutScope,
+        client: ClientInfo,
+    ) -> Result<(), ApiError> {
         let revoked = self.revocations.clone();
-        db::run(&self.pool, move |conn| {
-            sessions::logout(conn, &revoked, &claims, scope)
+        let origin = Origin::http(Some(claims.user_id), client);
+        db::transaction(&self.pool, move |conn| {
+            sessions::logout(conn, &revoked, &claims, scope)?;
+            audit::record(
+                conn,
+                Event::new(Action::Logout, Outcome::Ok, &origin)
+                    .target(claims.user_id, &origin)
+                    .session(claims.sid.as_deref())
+                    .detail("scope", scope.as_str()),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends one of the caller's sessions; false when they have no such live session.
+    pub async fn end_session(
+        &self,
+        claims: Arc<Claims>,
+        sid: String,
+        client: ClientInfo,
+    ) -> Result<bool, ApiError> {
+        let revoked = self.revocations.clone();
+        let origin = Origin::http(Some(claims.user_id), client);
+        db::transaction(&self.pool, move |conn| {
+            let ended = Session::revoke_owned(conn, &revoked, &sid, claims.user_id)?;
+            if ended {
+                audit::record(
+                    conn,
+                    Event::new(Action::SessionRevoked, Outcome::Ok, &origin)
+                        .target(claims.user_id, &origin)
+                        .session(Some(&sid)),
+                )?;
+            }
+            Ok(ended)
         })
         .await
     }
@@ -390,17 +540,31 @@ impl Accounts {
         claims: Arc<Claims>,
         current_password: String,
         new_password: NewPassword,
+        client: ClientInfo,
     ) -> Result<(), ApiError> {
         let id = claims.user_id;
+        let origin = Origin::http(Some(id), client);
+        let event = |outcome| {
+            Event::new(Action::PasswordChanged, outcome, &origin)
+                .target(id, &origin)
+                .session(claims.sid.as_deref())
+        };
+        let limited = |e: ApiError| {
+            if matches!(e, ApiError::TooManyRequests(_)) {
+                self.audit.queue(event(Outcome::Limited));
+            }
+            e
+        };
         let who = Target::user(id);
-        let _turn = self.limiter.hashing_turn(who)?;
-        self.limiter.check_failures(who).await?;
+        let _turn = self.limiter.hashing_turn(who).map_err(limited)?;
+        self.limiter.check_failures(who).await.map_err(limited)?;
         let user = db::run(&self.pool, move |conn| User::get(conn, id)).await?;
         if !self
             .passwords
             .verify(current_password, Some(user.password_hash))
             .await?
         {
+            self.audit.queue(event(Outcome::Failed));
             self.limiter.record_failure(who).await?;
             let mut errors = ValidationErrors::default();
             errors.json("current_password", "Incorrect password.");
@@ -409,9 +573,12 @@ impl Accounts {
         self.limiter.record_success(who).await?;
         let hash = self.passwords.hash(new_password.into_inner()).await?;
         let revoked = self.revocations.clone();
+        let event = event(Outcome::Ok);
         db::transaction(&self.pool, move |conn| {
             User::set_password_hash(conn, id, &hash)?;
-            sessions::security_change(conn, &revoked, id, claims.sid.as_deref())
+            let ended = sessions::security_change(conn, &revoked, id, claims.sid.as_deref())?;
+            audit::record(conn, event.detail("sessions_ended", ended))?;
+            Ok(())
         })
         .await?;
         Ok(())
@@ -419,8 +586,18 @@ impl Accounts {
 
     /// Grants or withdraws admin; a change ends the user's sessions, in the same
     /// transaction, so that no token keeps the old claim.
-    pub async fn set_admin(&self, id: i64, is_admin: bool) -> Result<AdminChange, ApiError> {
-        self.change_admin(id, is_admin, None)
+    pub async fn set_admin(
+        &self,
+        id: i64,
+        is_admin: bool,
+        origin: &Origin,
+    ) -> Result<AdminChange, ApiError> {
+        let action = if is_admin {
+            Action::Promoted
+        } else {
+            Action::Demoted
+        };
+        self.change_admin(id, is_admin, None, action, origin)
             .await?
             .ok_or_else(|| ApiError::Internal("an unconditional admin change was refused".into()))
     }
@@ -432,8 +609,11 @@ impl Accounts {
         id: i64,
         is_admin: bool,
         if_hash: Option<String>,
+        action: Action,
+        origin: &Origin,
     ) -> Result<Option<AdminChange>, ApiError> {
         let revoked = self.revocations.clone();
+        let origin = origin.clone();
         db::transaction(&self.pool, move |conn| {
             let before = User::get(conn, id)?;
             if if_hash.is_some_and(|hash| hash != before.password_hash) {
@@ -447,7 +627,13 @@ impl Accounts {
             }
             let after = User::set_admin(conn, id, is_admin)?
                 .ok_or(ModelError::NotFound(Entity::User, id))?;
-            sessions::security_change(conn, &revoked, id, None)?;
+            let ended = sessions::security_change(conn, &revoked, id, None)?;
+            audit::record(
+                conn,
+                Event::new(action, Outcome::Ok, &origin)
+                    .target(id, &origin)
+                    .detail("sessions_ended", ended),
+            )?;
             Ok(Some(AdminChange {
                 user: after,
                 changed: true,
@@ -457,24 +643,40 @@ impl Accounts {
     }
 
     /// Ends every session of a user; returns how many were live.
-    pub async fn revoke_sessions(&self, id: i64) -> Result<usize, ApiError> {
+    pub async fn revoke_sessions(&self, id: i64, origin: &Origin) -> Result<usize, ApiError> {
         let revoked = self.revocations.clone();
+        let origin = origin.clone();
         db::transaction(&self.pool, move |conn| {
             User::get(conn, id)?;
-            sessions::security_change(conn, &revoked, id, None)
+            let ended = sessions::security_change(conn, &revoked, id, None)?;
+            audit::record(
+                conn,
+                Event::new(Action::AdminRevoke, Outcome::Ok, &origin)
+                    .target(id, &origin)
+                    .detail("sessions_ended", ended),
+            )?;
+            Ok(ended)
         })
         .await
     }
 
     /// Deletes a user; their sessions end with them, and their id is never reused.
-    pub async fn delete_user(&self, id: i64) -> Result<(), ApiError> {
+    pub async fn delete_user(&self, id: i64, origin: &Origin) -> Result<(), ApiError> {
         let revoked = self.revocations.clone();
+        let origin = origin.clone();
         let deleted = db::transaction(&self.pool, move |conn| {
             if !User::exists(conn, id)? {
                 return Ok(false);
             }
             sessions::revoke_user(conn, &revoked, id)?;
-            Ok(User::delete(conn, id)?)
+            if !User::delete(conn, id)? {
+                return Ok(false);
+            }
+            audit::record(
+                conn,
+                Event::new(Action::UserDeleted, Outcome::Ok, &origin).target(id, &origin),
+            )?;
+            Ok(true)
         })
         .await?;
         if deleted {
@@ -499,10 +701,17 @@ impl Accounts {
         username: Username,
         password: NewPassword,
     ) -> Result<AdminChange, BootstrapError> {
+        let origin = Origin::startup();
         let existing = match self.find_by_username(&username).await? {
             Some(existing) => existing,
             None => match self
-                .register(username.clone(), password.clone(), true)
+                .create_account(
+                    username.clone(),
+                    password.clone(),
+                    true,
+                    Action::BootstrapAdmin,
+                    &origin,
+                )
                 .await
             {
                 Ok(user) => {
@@ -529,7 +738,16 @@ impl Accounts {
         }
         // Only the hash just verified: a password changed meanwhile is checked again
         // at the next start-up.
-        match self.change_admin(existing.id, true, Some(stored)).await? {
+        match self
+            .change_admin(
+                existing.id,
+                true,
+                Some(stored),
+                Action::BootstrapAdmin,
+                &origin,
+            )
+            .await?
+        {
             Some(change) => Ok(change),
             None => Err(BootstrapError::NotTheAccountsPassword(existing.username)),
         }

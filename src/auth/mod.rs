@@ -1,5 +1,6 @@
 //! Identity: tokens, the bearer middleware, guards, sessions and passwords.
 
+pub mod audit;
 pub mod cookies;
 pub mod flows;
 pub mod guards;

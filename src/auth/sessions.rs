@@ -66,6 +66,15 @@ pub struct ClientInfo {
     pub ip: Option<String>,
 }
 
+/// What presenting a refresh token to [`Session::rotate`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spent {
+    /// The refresh token to hand out next.
+    Rotated(String),
+    /// The token was spent already: reuse, and its session has ended.
+    Reused,
+}
+
 /// A session as GET /sessions shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
@@ -97,6 +106,17 @@ pub enum LogoutScope {
     Global,
     /// Every session of the caller but this one.
     Others,
+}
+
+impl LogoutScope {
+    /// The name the API uses (`scope` of POST /logout).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogoutScope::Local => "local",
+            LogoutScope::Global => "global",
+            LogoutScope::Others => "others",
+        }
+    }
 }
 
 fn live() -> diesel::dsl::And<
@@ -147,7 +167,7 @@ impl Session {
         new_jti: &str,
         new_expires_at: DateTime<Utc>,
         grace: chrono::Duration,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Spent, ApiError> {
         // Two passes at most: a compare-and-swap lost to a concurrent rotation is
         // judged again, now as a re-presentation of the spent token.
         for _ in 0..2 {
@@ -172,11 +192,11 @@ impl Session {
                 if double_submit {
                     // Hand out the current jti again rather than rotating once more, so
                     // whichever of the two responses the client keeps stays valid.
-                    return Ok(current.to_string());
+                    return Ok(Spent::Rotated(current.to_string()));
                 }
                 log::warn!("refresh token reuse detected; revoking session {id}");
                 Session::revoke(conn, revoked, id)?;
-                return Err(ApiError::TokenRevoked);
+                return Ok(Spent::Reused);
             }
             // Compare-and-swap on the current jti: of two racing rotations one matches.
             let swapped = diesel::update(
@@ -193,7 +213,7 @@ impl Session {
             ))
             .execute(conn)?;
             if swapped == 1 {
-                return Ok(new_jti.to_string());
+                return Ok(Spent::Rotated(new_jti.to_string()));
             }
         }
         Err(ApiError::TokenRevoked)

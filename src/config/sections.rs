@@ -204,6 +204,8 @@ pub struct RevocationSettings {
     pub poll_interval: Duration,
     /// Interval of the expired-entry sweep.
     pub prune_interval: Duration,
+    /// How long audit events are kept (`AUDIT_RETENTION_DAYS`).
+    pub audit_retention: Duration,
 }
 
 /// The administrator created or promoted at start-up.
@@ -678,6 +680,9 @@ pub(super) fn revocation(r: &mut Reader) -> RevocationSettings {
         // A logout must hold on every instance within one second.
         poll_interval: r.fractional_seconds("revocation_poll_interval", 0.01, 1.0),
         prune_interval: r.seconds("prune_interval", 1),
+        audit_retention: Duration::from_secs(
+            u64::from(r.ranged::<u32>("audit_retention_days", 1, 36_500)) * 24 * 3600,
+        ),
     }
 }
 

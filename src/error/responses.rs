@@ -130,6 +130,9 @@ error_responses! {
     /// 422 of `?limit=` / `?offset=`.
     InvalidPage = "`validation_error`: `limit` or `offset` is not a whole number in range \
         (under `errors.query`).";
+    /// 422 of the audit log's filters.
+    InvalidAuditQuery = "`validation_error`: a filter, `limit` or `cursor` is not valid \
+        (under `errors.query`, one entry per parameter).";
     /// 422 of a `{name}` body.
     InvalidNameBody = "`validation_error`: `name` is missing or invalid, or another field \
         is sent; `errors.json` lists every problem.";

@@ -9,11 +9,12 @@ use actix_web::{
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::audit::Origin;
 use crate::auth::cookies::TokenSource;
 use crate::auth::flows::{self, Issued};
 use crate::auth::guards::{Authenticated, Fresh, Refresh};
 use crate::auth::rate_limit::limit_by_address;
-use crate::auth::sessions::{ClientInfo, LogoutScope, Session, SessionView};
+use crate::auth::sessions::{LogoutScope, Session, SessionView};
 use crate::auth::tokens::Delivery;
 use crate::db;
 use crate::error::responses::{
@@ -22,10 +23,9 @@ use crate::error::responses::{
     TooManyRequests, Unauthorized,
 };
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
-use crate::http::client_ip;
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Page, Username, ValidJson};
 use crate::models::user::{User, UserView};
-use crate::routes::{with_total, Message};
+use crate::routes::{client_info, with_total, Message};
 use crate::state::AppState;
 
 /// POST /register body.
@@ -240,17 +240,6 @@ fn asked_delivery(req: &HttpRequest) -> Result<Option<Delivery>, ApiError> {
     }
 }
 
-fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
-    ClientInfo {
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(256).collect()),
-        ip: client_ip(req, &state.settings.http.trusted_proxies).map(|ip| ip.to_string()),
-    }
-}
-
 /// POST /register
 #[utoipa::path(
     tag = "auth",
@@ -274,11 +263,16 @@ fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
 )]
 #[post("/register", wrap = "from_fn(limit_by_address)")]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     let Registration { username, password } = body.0;
-    state.accounts.register(username, password, false).await?;
+    let origin = Origin::http(None, client_info(&req, &state));
+    state
+        .accounts
+        .register(username, password, false, &origin)
+        .await?;
     Ok(HttpResponse::Created().json(Message::new("User created successfully.")))
 }
 
@@ -404,7 +398,10 @@ pub async fn refresh(
         Delivery::Body
     };
     let result = match token {
-        Ok(token) => state.accounts.refresh(token.0, delivery).await,
+        Ok(token) => {
+            let client = client_info(&req, &state);
+            state.accounts.refresh(token.0, delivery, client).await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -497,7 +494,8 @@ async fn end_sessions(
             return Err(ApiError::Validation(errors));
         }
     };
-    state.accounts.logout(token.0, scope).await?;
+    let client = client_info(req, state);
+    state.accounts.logout(token.0, scope, client).await?;
     Ok(scope)
 }
 
@@ -554,6 +552,7 @@ pub async fn me(
 #[put("/me/password", wrap = "from_fn(limit_by_address)")]
 pub async fn change_password(
     token: Fresh,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
@@ -563,7 +562,12 @@ pub async fn change_password(
     } = body.0;
     state
         .accounts
-        .change_password(token.0, current_password, new_password)
+        .change_password(
+            token.0,
+            current_password,
+            new_password,
+            client_info(&req, &state),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(Message::new("Password changed.")))
 }
@@ -636,12 +640,10 @@ pub async fn revoke_session(
         .map_err(|_| not_found())?
         .hyphenated()
         .to_string();
-    let user_id = token.0.user_id;
-    let revocations = state.accounts.revocations.clone();
-    let revoked = db::run(&state.pool, move |conn| {
-        Session::revoke_owned(conn, &revocations, &sid, user_id)
-    })
-    .await?;
+    let revoked = state
+        .accounts
+        .end_session(token.0, sid, client_info(&req, &state))
+        .await?;
     if !revoked {
         return Err(not_found());
     }

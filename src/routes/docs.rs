@@ -15,10 +15,11 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::config::REFRESH_COOKIE_PATH;
 use crate::error::responses::{
-    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidCredentials, InvalidCredentialsBody,
-    InvalidNameBody, InvalidPage, ItemNotFound, NotSelfOrAdmin, OptionalTokenInvalid,
-    PayloadTooLarge, ServiceUnavailable, StoreNotFound, TagNotFound, TokenUserNotFound,
-    TooManyLogins, TooManyPasswordChecks, TooManyRequests, Unauthorized, UserNotFound,
+    AdminRequired, BadRequestBody, FreshTokenRequired, InvalidAuditQuery, InvalidCredentials,
+    InvalidCredentialsBody, InvalidNameBody, InvalidPage, ItemNotFound, NotSelfOrAdmin,
+    OptionalTokenInvalid, PayloadTooLarge, ServiceUnavailable, StoreNotFound, TagNotFound,
+    TokenUserNotFound, TooManyLogins, TooManyPasswordChecks, TooManyRequests, Unauthorized,
+    UserNotFound,
 };
 use crate::error::ErrorBody;
 use crate::http::{OPENAPI_PATH, SWAGGER_UI_PATH};
@@ -85,6 +86,7 @@ by the header alone.
             TokenUserNotFound,
             PayloadTooLarge,
             InvalidPage,
+            InvalidAuditQuery,
             InvalidNameBody,
             InvalidCredentialsBody,
             TooManyRequests,
@@ -98,6 +100,7 @@ by the header alone.
         (name = "auth", description = "Register, log in, refresh, log out; the caller's account."),
         (name = "sessions", description = "The caller's sessions (one per login)."),
         (name = "users", description = "Users: self-or-admin reads and deletes, admin actions."),
+        (name = "audit", description = "The audit log of security events."),
         (name = "stores", description = "Stores, with their items and tags."),
         (name = "items", description = "Items of a store, with exact prices."),
         (name = "tags", description = "Tags of a store, and tagging items."),

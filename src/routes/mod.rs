@@ -4,6 +4,7 @@
 //! and the OpenAPI document are both built from [`configure`] (through
 //! utoipa-actix-web), so a route cannot be served undocumented or documented unserved.
 
+pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod health;
@@ -25,9 +26,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::auth::sessions::ClientInfo;
 use crate::error::{ApiError, ValidationErrors};
-use crate::http::is_docs_path;
+use crate::http::{client_ip, is_docs_path};
 use crate::models::{Entity, ModelError};
+use crate::state::AppState;
 
 /// Registers every API route, and Swagger UI.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -41,11 +44,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(auth::change_password)
         .service(auth::list_sessions)
         .service(auth::revoke_session)
+        .service(audit::own_events)
         .service(users::get_user)
         .service(users::delete_user)
         .service(users::set_admin)
         .service(users::list_users)
         .service(users::revoke_user_sessions)
+        .service(audit::list_events)
         .service(stores::list_stores)
         .service(stores::create_store)
         .service(stores::get_store)
@@ -206,5 +211,18 @@ impl Message {
         Message {
             message: message.into(),
         }
+    }
+}
+
+/// Where a request comes from, as sessions and the audit log record it: the address the
+/// service trusts (see `TRUSTED_PROXIES`) and the User-Agent, truncated.
+pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
+    ClientInfo {
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+        ip: client_ip(req, &state.settings.http.trusted_proxies).map(|ip| ip.to_string()),
     }
 }

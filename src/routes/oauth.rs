@@ -205,6 +205,7 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let token = form_token(&req, &body)?;
-    state.accounts.revoke_token(&token).await?;
+    let client = crate::routes::client_info(&req, &state);
+    state.accounts.revoke_token(&token, client).await?;
     Ok(HttpResponse::Ok().json(Message::new("The token is no longer active.")))
 }

@@ -4,6 +4,7 @@ use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::audit::Origin;
 use crate::auth::guards::{Admin, Authenticated, Fresh, FreshAdmin};
 use crate::db;
 use crate::error::responses::{
@@ -14,7 +15,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::input::{boolean, path_id, Fields, FromJsonBody, Page, ValidJson};
 use crate::models::user::{User, UserView};
 use crate::models::Entity;
-use crate::routes::{not_found, with_total, Message};
+use crate::routes::{client_info, not_found, with_total, Message};
 use crate::state::AppState;
 
 /// PATCH /user/{id} body.
@@ -90,7 +91,8 @@ pub async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", not_found(Entity::User))?;
     token.ensure_self_or_admin(id)?;
-    state.accounts.delete_user(id).await?;
+    let origin = Origin::http(Some(token.0.user_id), client_info(&req, &state));
+    state.accounts.delete_user(id, &origin).await?;
     Ok(HttpResponse::Ok().json(Message::new("User deleted.")))
 }
 
@@ -151,13 +153,17 @@ pub async fn list_users(
 )]
 #[patch("/user/{id}")]
 pub async fn set_admin(
-    _admin: FreshAdmin,
+    admin: FreshAdmin,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<AdminFlag>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", not_found(Entity::User))?;
-    let change = state.accounts.set_admin(id, body.0.is_admin).await?;
+    let origin = Origin::http(Some(admin.0.user_id), client_info(&req, &state));
+    let change = state
+        .accounts
+        .set_admin(id, body.0.is_admin, &origin)
+        .await?;
     Ok(HttpResponse::Ok().json(UserView::from(change.user)))
 }
 
@@ -181,12 +187,13 @@ pub async fn set_admin(
 )]
 #[post("/user/{id}/revoke")]
 pub async fn revoke_user_sessions(
-    _admin: Admin,
+    admin: Admin,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", not_found(Entity::User))?;
-    let count = state.accounts.revoke_sessions(id).await?;
+    let origin = Origin::http(Some(admin.0.user_id), client_info(&req, &state));
+    let count = state.accounts.revoke_sessions(id, &origin).await?;
     Ok(HttpResponse::Ok().json(SessionsRevoked {
         message: format!("Revoked {count} session(s) of user {id}."),
         revoked: count,

@@ -16,6 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use stores_api::auth::audit::Origin;
 use stores_api::auth::keys::store::{self, KeyRow, Removal, Rotation};
 use stores_api::auth::keys::{KeyState, PUBLISHED_WITHIN};
 use stores_api::config::{DatabaseUrl, KeySource, Secret, Settings};
@@ -299,7 +300,8 @@ fn stored_keys(app: &TestApp) -> Vec<KeyRow> {
 /// `stores-api keys generate` with a key already signing: a next key of `algorithm`.
 fn generate_next(app: &TestApp, algorithm: Algorithm) -> String {
     let key = store::generate(algorithm, &encryption_key(app)).expect("generate a key");
-    let state = store::insert(&mut own_connection(app), &key).expect("store the key");
+    let state =
+        store::insert(&mut own_connection(app), &key, &Origin::cli()).expect("store the key");
     assert_eq!(state, KeyState::Next, "a key signs already");
     key.kid().to_owned()
 }
@@ -315,7 +317,13 @@ fn token_lifetime(app: &TestApp) -> chrono::Duration {
 /// `stores-api keys rotate`, once.
 fn rotate(app: &TestApp) -> Rotation {
     let max_age = chrono::Duration::from_std(app.settings.tokens.jwks_max_age).expect("max age");
-    store::rotate(&mut own_connection(app), max_age, token_lifetime(app)).expect("rotate")
+    store::rotate(
+        &mut own_connection(app),
+        max_age,
+        token_lifetime(app),
+        &Origin::cli(),
+    )
+    .expect("rotate")
 }
 
 /// `stores-api keys rotate --wait`: the next key signs once it has been published for
@@ -333,7 +341,7 @@ async fn rotate_when_published(app: &TestApp) -> (String, Option<String>) {
 
 /// `stores-api keys retire KID`.
 fn remove_retired(app: &TestApp, kid: &str) -> Removal {
-    store::remove_retired(&mut own_connection(app), kid).expect("remove")
+    store::remove_retired(&mut own_connection(app), kid, &Origin::cli()).expect("remove")
 }
 
 // Keys of our own making, as another service or an attacker holds them

@@ -327,7 +327,7 @@ impl Keys {
         let mut rows = store::list(conn)?;
         if !rows.iter().any(|r| r.state == KeyState::Current) {
             let key = store::generate(self.settings.algorithm, encryption_key)?;
-            match store::insert(conn, &key) {
+            match store::insert(conn, &key, &crate::auth::audit::Origin::startup()) {
                 Ok(state) => log::info!(
                     "signing keys: made {} key {} ({})",
                     self.settings.algorithm_name(),

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use jsonwebtoken::Algorithm;
 
 use super::{encoding_key, sealed, KeyError, PublicKey};
+use crate::auth::audit::{self, Action, Event, Origin, Outcome};
 use crate::config::Secret;
 use crate::db::DbConnection;
 use crate::schema::signing_keys;
@@ -181,8 +182,17 @@ pub fn generate(algorithm: Algorithm, encryption_key: &Secret) -> Result<NewKey,
     })
 }
 
-/// Stores `key`: `current` when no key signs yet, else `next`. Returns its state.
-pub fn insert(conn: &mut DbConnection, key: &NewKey) -> Result<KeyState, KeyError> {
+/// Stores `key`: `current` when no key signs yet, else `next`, with its audit event.
+/// Returns its state.
+pub fn insert(
+    conn: &mut DbConnection,
+    key: &NewKey,
+    origin: &Origin,
+) -> Result<KeyState, KeyError> {
+    conn.transaction(|conn| insert_in(conn, key, origin))
+}
+
+fn insert_in(conn: &mut DbConnection, key: &NewKey, origin: &Origin) -> Result<KeyState, KeyError> {
     let now = crate::db::clock(conn)?;
     let has_current = signing_keys::table
         .filter(signing_keys::state.eq(KeyState::Current.as_str()))
@@ -205,6 +215,13 @@ pub fn insert(conn: &mut DbConnection, key: &NewKey) -> Result<KeyState, KeyErro
             signing_keys::activated_at.eq((state == KeyState::Current).then_some(now)),
         ))
         .execute(conn)?;
+    audit::record(
+        conn,
+        Event::new(Action::KeyGenerated, Outcome::Ok, origin)
+            .detail("kid", key.kid.as_str())
+            .detail("algorithm", format!("{:?}", key.algorithm))
+            .detail("state", state.as_str()),
+    )?;
     Ok(state)
 }
 
@@ -241,15 +258,17 @@ pub fn rotate(
     conn: &mut DbConnection,
     max_age: chrono::Duration,
     token_lifetime: chrono::Duration,
+    origin: &Origin,
 ) -> Result<Rotation, KeyError> {
     // One transaction: no instance ever reads a moment with two current keys or none.
-    conn.transaction(|conn| rotate_in(conn, max_age, token_lifetime))
+    conn.transaction(|conn| rotate_in(conn, max_age, token_lifetime, origin))
 }
 
 fn rotate_in(
     conn: &mut DbConnection,
     max_age: chrono::Duration,
     token_lifetime: chrono::Duration,
+    origin: &Origin,
 ) -> Result<Rotation, KeyError> {
     let now = crate::db::clock(conn)?;
     let next: Option<KeyRow> = signing_keys::table
@@ -288,6 +307,12 @@ fn rotate_in(
             signing_keys::activated_at.eq(now),
         ))
         .execute(conn)?;
+    audit::record(
+        conn,
+        Event::new(Action::KeyRotated, Outcome::Ok, origin)
+            .detail("kid", next.kid.as_str())
+            .detail("retired", retired.clone()),
+    )?;
     Ok(Rotation::Rotated {
         kid: next.kid,
         retired,
@@ -314,7 +339,19 @@ pub enum Removal {
 }
 
 /// Deletes the retired key `kid` once every token it signed has expired.
-pub fn remove_retired(conn: &mut DbConnection, kid: &str) -> Result<Removal, KeyError> {
+pub fn remove_retired(
+    conn: &mut DbConnection,
+    kid: &str,
+    origin: &Origin,
+) -> Result<Removal, KeyError> {
+    conn.transaction(|conn| remove_retired_in(conn, kid, origin))
+}
+
+fn remove_retired_in(
+    conn: &mut DbConnection,
+    kid: &str,
+    origin: &Origin,
+) -> Result<Removal, KeyError> {
     let now = crate::db::clock(conn)?;
     let row: Option<KeyRow> = signing_keys::table
         .find(kid)
@@ -332,5 +369,9 @@ pub fn remove_retired(conn: &mut DbConnection, kid: &str) -> Result<Removal, Key
         return Ok(Removal::TooEarly(until));
     }
     diesel::delete(signing_keys::table.find(kid)).execute(conn)?;
+    audit::record(
+        conn,
+        Event::new(Action::KeyRetired, Outcome::Ok, origin).detail("kid", kid),
+    )?;
     Ok(Removal::Removed)
 }
