@@ -503,6 +503,11 @@ impl AuditLog {
         self.ready.notify_one();
     }
 
+    /// How many events wait to be written.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().map_or(0, |pending| pending.len())
+    }
+
     /// Writes what is queued whenever something is; runs for the life of the server.
     pub async fn write_pending(&self, pool: &Pool) {
         loop {

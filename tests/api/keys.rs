@@ -609,7 +609,7 @@ async fn tokens_that_pick_their_own_algorithm_or_key_are_refused() {
 
     const ALG: &str = "The token's algorithm is not allowed.";
     const UNKNOWN: &str = "The token's key is not known.";
-    const NO_KEY: &str = "The token names no key.";
+    const KIDLESS_REFUSAL: &str = "The token names no key.";
     const BAD_SIGNATURE: &str = "Signature verification failed.";
     const UNSUPPORTED: &str = "The token header carries unsupported parameters.";
     let cases: Vec<(&str, String, Option<&str>)> = vec![
@@ -642,7 +642,7 @@ async fn tokens_that_pick_their_own_algorithm_or_key_are_refused() {
                 &payload,
                 x.as_bytes(),
             ),
-            Some(NO_KEY),
+            Some(KIDLESS_REFUSAL),
         ),
         (
             "alg none naming our key",
@@ -682,7 +682,7 @@ async fn tokens_that_pick_their_own_algorithm_or_key_are_refused() {
         (
             "another Ed25519 key, no kid (no JWT_PUBLIC_KEY is set)",
             foreign.sign(None, &payload),
-            Some(NO_KEY),
+            Some(KIDLESS_REFUSAL),
         ),
         (
             "another Ed25519 key embedded in the header as jwk",
