@@ -195,7 +195,7 @@ pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
     trusted: Arc<[IpNetwork]>,
-) -> Result<ServiceResponse<Logged>, actix_web::Error> {
+) -> Result<ServiceResponse<LoggedBody>, actix_web::Error> {
     let started = Instant::now();
     let client =
         client_ip(req.request(), &trusted).map_or_else(|| "-".to_owned(), |ip| ip.to_string());
@@ -217,7 +217,7 @@ pub async fn access_log(
             .to_owned(),
         started,
     };
-    Ok(res.map_body(|_, body| Logged {
+    Ok(res.map_body(|_, body| LoggedBody {
         body,
         sent: 0,
         entry: Some(entry),
@@ -266,13 +266,13 @@ impl AccessEntry {
 
 /// A response body that writes the access log line when it is dropped, having counted
 /// the bytes sent.
-pub struct Logged {
+pub struct LoggedBody {
     body: BoxBody,
     sent: u64,
     entry: Option<AccessEntry>,
 }
 
-impl MessageBody for Logged {
+impl MessageBody for LoggedBody {
     type Error = Box<dyn std::error::Error>;
 
     fn size(&self) -> BodySize {
@@ -292,7 +292,7 @@ impl MessageBody for Logged {
     }
 }
 
-impl Drop for Logged {
+impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
             entry.write(self.sent);
