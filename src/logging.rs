@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use chrono::{SecondsFormat, Utc};
-use log::kv::{self, VisitSource, VisitValue};
+use log::kv::{self, ToValue, VisitSource, VisitValue};
 use serde_json::Value;
 
 /// How log lines are written (`LOG_FORMAT`).
@@ -88,7 +88,58 @@ pub fn init(format: LogFormat) {
     // A second call would mean a second logger, which `log` refuses anyway.
     if FORMAT.set(format).is_ok() {
         builder(format, "info").init();
+        if format == LogFormat::Json {
+            // The default hook writes two or more lines of text, which a shipper
+            // reading JSON would drop or split.
+            std::panic::set_hook(Box::new(|info| {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_owned())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                let location = info.location().map(ToString::to_string);
+                // Only when RUST_BACKTRACE asks for one, as the default hook does.
+                let backtrace = std::backtrace::Backtrace::capture();
+                let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+                    .then(|| backtrace.to_string());
+                let thread = std::thread::current();
+                eprintln!(
+                    "{}",
+                    panic_line(
+                        &message,
+                        thread.name().unwrap_or("<unnamed>"),
+                        location.as_deref(),
+                        backtrace.as_deref(),
+                    )
+                );
+            }));
+        }
     }
+}
+
+/// A panic as one JSON line: an `ERROR` record of target `panic` with the thread, the
+/// location and, when captured, the backtrace (newlines escaped like any other).
+fn panic_line(
+    message: &str,
+    thread: &str,
+    location: Option<&str>,
+    backtrace: Option<&str>,
+) -> String {
+    let pairs = [
+        ("thread", kv::Value::from(thread)),
+        ("location", location.to_value()),
+        ("backtrace", backtrace.to_value()),
+    ];
+    json_line(
+        &log::Record::builder()
+            .level(log::Level::Error)
+            .target("panic")
+            .args(format_args!("{message}"))
+            .key_values(&pairs)
+            .build(),
+        current_request_id(),
+    )
 }
 
 /// Writes a fatal problem (a refused setting, a failed command) to stderr whatever the
@@ -303,6 +354,24 @@ mod tests {
         let inside = with_request_id("rid-2".into(), async { current_request_id() }).await;
         assert_eq!(inside.as_deref(), Some("rid-2"));
         assert_eq!(current_request_id(), None);
+    }
+
+    #[test]
+    fn a_panic_is_one_line_with_its_thread_location_and_backtrace() {
+        let text = panic_line(
+            "index out of bounds",
+            "db-0",
+            Some("src/db/executor.rs:10:5"),
+            Some("   0: frame\n   1: \"frame\"\n"),
+        );
+        assert!(!text.contains('\n'), "{text}");
+        let map: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(map["level"], "ERROR");
+        assert_eq!(map["target"], "panic");
+        assert_eq!(map["message"], "index out of bounds");
+        assert_eq!(map["thread"], "db-0");
+        assert_eq!(map["location"], "src/db/executor.rs:10:5");
+        assert_eq!(map["backtrace"], "   0: frame\n   1: \"frame\"\n");
     }
 
     #[test]
