@@ -3,13 +3,18 @@
 //! without us.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use actix_cors::{Cors, CorsError};
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, ResponseError};
 
 use crate::config::{BrowserSettings, HttpSettings, IpNetwork};
@@ -160,7 +165,8 @@ fn acceptable(id: &str) -> bool {
 
 /// Middleware: gives every request an id, the client's `X-Request-Id` when it is a
 /// short token, else a new UUID, and returns it in `X-Request-Id` (the access log
-/// prints it from there).
+/// prints it from there). Lines logged while the request is handled carry it in the
+/// JSON log format.
 pub async fn request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -172,11 +178,126 @@ pub async fn request_id(
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut res = next.call(req).await?;
+    let mut res = crate::logging::with_request_id(id.clone(), next.call(req)).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+/// Middleware, the outermost: the access log, one line per request once its body has
+/// been sent (or dropped). The line says who asked (the address [`client_ip`] trusts),
+/// what (method, path without the query string, route template), the answer (status,
+/// bytes, milliseconds) and the request id; never a header, query string or body, so
+/// nothing secret reaches the log. Its record carries each of these as a key-value
+/// (target `access`): the text format prints the message, the JSON format the fields.
+pub async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    trusted: Arc<[IpNetwork]>,
+) -> Result<ServiceResponse<LoggedBody>, actix_web::Error> {
+    let started = Instant::now();
+    let client =
+        client_ip(req.request(), &trusted).map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let res = next.call(req).await?.map_into_boxed_body();
+    let entry = AccessEntry {
+        client,
+        method,
+        path,
+        // Known once the router has matched; none for the fallback.
+        route: res.request().match_pattern(),
+        status: res.status().as_u16(),
+        request_id: res
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned(),
+        started,
+    };
+    Ok(res.map_body(|_, body| LoggedBody {
+        body,
+        sent: 0,
+        entry: Some(entry),
+    }))
+}
+
+/// What the access log knows of a request before its body is sent.
+struct AccessEntry {
+    client: String,
+    method: String,
+    path: String,
+    route: Option<String>,
+    status: u16,
+    request_id: String,
+    started: Instant,
+}
+
+impl AccessEntry {
+    fn write(self, bytes: u64) {
+        let elapsed_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        // Microseconds are plenty, and keep the JSON number short.
+        let duration_ms = (elapsed_ms * 1000.0).round() / 1000.0;
+        let AccessEntry {
+            client,
+            method,
+            path,
+            route,
+            status,
+            request_id,
+            ..
+        } = self;
+        log::info!(
+            target: "access",
+            client_ip = client.as_str(),
+            method = method.as_str(),
+            route = route.as_deref(),
+            path = path.as_str(),
+            status = status,
+            bytes = bytes,
+            duration_ms = duration_ms,
+            request_id = request_id.as_str();
+            "{client} \"{method} {path}\" {status} {bytes} {elapsed_ms:.6}ms rid={request_id}"
+        );
+    }
+}
+
+/// A response body that writes the access log line when it is dropped, having counted
+/// the bytes sent.
+pub struct LoggedBody {
+    body: BoxBody,
+    sent: u64,
+    entry: Option<AccessEntry>,
+}
+
+impl MessageBody for LoggedBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let next = Pin::new(&mut this.body).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &next {
+            this.sent += chunk.len() as u64;
+        }
+        next
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            entry.write(self.sent);
+        }
+    }
 }
 
 /// The client's address: the TCP peer, unless the peer is one of `trusted` proxies;

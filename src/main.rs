@@ -118,12 +118,12 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    stores_api::logging::init(stores_api::config::log_format());
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(e) => {
             for line in &e.0 {
-                eprintln!("error: {line}");
+                stores_api::logging::report_error(line);
             }
             return ExitCode::FAILURE;
         }
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            stores_api::logging::report_error(&message);
             ExitCode::FAILURE
         }
     }

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Logger};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use actix_web_httpauth::middleware::HttpAuthentication;
 use utoipa_actix_web::AppExt;
@@ -14,7 +14,7 @@ use crate::auth::keys::KeyError;
 use crate::auth::middleware::validator;
 use crate::auth::revocation::{Follower, Revocations};
 use crate::auth::{audit, sessions};
-use crate::config::Settings;
+use crate::config::{IpNetwork, Settings};
 use crate::db::{self, SetupError};
 use crate::error::ApiError;
 use crate::http::SWAGGER_UI_PATH;
@@ -151,7 +151,7 @@ fn app(
     >,
 > {
     let settings = &state.settings.http;
-    let trusted = settings.trusted_proxies.clone();
+    let trusted: Arc<[IpNetwork]> = settings.trusted_proxies.clone().into();
     App::new()
         .app_data(state.clone())
         .app_data(state.token_check.clone())
@@ -171,16 +171,9 @@ fn app(
         .wrap(http::cors(settings, &state.settings.browser))
         .wrap(from_fn(http::render_bare_errors))
         .wrap(from_fn(http::request_id))
-        // No request header, query string or body: nothing secret reaches the log. The
-        // client's address is the one the rate limits see (TRUSTED_PROXIES).
-        .wrap(
-            Logger::new("%{client}xi \"%{method}xi %U\" %s %b %Dms rid=%{x-request-id}o")
-                .custom_request_replace("method", |req| req.method().to_string())
-                .custom_request_replace("client", move |req| {
-                    http::client_ip(req.request(), &trusted)
-                        .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
-                }),
-        )
+        .wrap(from_fn(move |req, next| {
+            http::access_log(req, next, Arc::clone(&trusted))
+        }))
         .into_utoipa_app()
         .configure(routes::configure)
         .into_app()

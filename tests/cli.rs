@@ -607,3 +607,59 @@ fn every_configuration_problem_is_reported_at_once_one_per_line() {
         );
     }
 }
+
+#[test]
+fn an_unknown_log_format_is_refused_naming_the_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_with(dir.path(), &[("LOG_FORMAT", "xml")]);
+    let out = run(&env, &["migrate"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        lines_naming(&stderr, "LOG_FORMAT"),
+        ["error: LOG_FORMAT: 'xml' is not a log format (use text or json)"],
+        "{stderr}"
+    );
+    assert!(!dir.path().join("cli.db").exists(), "nothing was migrated");
+}
+
+#[test]
+fn with_log_format_json_a_refused_setting_is_a_json_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_with(
+        dir.path(),
+        &[
+            ("LOG_FORMAT", "json"),
+            ("BCRYPT_COST", "99"),
+            ("DATABSE_URL", "x.db"),
+        ],
+    );
+    let out = run(&env, &["migrate"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = text(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}\n{stderr}")))
+        .collect();
+    let warning = lines
+        .iter()
+        .find(|l| l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("the misspelt DATABSE_URL is warned about: {stderr}"));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean DATABASE_URL?"),
+        "{stderr}"
+    );
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("BCRYPT_COST"),
+        "{stderr}"
+    );
+    assert!(errors[0]["time"].is_string(), "{stderr}");
+}

@@ -21,6 +21,8 @@ pub use sections::{
 };
 pub use values::{DatabaseUrl, IpNetwork, Secret};
 
+use crate::logging::LogFormat;
+
 const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// The path of the refresh token's cookie: the only route that reads it.
@@ -87,6 +89,8 @@ pub struct Settings {
     pub revocation: RevocationSettings,
     /// Admin to create or promote at start-up.
     pub admin: Option<AdminBootstrap>,
+    /// `LOG_FORMAT`: the format the binary's logger was installed with (see [`log_format`]).
+    pub log_format: LogFormat,
 }
 
 /// Every setting that could not be accepted, one line each.
@@ -115,21 +119,7 @@ impl Settings {
                 None
             })
             .unwrap_or(AppEnv::Development);
-        let config_dir = env
-            .get("CONFIG_DIR")
-            .cloned()
-            .unwrap_or_else(|| "config".to_string());
-        let dir = Path::new(&config_dir);
-        let raw = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .add_source(config::File::from(dir.join("default.toml")).required(false))
-            .add_source(config::File::from(dir.join(app_env.as_str())).required(false))
-            .add_source(
-                config::Environment::default()
-                    .source(Some(env.into_iter().collect()))
-                    .ignore_empty(true),
-            )
-            .build()
+        let raw = layers(env, app_env)
             .map_err(|e| ConfigError(vec![format!("configuration files: {e}")]))?;
         let mut r = Reader {
             raw: &raw,
@@ -155,6 +145,13 @@ impl Settings {
         let introspection_clients = sections::introspection_clients(&mut r);
         let revocation = sections::revocation(&mut r);
         let admin = sections::admin(&mut r);
+        let log_format = r
+            .string("log_format")
+            .parse::<LogFormat>()
+            .unwrap_or_else(|e| {
+                r.errors.push(e.to_string());
+                LogFormat::default()
+            });
 
         // Every bad setting has its line by now; the placeholders below are never used.
         let (true, Some(database), Some(tokens)) = (errors.is_empty(), database, tokens) else {
@@ -172,8 +169,52 @@ impl Settings {
             introspection_clients,
             revocation,
             admin,
+            log_format,
         })
     }
+}
+
+/// The compiled-in defaults, then `config/default.toml` and `config/<APP_ENV>.toml`
+/// from `CONFIG_DIR`, then `env`.
+fn layers(
+    env: HashMap<String, String>,
+    app_env: AppEnv,
+) -> Result<config::Config, config::ConfigError> {
+    let config_dir = env
+        .get("CONFIG_DIR")
+        .cloned()
+        .unwrap_or_else(|| "config".to_string());
+    let dir = Path::new(&config_dir);
+    config::Config::builder()
+        .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+        .add_source(config::File::from(dir.join("default.toml")).required(false))
+        .add_source(config::File::from(dir.join(app_env.as_str())).required(false))
+        .add_source(
+            config::Environment::default()
+                .source(Some(env.into_iter().collect()))
+                .ignore_empty(true),
+        )
+        .build()
+}
+
+/// `LOG_FORMAT` from the same files and environment as [`Settings::load`], read before
+/// the settings so that the logger exists, in its format, when they warn or fail. A
+/// value that names no format reads as text here; [`Settings::load`] refuses it.
+pub fn log_format() -> LogFormat {
+    log_format_from(std::env::vars().collect())
+}
+
+/// [`log_format`] with `env` standing in for the process environment.
+pub fn log_format_from(env: HashMap<String, String>) -> LogFormat {
+    let app_env = env
+        .get("APP_ENV")
+        .and_then(|v| v.parse::<AppEnv>().ok())
+        .unwrap_or(AppEnv::Development);
+    layers(env, app_env)
+        .ok()
+        .and_then(|raw| raw.get_string("log_format").ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_default()
 }
 
 /// Variables the service reads besides the settings in `config/default.toml`.
@@ -507,6 +548,37 @@ mod tests {
         assert!(warnings[0].starts_with("DATABSE_URL ") && warnings[0].ends_with("DATABASE_URL?"));
         assert!(
             warnings[1].starts_with("JWT_SECRT_KEY ") && warnings[1].ends_with("JWT_SECRET_KEY?")
+        );
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let format = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("APP_ENV", "test"), ("JWT_SECRET_KEY", KEY)];
+            all.extend_from_slice(pairs);
+            Settings::load_from(env(&all)).map(|s| s.log_format)
+        };
+        assert_eq!(format(&[]).unwrap(), LogFormat::Text);
+        assert_eq!(format(&[("LOG_FORMAT", "json")]).unwrap(), LogFormat::Json);
+        assert_eq!(format(&[("LOG_FORMAT", "Text")]).unwrap(), LogFormat::Text);
+        let err = format(&[("LOG_FORMAT", "logfmt")]).unwrap_err();
+        assert_eq!(
+            err.0,
+            ["LOG_FORMAT: 'logfmt' is not a log format (use text or json)"]
+        );
+        // Read before the settings, a bad value falls back to text (and is refused later).
+        assert_eq!(
+            log_format_from(env(&[("LOG_FORMAT", "json")])),
+            LogFormat::Json
+        );
+        assert_eq!(
+            log_format_from(env(&[("LOG_FORMAT", "logfmt")])),
+            LogFormat::Text
+        );
+        assert_eq!(log_format_from(env(&[])), LogFormat::Text);
+        assert_eq!(
+            misspelt(["LOG_FROMAT"].into_iter()),
+            ["LOG_FROMAT is not a setting of this service and is ignored; did you mean LOG_FORMAT?"]
         );
     }
 

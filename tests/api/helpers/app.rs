@@ -46,7 +46,7 @@ pub fn on_postgres() -> bool {
 }
 
 /// When TEST_LOG_FILE is set, sends every test server's log to that file (appended),
-/// at RUST_LOG's level or debug, so that scripts/log-scan.sh can search a whole run for
+/// at RUST_LOG's level or debug and in LOG_FORMAT's format, so that scripts/log-scan.sh can search a whole run for
 /// secrets. Once per test binary: the logger is global.
 fn capture_logs() {
     static INIT: Once = Once::new();
@@ -59,7 +59,12 @@ fn capture_logs() {
             .append(true)
             .open(&path)
             .unwrap_or_else(|e| panic!("TEST_LOG_FILE {}: {e}", path.to_string_lossy()));
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("debug"))
+        // LOG_FORMAT as the binary reads it, so that the scan covers both formats.
+        let format = std::env::var("LOG_FORMAT")
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        stores_api::logging::builder(format, "debug")
             .target(env_logger::Target::Pipe(Box::new(file)))
             .write_style(env_logger::WriteStyle::Never)
             .init();
