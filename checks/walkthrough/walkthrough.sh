@@ -237,6 +237,19 @@ api 200 POST /logout FRESH
 api 401 GET /me FRESH
 expect_field error token_revoked
 
+step "Each user has a security log (newest first): this login, the logout before it, the reuse"
+api 200 POST /login "" "$(credentials "$USERNAME" "$PASSWORD")"
+AGAIN="$(json_get access_token)"
+api 200 GET "/me/audit?limit=3" AGAIN
+expect_field events.0.action login
+expect_field events.1.action logout
+api 200 GET "/me/audit?action=refresh_reuse" AGAIN
+expect_field events.0.outcome failed
+
+step "The admin reads the whole audit log, filtered: here every refresh reuse"
+api 200 GET "/audit?action=refresh_reuse&limit=5" ADMIN
+expect_field events.0.action refresh_reuse
+
 step "The admin logs out too"
 api 200 POST /logout ADMIN
 
