@@ -945,3 +945,191 @@ async fn the_start_up_admin_is_recorded_once() {
     assert_eq!(event["target_id"], admin.id, "{event:#}");
     assert_eq!(event["details"]["via"], "startup", "{event:#}");
 }
+
+// What failed and limited attempts leave
+
+#[actix_web::test]
+async fn failed_and_limited_password_checks_are_recorded() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 2;
+    })
+    .await;
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let token = &admin.tokens.access;
+
+    let body = credentials(&user.username, "wrong-password-3");
+    let resp = send(&app, Method::POST, "/fresh-login", None, Some(body)).await;
+    assert_error(resp, 401, "invalid_credentials").await;
+    at_least(&app, token, "action=fresh_login&outcome=failed", 1).await;
+    let resp = try_login(&app, &user.username, "wrong-password-3").await;
+    assert_error(resp, 401, "invalid_credentials").await;
+    at_least(&app, token, "action=login&outcome=failed", 1).await;
+    // Two failures: the right password is refused too, and that is recorded as limited.
+    let resp = try_login(&app, &user.username, PASSWORD).await;
+    assert_error(resp, 429, "too_many_requests").await;
+    let limited = at_least(&app, token, "outcome=limited", 1).await;
+
+    let body = json!({"current_password": "wrong-password-3", "new_password": "next-password-5"});
+    let resp = send(
+        &app,
+        Method::PUT,
+        "/me/password",
+        Some(&user.tokens.access),
+        Some(body),
+    )
+    .await;
+    assert_invalid(resp, "json", &["current_password"]).await;
+    let changed = at_least(&app, token, "action=password_changed", 1).await;
+
+    let u = Some(user.id);
+    let fresh = all_events(&app, token, "action=fresh_login").await;
+    assert_eq!(fresh.len(), 1, "{fresh:#?}");
+    Expected::new("fresh_login", u, u)
+        .failed()
+        .check(&fresh[0], 0);
+    let failed = all_events(&app, token, "action=login&outcome=failed").await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    Expected::new("login", u, u).failed().check(&failed[0], 1);
+    // Limited before the account was read: the name says who was tried.
+    assert_eq!(limited.len(), 1, "{limited:#?}");
+    let mut expected =
+        Expected::new("login", None, None).details(json!({"username": user.username}));
+    expected.outcome = "limited";
+    expected.check(&limited[0], 2);
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    Expected::new("password_changed", u, u)
+        .failed()
+        .session(&sid(&user.tokens.access))
+        .check(&changed[0], 3);
+
+    // The password did not change.
+    let resp = send(&app, Method::GET, "/me", Some(&user.tokens.access), None).await;
+    ok_json(resp).await;
+}
+
+#[actix_web::test]
+async fn a_failed_login_names_only_a_name_that_could_be_an_account() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+    })
+    .await;
+    let admin = app.admin().await;
+    let long = "n".repeat(81);
+    let tried = [
+        ("  spaced-ghost  ", Some("spaced-ghost")),
+        ("ab", None),
+        (long.as_str(), None),
+        ("bell\u{7}ghost", None),
+        ("nul\u{0}ghost", None),
+    ];
+    for (name, _) in &tried {
+        let resp = try_login(&app, name, "wrong-password-3").await;
+        assert_error(resp, 401, "invalid_credentials").await;
+    }
+    let events = at_least(
+        &app,
+        &admin.tokens.access,
+        "action=login&outcome=failed",
+        tried.len(),
+    )
+    .await;
+    assert_eq!(
+        events.len(),
+        tried.len(),
+        "one event per attempt: {events:#?}"
+    );
+    let mut named: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| {
+            assert!(e["actor_id"].is_null() && e["target_id"].is_null(), "{e:#}");
+            e["details"]["username"].as_str()
+        })
+        .collect();
+    named.sort();
+    let mut wanted: Vec<Option<&str>> = tried.iter().map(|(_, w)| *w).collect();
+    wanted.sort();
+    assert_eq!(named, wanted);
+    for event in &events {
+        let text = event.to_string();
+        assert!(!text.contains(&long) && !text.contains("bell"), "{text}");
+    }
+}
+
+#[actix_web::test]
+async fn the_address_is_the_trusted_client_address_and_the_agent_is_cut_at_256_characters() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.trusted_proxies =
+            vec![stores_api::config::IpNetwork::parse("127.0.0.1").expect("a block")];
+    })
+    .await;
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let agent: String = "0123456789".repeat(30);
+    let resp = app
+        .call(Method::POST, "/login")
+        .header("X-Forwarded-For", "198.51.100.7, 203.0.113.9")
+        .header("User-Agent", &agent)
+        .json(&credentials(&user.username, PASSWORD))
+        .send()
+        .await;
+    let tokens = Tokens::of(&ok_json(resp).await);
+
+    let (events, _) = page(&app, "/audit", &admin.tokens.access, "ip=203.0.113.9").await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = &events[0];
+    assert_eq!(
+        event["session_id"].as_str(),
+        Some(sid(&tokens.access).as_str())
+    );
+    let stored = event["user_agent"].as_str().expect("user_agent");
+    assert_eq!(stored, &agent[..256], "the first 256 characters");
+    let (others, _) = page(&app, "/audit", &admin.tokens.access, "ip=198.51.100.7").await;
+    assert_eq!(others, Vec::<Value>::new(), "the address the proxy saw");
+}
+
+#[actix_web::test]
+async fn logins_shed_by_the_hashing_pool_are_recorded_as_limited() {
+    // As in the hashing tests: one thread, one waiting slot, slow hashes, no wait.
+    let app = TestApp::spawn_with(|s| {
+        s.passwords.bcrypt_cost = 10;
+        s.passwords.hash_threads = 1;
+        s.passwords.hash_queue = 1;
+        s.passwords.hash_wait = Duration::ZERO;
+        s.limits.auth_per_minute = 0;
+        s.limits.login_failures = 0;
+    })
+    .await;
+    let admin = app.admin().await;
+    let names: Vec<String> = (0..12).map(|i| format!("storm-{i:02}")).collect();
+    let storm = names
+        .iter()
+        .map(|name| try_login(&app, name, "wrong-password-3"));
+    let mut shed = Vec::new();
+    let mut refused = 0;
+    for (i, resp) in join_all(storm).await.into_iter().enumerate() {
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::SERVICE_UNAVAILABLE => shed.push(names[i].clone()),
+            other => panic!("a login of the storm got {other}"),
+        }
+    }
+    assert!(!shed.is_empty(), "nothing was shed");
+    let token = &admin.tokens.access;
+    let limited = at_least(&app, token, "action=login&outcome=limited", shed.len()).await;
+    let mut named: Vec<String> = limited
+        .iter()
+        .map(|e| {
+            e["details"]["username"]
+                .as_str()
+                .expect("username")
+                .to_owned()
+        })
+        .collect();
+    named.sort();
+    assert_eq!(named, shed, "each shed login, by name");
+    let failed = at_least(&app, token, "action=login&outcome=failed", refused).await;
+    assert_eq!(failed.len(), refused);
+}
