@@ -717,41 +717,47 @@ async fn pages_neither_repeat_nor_skip_while_events_are_added() {
 
 // Atomicity
 
-/// Makes the database refuse to write any `password_changed` event.
-fn refuse_password_events(conn: &mut PooledConnection) {
-    let statements: &[&str] = if on_postgres() {
-        &[
-            "CREATE FUNCTION refuse_password_event() RETURNS trigger AS $$ \
-             BEGIN RAISE EXCEPTION 'refused'; END; $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse_password_event BEFORE INSERT ON audit_events \
-             FOR EACH ROW WHEN (NEW.action = 'password_changed') \
-             EXECUTE FUNCTION refuse_password_event()",
+/// Makes the database refuse to write any event of `action`, as a failure inside the
+/// transaction of its change.
+fn refuse_events(conn: &mut PooledConnection, action: &str) {
+    let statements: Vec<String> = if on_postgres() {
+        vec![
+            format!(
+                "CREATE FUNCTION refuse_{action}() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'refused'; END; $$ LANGUAGE plpgsql"
+            ),
+            format!(
+                "CREATE TRIGGER refuse_{action} BEFORE INSERT ON audit_events \
+                 FOR EACH ROW WHEN (NEW.action = '{action}') \
+                 EXECUTE FUNCTION refuse_{action}()"
+            ),
         ]
     } else {
-        &[
-            "CREATE TRIGGER refuse_password_event BEFORE INSERT ON audit_events \
-           WHEN NEW.action = 'password_changed' \
-           BEGIN SELECT RAISE(ABORT, 'refused'); END",
-        ]
+        vec![format!(
+            "CREATE TRIGGER refuse_{action} BEFORE INSERT ON audit_events \
+             WHEN NEW.action = '{action}' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )]
     };
     for statement in statements {
-        diesel::sql_query(*statement)
+        diesel::sql_query(statement)
             .execute(&mut **conn)
             .expect("create the trigger");
     }
 }
 
-fn allow_password_events(conn: &mut PooledConnection) {
-    let statements: &[&str] = if on_postgres() {
-        &[
-            "DROP TRIGGER refuse_password_event ON audit_events",
-            "DROP FUNCTION refuse_password_event()",
+/// Undoes [`refuse_events`].
+fn allow_events(conn: &mut PooledConnection, action: &str) {
+    let statements: Vec<String> = if on_postgres() {
+        vec![
+            format!("DROP TRIGGER refuse_{action} ON audit_events"),
+            format!("DROP FUNCTION refuse_{action}()"),
         ]
     } else {
-        &["DROP TRIGGER refuse_password_event"]
+        vec![format!("DROP TRIGGER refuse_{action}")]
     };
     for statement in statements {
-        diesel::sql_query(*statement)
+        diesel::sql_query(statement)
             .execute(&mut **conn)
             .expect("drop the trigger");
     }
@@ -766,7 +772,7 @@ async fn a_password_change_whose_event_fails_does_not_happen() {
     let query = format!("action=password_changed&user_id={}", user.id);
 
     let mut conn = own_connection(&app);
-    refuse_password_events(&mut conn);
+    refuse_events(&mut conn, "password_changed");
     let resp = app
         .change_password(&user.tokens.access, PASSWORD, new)
         .await;
@@ -786,7 +792,7 @@ async fn a_password_change_whose_event_fails_does_not_happen() {
         Vec::<Value>::new()
     );
 
-    allow_password_events(&mut conn);
+    allow_events(&mut conn, "password_changed");
     ok_json(app.change_password(&fresh.access, PASSWORD, new).await).await;
     app.login(&user.username, new).await;
     assert_eq!(
@@ -808,15 +814,178 @@ async fn a_password_change_that_fails_ends_no_session() {
     let other = app.another_login(&user).await;
 
     let mut conn = own_connection(&app);
-    refuse_password_events(&mut conn);
+    refuse_events(&mut conn, "password_changed");
     let resp = app
         .change_password(&user.tokens.access, PASSWORD, "brand-new-password-4")
         .await;
     assert!(!resp.status().is_success(), "{}", resp.status());
-    allow_password_events(&mut conn);
+    allow_events(&mut conn, "password_changed");
 
     ok_json(app.get("/me", Some(&other.access)).await).await;
     ok_json(app.get("/me", Some(&user.tokens.access)).await).await;
+}
+
+/// GET /sessions with `token`: how many live sessions its user has.
+async fn live_sessions(app: &TestApp, token: &str) -> usize {
+    ok_json(app.get("/sessions", Some(token)).await)
+        .await
+        .as_array()
+        .expect("a list")
+        .len()
+}
+
+#[actix_web::test]
+async fn a_registration_or_login_whose_event_fails_does_not_happen() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let mut conn = own_connection(&app);
+
+    refuse_events(&mut conn, "register");
+    let resp = app.register("never-made", PASSWORD).await;
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    allow_events(&mut conn, "register");
+    let resp = app.try_login("never-made", PASSWORD).await;
+    assert_error(resp, 401, "invalid_credentials").await;
+    assert_eq!(app.register("never-made", PASSWORD).await.status(), 201);
+
+    refuse_events(&mut conn, "login");
+    let resp = app.try_login(&user.username, PASSWORD).await;
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    allow_events(&mut conn, "login");
+    assert_eq!(
+        live_sessions(&app, &user.tokens.access).await,
+        1,
+        "no session opened"
+    );
+    app.another_login(&user).await;
+    assert_eq!(live_sessions(&app, &user.tokens.access).await, 2);
+}
+
+#[actix_web::test]
+async fn an_admin_change_whose_event_fails_does_not_happen() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let token = &admin.tokens.access;
+    let path = format!("/user/{}", user.id);
+    let mut conn = own_connection(&app);
+
+    refuse_events(&mut conn, "promoted");
+    let resp = app
+        .patch(&path, Some(token), json!({"is_admin": true}))
+        .await;
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    allow_events(&mut conn, "promoted");
+    assert_eq!(app.fetch(&path, token).await["is_admin"], false);
+
+    refuse_events(&mut conn, "user_deleted");
+    let resp = app.delete(&path, Some(token)).await;
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    allow_events(&mut conn, "user_deleted");
+    assert_eq!(app.fetch(&path, token).await["id"], user.id);
+    app.another_login(&user).await;
+    let query = format!("user_id={}&action=promoted", user.id);
+    assert_eq!(all_events(&app, token, &query).await, Vec::<Value>::new());
+    let query = format!("user_id={}&action=user_deleted", user.id);
+    assert_eq!(all_events(&app, token, &query).await, Vec::<Value>::new());
+}
+
+#[actix_web::test]
+#[ignore = "bug: a rolled-back DELETE /user/{id} leaves the user noted as deleted in the \
+            in-memory revocation set: the user still exists and logs in, but every token \
+            is refused (token_revoked) on the instance that served the deletion"]
+async fn a_deletion_whose_event_fails_does_not_lock_the_user_out() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let mut conn = own_connection(&app);
+    refuse_events(&mut conn, "user_deleted");
+    let path = format!("/user/{}", user.id);
+    let resp = app.delete(&path, Some(&admin.tokens.access)).await;
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    allow_events(&mut conn, "user_deleted");
+
+    let again = app.another_login(&user).await;
+    // Another instance, which learns revocations from the database, accepts the token.
+    let sibling = app.spawn_sibling().await;
+    ok_json(sibling.get("/me", Some(&again.access)).await).await;
+    ok_json(app.get("/me", Some(&again.access)).await).await;
+}
+
+#[actix_web::test]
+#[ignore = "bug: the in-memory revocation set is updated inside the transaction, before \
+            it commits; a rolled-back logout, session end, promotion, revocation or \
+            deletion still refuses the user's tokens on the instance that served it"]
+async fn a_change_whose_event_fails_ends_no_session() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let token = &admin.tokens.access;
+    let path = format!("/user/{}", user.id);
+    let mut conn = own_connection(&app);
+    let mut refused = |action: &str| {
+        refuse_events(&mut conn, action);
+        action.to_owned()
+    };
+    let mut failures = Vec::new();
+
+    let action = refused("logout");
+    let resp = app.post("/logout", Some(&user.tokens.access), None).await;
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    if !app
+        .get("/me", Some(&user.tokens.access))
+        .await
+        .status()
+        .is_success()
+    {
+        failures.push(action);
+    }
+    let kept = app.another_login(&user).await;
+    let other = app.another_login(&user).await;
+    let action = refused("session_revoked");
+    let resp = app
+        .delete(
+            &format!("/sessions/{}", sid(&other.access)),
+            Some(&kept.access),
+        )
+        .await;
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    if !app
+        .get("/me", Some(&other.access))
+        .await
+        .status()
+        .is_success()
+    {
+        failures.push(action);
+    }
+    for (action, method, target, body) in [
+        (
+            "promoted",
+            Method::PATCH,
+            path.clone(),
+            Some(json!({"is_admin": true})),
+        ),
+        ("admin_revoke", Method::POST, format!("{path}/revoke"), None),
+        ("user_deleted", Method::DELETE, path.clone(), None),
+    ] {
+        let tokens = app.another_login(&user).await;
+        let action = refused(action);
+        let resp = app.request(method, &target, Some(token), body).await;
+        assert!(!resp.status().is_success(), "{}", resp.status());
+        if !app
+            .get("/me", Some(&tokens.access))
+            .await
+            .status()
+            .is_success()
+        {
+            failures.push(action);
+        }
+    }
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "rolled back, yet the sessions ended"
+    );
 }
 
 // Retention
