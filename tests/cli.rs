@@ -764,3 +764,74 @@ async fn operator_commands_are_in_the_audit_log_and_its_export() {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert_eq!(export(&env, &["--since", &later]), Vec::<Value>::new());
 }
+
+#[test]
+fn key_commands_are_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = keys_env(dir.path());
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_success(&run(&env, &["keys", "generate"], None));
+    assert_success(&run(
+        &env,
+        &["keys", "generate", "--algorithm", "ES256"],
+        None,
+    ));
+    // Refused (not published long enough): nothing happened, nothing is recorded.
+    assert_failure(&run(&env, &["keys", "rotate"], None));
+    assert_success(&run(&env, &["keys", "rotate", "--wait"], None));
+    let (first, next) = {
+        let mut states = key_states(&env);
+        states.sort_by_key(|(_, state)| state != "retired");
+        (states[0].0.clone(), states[1].0.clone())
+    };
+
+    let events = export(&env, &["--since", &before]);
+    let got: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            assert!(e["actor_id"].is_null() && e["target_id"].is_null(), "{e}");
+            assert_eq!(e["details"]["via"], "cli", "{e}");
+            assert_eq!(e["outcome"], "ok", "{e}");
+            (
+                e["action"].as_str().expect("action").to_owned(),
+                e["details"]["kid"].as_str().expect("kid").to_owned(),
+            )
+        })
+        .collect();
+    let wanted = [
+        ("key_generated", &first),
+        ("key_generated", &next),
+        ("key_rotated", &next),
+    ]
+    .map(|(a, k)| (a.to_owned(), k.clone()));
+    assert_eq!(got, wanted);
+}
+
+#[test]
+fn admin_revoke_is_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_success(&run(
+        &env,
+        &["admin", "create", "carol"],
+        Some("carol-password-1\n"),
+    ));
+    assert_success(&run(&env, &["admin", "revoke", "carol"], None));
+    // A refused command records nothing.
+    assert_failure(&run(&env, &["admin", "revoke", "nobody"], None));
+
+    let events = export(&env, &["--since", &before]);
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions, ["register", "admin_revoke"]);
+    let revoke = &events[1];
+    assert!(revoke["actor_id"].is_null(), "{revoke}");
+    assert_eq!(revoke["target_id"], events[0]["target_id"], "{revoke}");
+    assert_eq!(revoke["details"]["via"], "cli", "{revoke}");
+    assert_eq!(revoke["details"]["sessions_ended"], 0, "{revoke}");
+}
