@@ -632,6 +632,13 @@ async fn each_filter_narrows_the_log_and_they_combine() {
     let until = ids_of(&all_events(&app, token, &format!("until={at}")).await);
     assert_eq!(until, matching(&|e| at_of(e) < pivot), "until={at}");
     assert!(!until.contains(&id(middle)), "until is exclusive");
+    // The same instant in another offset, with more digits.
+    let shifted = pivot
+        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).expect("an offset"))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, false)
+        .replace('+', "%2B");
+    let got = ids_of(&all_events(&app, token, &format!("since={shifted}")).await);
+    assert_eq!(got, since, "since={shifted}");
     let both = format!("since={at}&until={at}&action=login");
     assert_eq!(
         ids_of(&all_events(&app, token, &both).await),
