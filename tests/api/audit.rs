@@ -727,23 +727,27 @@ async fn pages_neither_repeat_nor_skip_while_events_are_added() {
 /// Makes the database refuse to write any event of `action`, as a failure inside the
 /// transaction of its change.
 fn refuse_events(conn: &mut PooledConnection, action: &str) {
+    refuse_where(conn, action, &format!("NEW.action = '{action}'"));
+}
+
+/// Makes the database refuse to write an event while `condition` (SQL on `NEW`) holds,
+/// through a trigger named after `name`.
+fn refuse_where(conn: &mut PooledConnection, name: &str, condition: &str) {
     let statements: Vec<String> = if on_postgres() {
         vec![
             format!(
-                "CREATE FUNCTION refuse_{action}() RETURNS trigger AS $$ \
+                "CREATE FUNCTION refuse_{name}() RETURNS trigger AS $$ \
                  BEGIN RAISE EXCEPTION 'refused'; END; $$ LANGUAGE plpgsql"
             ),
             format!(
-                "CREATE TRIGGER refuse_{action} BEFORE INSERT ON audit_events \
-                 FOR EACH ROW WHEN (NEW.action = '{action}') \
-                 EXECUTE FUNCTION refuse_{action}()"
+                "CREATE TRIGGER refuse_{name} BEFORE INSERT ON audit_events \
+                 FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION refuse_{name}()"
             ),
         ]
     } else {
         vec![format!(
-            "CREATE TRIGGER refuse_{action} BEFORE INSERT ON audit_events \
-             WHEN NEW.action = '{action}' \
-             BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            "CREATE TRIGGER refuse_{name} BEFORE INSERT ON audit_events \
+             WHEN {condition} BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )]
     };
     for statement in statements {
@@ -753,7 +757,7 @@ fn refuse_events(conn: &mut PooledConnection, action: &str) {
     }
 }
 
-/// Undoes [`refuse_events`].
+/// Undoes [`refuse_events`] or [`refuse_where`].
 fn allow_events(conn: &mut PooledConnection, action: &str) {
     let statements: Vec<String> = if on_postgres() {
         vec![
@@ -992,6 +996,61 @@ async fn a_change_whose_event_fails_ends_no_session() {
         failures,
         Vec::<String>::new(),
         "rolled back, yet the sessions ended"
+    );
+}
+
+#[actix_web::test]
+#[ignore = "bug: a batch of queued events (failed and limited logins) whose write fails \
+            is dropped: neither retried nor counted in an unrecorded event"]
+async fn a_failed_login_whose_batch_cannot_be_written_is_not_silently_lost() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let token = &admin.tokens.access;
+    let mut conn = own_connection(&app);
+    refuse_where(
+        &mut conn,
+        "lost",
+        "NEW.action = 'login' AND NEW.details LIKE '%lost-ghost%'",
+    );
+    let resp = try_login(&app, "lost-ghost", "wrong-password-3").await;
+    assert_error(resp, 401, "invalid_credentials").await;
+    // Batches are written in order: once a later failed login is in the log, the write
+    // of the refused one has been tried.
+    let started = Instant::now();
+    loop {
+        let resp = try_login(&app, "seen-ghost", "wrong-password-3").await;
+        assert_error(resp, 401, "invalid_credentials").await;
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        if !all_events(&app, token, "outcome=failed").await.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < QUEUE_WAIT,
+            "no failed login reaches the log"
+        );
+    }
+    allow_events(&mut conn, "lost");
+
+    let resp = try_login(&app, "probe-ghost", "wrong-password-3").await;
+    assert_error(resp, 401, "invalid_credentials").await;
+    let started = Instant::now();
+    let events = loop {
+        let events = all_events(&app, token, "outcome=failed").await;
+        if events
+            .iter()
+            .any(|e| e["details"]["username"] == "probe-ghost")
+        {
+            break events;
+        }
+        assert!(started.elapsed() < QUEUE_WAIT, "the probe reaches the log");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        events
+            .iter()
+            .any(|e| e["details"]["username"] == "lost-ghost"
+                || e["details"]["unrecorded"].as_u64().is_some_and(|n| n >= 1)),
+        "the refused failed login is written later, or at least counted: {events:#?}"
     );
 }
 
