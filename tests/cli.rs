@@ -663,3 +663,231 @@ fn with_log_format_json_a_refused_setting_is_a_json_error_line() {
     );
     assert!(errors[0]["time"].is_string(), "{stderr}");
 }
+
+// The audit log
+
+#[test]
+fn audit_help_explains_the_export() {
+    let out = run(&[], &["audit", "--help"], None);
+    assert_success(&out);
+    assert!(text(&out.stdout).contains("export"), "{}", describe(&out));
+    let out = run(&[], &["audit", "export", "--help"], None);
+    assert_success(&out);
+    let stdout = text(&out.stdout);
+    for word in ["--since", "--until", "NDJSON", "RFC 3339", "oldest first"] {
+        assert!(
+            stdout.contains(word),
+            "export --help mentions {word}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn audit_export_refuses_a_time_that_is_not_rfc_3339() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    for args in [
+        &["audit", "export", "--since", "yesterday"][..],
+        &[
+            "audit",
+            "export",
+            "--since",
+            "2026-12-01T00:00:00Z",
+            "--until",
+            "tomorrow",
+        ][..],
+    ] {
+        let out = run(&env, args, None);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let name = if args.contains(&"tomorrow") {
+            "--until"
+        } else {
+            "--since"
+        };
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(name) && l.contains("RFC 3339")),
+            "one line names {name} and RFC 3339: {}",
+            describe(&out)
+        );
+        assert!(text(&out.stdout).is_empty(), "{}", describe(&out));
+    }
+}
+
+/// GET /audit as `token`: every event, newest first.
+async fn audit_events(address: &str, client: &reqwest::Client, token: &str) -> Vec<Value> {
+    let resp = client
+        .get(format!("{address}/audit?limit=1000"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["next_cursor"], Value::Null, "{body}");
+    body["events"].as_array().expect("events").clone()
+}
+
+/// `stores-api audit export` with `args`: the events it printed, one a line.
+fn export(env: &[(String, String)], args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["audit", "export"];
+    all.extend_from_slice(args);
+    let out = run(env, &all, None);
+    assert_success(&out);
+    text(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("each line is JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn operator_commands_are_in_the_audit_log_and_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_success(&run(&env, &["migrate"], None));
+    assert_success(&run(
+        &env,
+        &["admin", "create", "bob"],
+        Some("bob-password-1\n"),
+    ));
+    assert_success(&run(&env, &["admin", "demote", "bob"], None));
+    assert_success(&run(&env, &["admin", "promote", "bob"], None));
+
+    let (address, client) = serve(&env).await;
+    let token = login(&address, &client, "bob", "bob-password-1").await;
+    let (_, me) = me(&address, &client, &token).await;
+    let bob = me["id"].as_i64().expect("id");
+    let events = audit_events(&address, &client, &token).await;
+    let actions: Vec<&str> = events
+        .iter()
+        .rev()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions, ["register", "demoted", "promoted", "login"]);
+    for event in &events[1..] {
+        assert!(event["actor_id"].is_null(), "no user acted: {event}");
+        assert_eq!(event["target_id"], bob, "{event}");
+        assert_eq!(event["details"]["via"], "cli", "{event}");
+        assert!(
+            event["ip"].is_null() && event["user_agent"].is_null(),
+            "{event}"
+        );
+    }
+    assert_eq!(events[1]["action"], "promoted");
+    assert_eq!(events[3]["details"]["admin"], true, "{}", events[3]);
+
+    // The export: the same events, oldest first, one JSON object a line.
+    let exported = export(&env, &["--since", &before]);
+    let mut newest_first = exported.clone();
+    newest_first.reverse();
+    assert_eq!(newest_first, events, "the export is what GET /audit shows");
+    for event in &exported {
+        for field in [
+            "id",
+            "at",
+            "action",
+            "outcome",
+            "actor_id",
+            "target_id",
+            "session_id",
+            "ip",
+            "user_agent",
+            "details",
+        ] {
+            assert!(event.get(field).is_some(), "{field} in {event}");
+        }
+    }
+
+    // --until stops before the promotion; --since from it.
+    let promoted_at = events[1]["at"].as_str().expect("at");
+    let until = export(&env, &["--since", &before, "--until", promoted_at]);
+    let since = export(&env, &["--since", promoted_at]);
+    let actions = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["action"].as_str().expect("action").to_owned())
+            .collect()
+    };
+    assert_eq!(actions(&until), ["register", "demoted"]);
+    assert_eq!(actions(&since), ["promoted", "login"]);
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(export(&env, &["--since", &later]), Vec::<Value>::new());
+}
+
+#[test]
+fn key_commands_are_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = keys_env(dir.path());
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_success(&run(&env, &["keys", "generate"], None));
+    assert_success(&run(
+        &env,
+        &["keys", "generate", "--algorithm", "ES256"],
+        None,
+    ));
+    // Refused (not published long enough): nothing happened, nothing is recorded.
+    assert_failure(&run(&env, &["keys", "rotate"], None));
+    assert_success(&run(&env, &["keys", "rotate", "--wait"], None));
+    let (first, next) = {
+        let mut states = key_states(&env);
+        states.sort_by_key(|(_, state)| state != "retired");
+        (states[0].0.clone(), states[1].0.clone())
+    };
+
+    let events = export(&env, &["--since", &before]);
+    let got: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            assert!(e["actor_id"].is_null() && e["target_id"].is_null(), "{e}");
+            assert_eq!(e["details"]["via"], "cli", "{e}");
+            assert_eq!(e["outcome"], "ok", "{e}");
+            (
+                e["action"].as_str().expect("action").to_owned(),
+                e["details"]["kid"].as_str().expect("kid").to_owned(),
+            )
+        })
+        .collect();
+    let wanted = [
+        ("key_generated", &first),
+        ("key_generated", &next),
+        ("key_rotated", &next),
+    ]
+    .map(|(a, k)| (a.to_owned(), k.clone()));
+    assert_eq!(got, wanted);
+}
+
+#[test]
+fn admin_revoke_is_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = operator_env(dir.path());
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_success(&run(
+        &env,
+        &["admin", "create", "carol"],
+        Some("carol-password-1\n"),
+    ));
+    assert_success(&run(&env, &["admin", "revoke", "carol"], None));
+    // A refused command records nothing.
+    assert_failure(&run(&env, &["admin", "revoke", "nobody"], None));
+
+    let events = export(&env, &["--since", &before]);
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions, ["register", "admin_revoke"]);
+    let revoke = &events[1];
+    assert!(revoke["actor_id"].is_null(), "{revoke}");
+    assert_eq!(revoke["target_id"], events[0]["target_id"], "{revoke}");
+    assert_eq!(revoke["details"]["via"], "cli", "{revoke}");
+    assert_eq!(revoke["details"]["sessions_ended"], 0, "{revoke}");
+}

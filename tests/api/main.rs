@@ -1,6 +1,7 @@
 //! Black-box tests over HTTP against the real server (SQLite; PostgreSQL too when
 //! TEST_DATABASE_URL is set). One binary, one module per feature.
 
+mod audit;
 mod auth;
 mod browser;
 mod cluster;
