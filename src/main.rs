@@ -85,7 +85,9 @@ enum AuditCommand {
         /// The first time to include (RFC 3339, e.g. 2026-12-01T00:00:00Z).
         #[arg(long)]
         since: String,
-        /// The time to stop before (RFC 3339; default: now).
+        /// The time to stop before (RFC 3339; default: no end, every event written so
+        /// far). On PostgreSQL, end the range a few seconds in the past: an event whose
+        /// transaction is still committing is not exported yet.
         #[arg(long)]
         until: Option<String>,
     },

@@ -129,10 +129,14 @@ impl Application {
         keys.abort();
         pruner.abort();
         follower.abort();
-        audit.abort();
-        // What the last requests queued is written before the process ends.
-        if let Err(e) = self.state.accounts.audit.flush(&self.state.pool).await {
-            log::warn!("writing queued audit events failed: {e}");
+        // What the last requests queued is written before the process ends, the batch
+        // in flight included; bounded, for a database that no longer answers.
+        self.state.accounts.audit.close();
+        if actix_web::rt::time::timeout(AUDIT_DRAIN_WAIT, audit)
+            .await
+            .is_err()
+        {
+            log::warn!("audit events still queued after {AUDIT_DRAIN_WAIT:?}: not written");
         }
         result
     }
@@ -298,6 +302,9 @@ async fn follow_keys(state: web::Data<AppState>) {
         }
     }
 }
+
+/// How long a stopping server waits for the queued audit events to be written.
+const AUDIT_DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Writes the queued audit events (failed and limited logins) as they come, in batches.
 async fn write_audit_queue(state: web::Data<AppState>) {

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -482,9 +482,12 @@ pub fn prune(conn: &mut DbConnection, cutoff: NaiveDateTime) -> Result<usize, Ap
 #[derive(Default)]
 pub struct AuditLog {
     pending: Mutex<Vec<Event>>,
-    /// Events refused because the queue was full, written as one summary event.
+    /// Events refused because the queue was full, or lost with a batch that could not
+    /// be written: written as one summary event.
     overflow: AtomicU64,
     ready: Notify,
+    /// Set when the server stops: the writer writes what is queued, then returns.
+    closing: AtomicBool,
 }
 
 impl AuditLog {
@@ -508,14 +511,25 @@ impl AuditLog {
         self.pending.lock().map_or(0, |pending| pending.len())
     }
 
-    /// Writes what is queued whenever something is; runs for the life of the server.
+    /// Writes what is queued whenever something is, until [`AuditLog::close`]; then
+    /// writes what is left and returns.
     pub async fn write_pending(&self, pool: &Pool) {
         loop {
             self.ready.notified().await;
             if let Err(e) = self.flush(pool).await {
                 log::warn!("writing queued audit events failed: {e}");
             }
+            if self.closing.load(Ordering::Acquire) {
+                return;
+            }
         }
+    }
+
+    /// Asks [`AuditLog::write_pending`] to write what is queued and return: a batch
+    /// being written when the server stops is finished, not dropped.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.ready.notify_one();
     }
 
     /// Writes every queued event now, in one transaction; returns how many.
@@ -524,6 +538,7 @@ impl AuditLog {
             Ok(mut pending) => std::mem::take(&mut *pending),
             Err(_) => return Err(ApiError::Internal("the audit queue is poisoned".into())),
         };
+        let queued = batch.len() as u64;
         let overflow = self.overflow.swap(0, Ordering::Relaxed);
         if overflow > 0 {
             batch.push(
@@ -535,7 +550,15 @@ impl AuditLog {
             return Ok(0);
         }
         let count = batch.len();
-        db::transaction(pool, move |conn| Ok(record_all(conn, &batch)?)).await?;
-        Ok(count)
+        match db::transaction(pool, move |conn| Ok(record_all(conn, &batch)?)).await {
+            Ok(()) => Ok(count),
+            Err(e) => {
+                // Not retried (a row the database refuses would block every later one),
+                // but counted: the next batch says how many went unrecorded.
+                self.overflow
+                    .fetch_add(queued + overflow, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 }

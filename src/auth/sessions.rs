@@ -5,6 +5,8 @@
 //! revocation is logged in the same transaction (for the other instances) and entered
 //! into this instance's in-memory set at once (so it holds here from the next request).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -161,7 +163,7 @@ impl Session {
     /// run out (a client's concurrent double submit).
     pub fn rotate(
         conn: &mut DbConnection,
-        revoked: &Revocations,
+        revoked: &Arc<Revocations>,
         id: &str,
         presented_jti: &str,
         new_jti: &str,
@@ -222,7 +224,7 @@ impl Session {
     /// Ends one session.
     pub fn revoke(
         conn: &mut DbConnection,
-        revoked: &Revocations,
+        revoked: &Arc<Revocations>,
         id: &str,
     ) -> Result<bool, ApiError> {
         let ended = end_sessions(
@@ -245,7 +247,7 @@ impl Session {
     /// Ends one live session of this user; false if it is not theirs or not live.
     pub fn revoke_owned(
         conn: &mut DbConnection,
-        revoked: &Revocations,
+        revoked: &Arc<Revocations>,
         id: &str,
         user_id: i64,
     ) -> Result<bool, ApiError> {
@@ -270,7 +272,7 @@ impl Session {
     /// Ends every session of a user, but `except` when given. Returns how many.
     pub fn revoke_all_for_user(
         conn: &mut DbConnection,
-        revoked: &Revocations,
+        revoked: &Arc<Revocations>,
         user_id: i64,
         except: Option<&str>,
     ) -> Result<usize, ApiError> {
@@ -304,7 +306,7 @@ impl Session {
     /// (the session just opened), as a logout ends them; returns how many ended.
     pub fn revoke_oldest_beyond(
         conn: &mut DbConnection,
-        revoked: &Revocations,
+        revoked: &Arc<Revocations>,
         user_id: i64,
         keep: i64,
         newest: &str,
@@ -401,7 +403,7 @@ impl RevokedToken {
     /// atomic "spend", so two racing refreshes cannot both succeed).
     pub fn revoke(
         conn: &mut DbConnection,
-        revoked: &Revocations,
+        revoked: &Arc<Revocations>,
         claims: &Claims,
     ) -> Result<bool, ApiError> {
         let expires_at = claims.expires_at().naive_utc();
@@ -427,7 +429,7 @@ impl RevokedToken {
         });
         match inserted {
             Ok(entry) => {
-                revoked.note(&entry);
+                note_after_commit(revoked, entry.into());
                 Ok(true)
             }
             Err(diesel::result::Error::DatabaseError(
@@ -465,7 +467,7 @@ fn ended_at(
 
 fn end_sessions<U, E>(
     conn: &mut DbConnection,
-    revoked: &Revocations,
+    revoked: &Arc<Revocations>,
     update: U,
     ended: E,
 ) -> Result<usize, ApiError>
@@ -492,8 +494,16 @@ where
         revocation::log(conn, &entries)?;
         Ok::<_, diesel::result::Error>((count, entries))
     })?;
-    revoked.note(&entries);
+    note_after_commit(revoked, entries);
     Ok(count)
+}
+
+/// Enters `entries` into this instance's revoked set once the transaction that logged
+/// them commits (at once outside one): a change that rolls back revokes nothing here
+/// either.
+fn note_after_commit(revoked: &Arc<Revocations>, entries: Vec<Revocation>) {
+    let revoked = Arc::clone(revoked);
+    db::after_commit(move || revoked.note(&entries));
 }
 
 /// Before a user is deleted: logs the user itself, then ends their sessions. Their
@@ -501,7 +511,7 @@ where
 /// to refuse the user's tokens, sid-less ones included.
 pub fn revoke_user(
     conn: &mut DbConnection,
-    revoked: &Revocations,
+    revoked: &Arc<Revocations>,
     user_id: i64,
 ) -> Result<(), ApiError> {
     let at = db::clock(conn)?;
@@ -513,7 +523,7 @@ pub fn revoke_user(
         expires_at: revoked.user_drop_time(at),
     }];
     revocation::log(conn, &entry)?;
-    revoked.note(&entry);
+    note_after_commit(revoked, entry.into());
     Session::revoke_all_for_user(conn, revoked, user_id, None)?;
     Ok(())
 }
@@ -525,7 +535,7 @@ pub fn revoke_user(
 /// every session but `except` ends. Returns how many sessions ended.
 pub fn security_change(
     conn: &mut DbConnection,
-    revoked: &Revocations,
+    revoked: &Arc<Revocations>,
     user_id: i64,
     except: Option<&str>,
 ) -> Result<usize, ApiError> {
@@ -541,14 +551,14 @@ pub fn security_change(
         expires_at: revoked.user_drop_time(at),
     }];
     revocation::log(conn, &entry)?;
-    revoked.note(&entry);
+    note_after_commit(revoked, entry.into());
     Session::revoke_all_for_user(conn, revoked, user_id, except)
 }
 
 /// Logs out: ends what `scope` names. A token without a session has its jti revoked.
 pub fn logout(
     conn: &mut DbConnection,
-    revoked: &Revocations,
+    revoked: &Arc<Revocations>,
     claims: &Claims,
     scope: LogoutScope,
 ) -> Result<(), ApiError> {
@@ -577,7 +587,7 @@ pub fn logout(
 /// anything was live.
 pub fn revoke_by_token(
     conn: &mut DbConnection,
-    revoked: &Revocations,
+    revoked: &Arc<Revocations>,
     claims: &Claims,
 ) -> Result<bool, ApiError> {
     match claims.sid.as_deref() {

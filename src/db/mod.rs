@@ -16,7 +16,7 @@ pub use batch::{BatchedReads, BATCH_MAX};
 pub use connect::{establish_postgres, keep_openssl_at_exit, ConnectionManager};
 pub use executor::{ping, pool, run, Pool, PooledConnection};
 pub use migrate::{migrate, SetupError};
-pub use transaction::{in_transaction, transaction};
+pub use transaction::{after_commit, in_transaction, transaction};
 
 /// A connection to either backend; queries are written once against it.
 #[derive(diesel::MultiConnection)]

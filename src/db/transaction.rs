@@ -1,11 +1,65 @@
 //! Transactions: a change and what it implies commit together or not at all.
 
+use std::cell::RefCell;
+
 use diesel::Connection;
 
 use super::connect::SQLITE_BUSY_TIMEOUT;
 use super::executor::{run, unavailable, Pool};
 use super::DbConnection;
 use crate::error::ApiError;
+
+thread_local! {
+    /// What waits for the commit of the transaction this database thread is running;
+    /// `None` outside [`in_transaction`].
+    static AFTER_COMMIT: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` once the transaction of [`in_transaction`] running on this thread commits,
+/// and never if it rolls back; outside one, at once (what came before is committed).
+/// For effects outside the database that must follow its state, such as the in-memory
+/// revoked set: a revocation written by a transaction that then fails is never noted.
+pub fn after_commit(f: impl FnOnce() + 'static) {
+    let now = AFTER_COMMIT.with(|hooks| match hooks.borrow_mut().as_mut() {
+        Some(waiting) => {
+            waiting.push(Box::new(f));
+            None
+        }
+        None => Some(f),
+    });
+    if let Some(f) = now {
+        f();
+    }
+}
+
+/// Drops the hooks of an outermost transaction however it ends, a panic included, so
+/// that the thread's next job starts with none.
+struct HooksScope;
+
+impl HooksScope {
+    /// Starts collecting hooks, unless an enclosing transaction already does.
+    fn enter() -> Option<HooksScope> {
+        AFTER_COMMIT.with(|hooks| {
+            let mut hooks = hooks.borrow_mut();
+            if hooks.is_some() {
+                return None;
+            }
+            *hooks = Some(Vec::new());
+            Some(HooksScope)
+        })
+    }
+
+    /// The hooks collected, now to run.
+    fn take(self) -> Vec<Box<dyn FnOnce()>> {
+        AFTER_COMMIT.with(|hooks| hooks.borrow_mut().take().unwrap_or_default())
+    }
+}
+
+impl Drop for HooksScope {
+    fn drop(&mut self) {
+        AFTER_COMMIT.with(|hooks| hooks.borrow_mut().take());
+    }
+}
 
 /// [`run`] inside one transaction: a write and its read-back commit together or not at
 /// all, so a connection lost half-way never leaves a stored row behind an error answer.
@@ -39,6 +93,21 @@ where
 /// another writer is active; taking the write lock up front makes it wait its turn
 /// instead; without it, concurrent writers answer 503s.
 pub fn in_transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+{
+    let scope = HooksScope::enter();
+    let result = transact(conn, f);
+    if let Some(scope) = scope {
+        let hooks = scope.take();
+        if result.is_ok() {
+            hooks.into_iter().for_each(|hook| hook());
+        }
+    }
+    result
+}
+
+fn transact<T, F>(conn: &mut DbConnection, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError>,
 {

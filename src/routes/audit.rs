@@ -114,7 +114,7 @@ fn filters(req: &HttpRequest, allow_user: bool) -> Result<(Filter, usize), ApiEr
     }
     if let Some(raw) = query.get("ip") {
         match raw.trim().parse::<IpAddr>() {
-            Ok(ip) => filter.ip = Some(ip.to_string()),
+            Ok(ip) => filter.ip = Some(ip.to_canonical().to_string()),
             Err(_) => errors.query("ip", "Must be an IPv4 or IPv6 address."),
         }
     }

@@ -218,11 +218,15 @@ impl Message {
 /// service trusts (see `TRUSTED_PROXIES`) and the User-Agent, truncated.
 pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
     ClientInfo {
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(256).collect()),
-        ip: client_ip(req, &state.settings.http.trusted_proxies).map(|ip| ip.to_string()),
+        user_agent: req.headers().get(header::USER_AGENT).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(256)
+                .collect()
+        }),
+        // One spelling per address: an IPv4 client of a dual-stack socket is shown as
+        // IPv4, as the filters of GET /audit expect.
+        ip: client_ip(req, &state.settings.http.trusted_proxies)
+            .map(|ip| ip.to_canonical().to_string()),
     }
 }
