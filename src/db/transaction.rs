@@ -9,10 +9,13 @@ use super::executor::{run, unavailable, Pool};
 use super::DbConnection;
 use crate::error::ApiError;
 
+/// An effect that waits for a commit.
+type Hook = Box<dyn FnOnce()>;
+
 thread_local! {
     /// What waits for the commit of the transaction this database thread is running;
     /// `None` outside [`in_transaction`].
-    static AFTER_COMMIT: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
+    static AFTER_COMMIT: RefCell<Option<Vec<Hook>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` once the transaction of [`in_transaction`] running on this thread commits,
@@ -50,7 +53,7 @@ impl HooksScope {
     }
 
     /// The hooks collected, now to run.
-    fn take(self) -> Vec<Box<dyn FnOnce()>> {
+    fn take(self) -> Vec<Hook> {
         AFTER_COMMIT.with(|hooks| hooks.borrow_mut().take().unwrap_or_default())
     }
 }
