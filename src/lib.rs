@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod input;
+pub mod metrics;
 pub mod models;
 pub mod routes;
 pub mod schema;

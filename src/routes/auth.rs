@@ -24,6 +24,7 @@ use crate::error::responses::{
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::http::client_ip;
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Page, Username, ValidJson};
+use crate::metrics::{metrics, Flow};
 use crate::models::user::{User, UserView};
 use crate::routes::{with_total, Message};
 use crate::state::AppState;
@@ -278,7 +279,9 @@ pub async fn register(
     body: ValidJson<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     let Registration { username, password } = body.0;
-    state.accounts.register(username, password, false).await?;
+    let result = state.accounts.register(username, password, false).await;
+    metrics().auth_flow(Flow::Register, &result);
+    result?;
     Ok(HttpResponse::Created().json(Message::new("User created successfully.")))
 }
 
@@ -313,10 +316,9 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let delivery = state.browser().login_delivery(asked_delivery(&req)?);
     let client = client_info(&req, &state);
-    let issued = state
-        .accounts
-        .login(body.0.into(), client, delivery)
-        .await?;
+    let issued = state.accounts.login(body.0.into(), client, delivery).await;
+    metrics().auth_flow(Flow::Login, &issued);
+    let issued = issued?;
     Ok(token_response(&state, issued, delivery))
 }
 
@@ -356,7 +358,9 @@ pub async fn fresh_login(
     let issued = state
         .accounts
         .fresh_login(body.0.into(), client, delivery)
-        .await?;
+        .await;
+    metrics().auth_flow(Flow::FreshLogin, &issued);
+    let issued = issued?;
     Ok(token_response(&state, issued, delivery))
 }
 
@@ -407,6 +411,7 @@ pub async fn refresh(
         Ok(token) => state.accounts.refresh(token.0, delivery).await,
         Err(e) => Err(e),
     };
+    metrics().auth_flow(Flow::Refresh, &result);
     match result {
         Ok(issued) => Ok(token_response(&state, issued, delivery)),
         // A refresh cookie that was refused will be refused again: clear it, so the

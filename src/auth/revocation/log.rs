@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::{self, DbConnection};
 use crate::error::ApiError;
+use crate::metrics::metrics;
 use crate::schema::{revocations, sessions};
 
 /// What a revocation log row covers.
@@ -125,6 +126,10 @@ pub fn log(conn: &mut DbConnection, revoked: &[Revocation]) -> Result<(), diesel
                 revocations::expires_at.eq(r.expires_at),
             ))
             .execute(conn)?;
+        metrics()
+            .revocations
+            .with_label_values(&[r.kind.as_str()])
+            .inc();
     }
     Ok(())
 }
