@@ -186,7 +186,7 @@ impl Metrics {
                 .expect("unique metric name");
             metric
         };
-        Metrics {
+        let m = Metrics {
             http_requests: counter_vec(
                 &r,
                 "stores_api_http_requests_total",
@@ -293,6 +293,51 @@ impl Metrics {
                 &["version", "backend", "algorithm"],
             ),
             registry: r,
+        };
+        m.preset();
+        m
+    }
+
+    /// Creates the series of the fixed label sets at zero, so that each family is in the
+    /// exposition from the first scrape (a rate over a series that appears with its
+    /// first event misses that event), and the common series are resolved once.
+    fn preset(&self) {
+        for outcome in [
+            "ok",
+            "invalid_token",
+            "token_expired",
+            "token_revoked",
+            "csrf_token_invalid",
+            "service_unavailable",
+        ] {
+            self.token_checks.with_label_values(&[outcome]);
+        }
+        for reason in [
+            "authorization_required",
+            "invalid_token",
+            "fresh_token_required",
+            "admin_required",
+        ] {
+            self.guard_refusals.with_label_values(&[reason]);
+        }
+        for flow in [Flow::Login, Flow::FreshLogin, Flow::Refresh, Flow::Register] {
+            for outcome in [
+                "ok",
+                "invalid_credentials",
+                "too_many_requests",
+                "service_unavailable",
+            ] {
+                self.auth_flows.with_label_values(&[flow.as_str(), outcome]);
+            }
+        }
+        for bucket in ["auth", "login", "password", "hashing"] {
+            self.rate_limited.with_label_values(&[bucket]);
+        }
+        for kind in ["session", "token", "user", "not_before"] {
+            self.revocations.with_label_values(&[kind]);
+        }
+        for state in ["in_use", "idle"] {
+            self.db_connections.with_label_values(&[state]);
         }
     }
 

@@ -19,6 +19,7 @@ mod items;
 mod json_strategies;
 mod keys;
 mod limits;
+mod metrics;
 mod props;
 mod queries;
 mod races;
