@@ -185,11 +185,14 @@ pub async fn record_metrics(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(m) = crate::metrics::metrics() else {
+        return next.call(req).await;
+    };
     let started = std::time::Instant::now();
     let method = crate::metrics::method_label(req.method().as_str());
     let res = next.call(req).await?;
     let route = res.request().match_pattern();
-    crate::metrics::metrics().http_request(
+    m.http_request(
         route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
         method,
         res.status().as_u16(),

@@ -5,6 +5,7 @@
 //! the contract's error codes, names written in this crate), never from a request's
 //! path, a username, a token or an address, so that no client can grow the series.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -110,12 +111,33 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
 }
 
-/// The process's metrics.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+/// The process's metrics, recorded into once [`enable`] has been called.
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
-/// The process's metrics (a shorthand for [`METRICS`]).
-pub fn metrics() -> &'static Metrics {
+/// Whether anything records: set when a metrics listener starts, so that a server
+/// without one (METRICS_ADDR empty) pays one relaxed load per would-be update.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Starts recording (a server with a metrics listener calls it at start-up).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// The metrics to record into; `None` while recording is off.
+pub fn metrics() -> Option<&'static Metrics> {
+    ENABLED.load(Ordering::Relaxed).then(|| &*METRICS)
+}
+
+/// The metrics, whether or not recording is on: for the exposition.
+pub fn exposition() -> &'static Metrics {
     &METRICS
+}
+
+/// Counts one `flow`'s outcome, when recording is on.
+pub fn auth_flow<T>(flow: Flow, result: &Result<T, ApiError>) {
+    if let Some(m) = metrics() {
+        m.auth_flow(flow, result);
+    }
 }
 
 // Metric names, help texts and label names are constants of this file, so building
@@ -420,7 +442,7 @@ mod tests {
 
     #[test]
     fn every_metric_registers_and_renders_in_the_text_format() {
-        let m = metrics();
+        let m = exposition();
         m.http_request("/item/{id}", "GET", 200, Duration::from_millis(3));
         m.token_check(Some(&ApiError::TokenExpired));
         let text = m.render();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
-use actix_web::middleware::{from_fn, Logger};
+use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actix_web_httpauth::middleware::HttpAuthentication;
 use utoipa_actix_web::AppExt;
@@ -20,7 +20,7 @@ use crate::db::{self, SetupError};
 use crate::error::ApiError;
 use crate::http::SWAGGER_UI_PATH;
 use crate::input::{NewPassword, Username};
-use crate::metrics::{self, metrics};
+use crate::metrics::{self, exposition};
 use crate::state::AppState;
 use crate::{http, input, routes};
 
@@ -168,7 +168,8 @@ fn metrics_server(
         crate::config::DatabaseUrl::Sqlite(_) => "sqlite",
     };
     let algorithm = format!("{:?}", settings.tokens.algorithm);
-    metrics()
+    metrics::enable();
+    exposition()
         .build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION"), backend, &algorithm])
         .set(1);
@@ -193,7 +194,7 @@ fn metrics_server(
 
 /// GET /metrics: the gauges read at scrape time, then the whole exposition.
 async fn serve_metrics(state: web::Data<AppState>) -> HttpResponse {
-    let m = metrics();
+    let m = exposition();
     let (in_use, idle) = state.pool.connection_counts();
     m.db_connections
         .with_label_values(&["in_use"])
@@ -258,7 +259,10 @@ fn app(
                         .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
                 }),
         )
-        .wrap(from_fn(http::record_metrics))
+        .wrap(Condition::new(
+            settings.metrics_addr.is_some(),
+            from_fn(http::record_metrics),
+        ))
         .into_utoipa_app()
         .configure(routes::configure)
         .into_app()

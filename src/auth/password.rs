@@ -97,7 +97,9 @@ impl HashingPool {
             }
         }
         log::warn!("password hashing pool full: request shed");
-        metrics().hash_shed.inc();
+        if let Some(m) = metrics() {
+            m.hash_shed.inc();
+        }
         Err(ApiError::Overloaded(SHED_RETRY_AFTER_SECS))
     }
 
@@ -109,15 +111,20 @@ impl HashingPool {
     {
         let (tx, rx) = oneshot::channel();
         let queued = Instant::now();
+        // Taken once, so that the queue gauge goes down for every job it went up for.
+        let recorder = metrics();
         let job: Job = Box::new(move || {
-            let m = metrics();
-            m.hash_queue.dec();
-            m.hash_wait.observe(queued.elapsed().as_secs_f64());
+            if let Some(m) = recorder {
+                m.hash_queue.dec();
+                m.hash_wait.observe(queued.elapsed().as_secs_f64());
+            }
             // A client that gave up while its job waited costs no hash.
             let result = (!tx.is_closed()).then(|| {
                 let started = Instant::now();
                 let result = f();
-                m.hash_time.observe(started.elapsed().as_secs_f64());
+                if let Some(m) = recorder {
+                    m.hash_time.observe(started.elapsed().as_secs_f64());
+                }
                 result
             });
             // The slot is free before the answer leaves: whoever sees the answer may
@@ -127,9 +134,13 @@ impl HashingPool {
                 let _ = tx.send(result);
             }
         });
-        metrics().hash_queue.inc();
+        if let Some(m) = recorder {
+            m.hash_queue.inc();
+        }
         self.sender.send(job).map_err(|_| {
-            metrics().hash_queue.dec();
+            if let Some(m) = recorder {
+                m.hash_queue.dec();
+            }
             ApiError::Internal("password hashing pool stopped".into())
         })?;
         rx.await

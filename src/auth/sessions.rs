@@ -175,7 +175,7 @@ impl Session {
                     return Ok(current.to_string());
                 }
                 log::warn!("refresh token reuse detected; revoking session {id}");
-                crate::metrics::metrics().refresh_reuse.inc();
+                crate::metrics::metrics().inspect(|m| m.refresh_reuse.inc());
                 Session::revoke(conn, revoked, id)?;
                 return Err(ApiError::TokenRevoked);
             }

@@ -163,7 +163,9 @@ impl<K: Ord + Clone, V: Clone> BatchInner<K, V> {
         let Some(first) = round.iter().map(|w| w.deadline).min() else {
             return;
         };
-        metrics().db_batch_size.observe(round.len() as f64);
+        if let Some(m) = metrics() {
+            m.db_batch_size.observe(round.len() as f64);
+        }
         let mut keys: Vec<K> = round.iter().map(|w| w.key.clone()).collect();
         keys.sort_unstable();
         keys.dedup();

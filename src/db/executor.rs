@@ -127,9 +127,9 @@ where
         if !claim.start() {
             return; // given up on by its request (timed out or gone)
         }
-        metrics()
-            .db_queue_wait
-            .observe(queued.elapsed().as_secs_f64());
+        if let Some(m) = metrics() {
+            m.db_queue_wait.observe(queued.elapsed().as_secs_f64());
+        }
         let outcome = match deadline.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => connections
                 .get_timeout(left)

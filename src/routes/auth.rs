@@ -24,7 +24,7 @@ use crate::error::responses::{
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::http::client_ip;
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Page, Username, ValidJson};
-use crate::metrics::{metrics, Flow};
+use crate::metrics::{self, Flow};
 use crate::models::user::{User, UserView};
 use crate::routes::{with_total, Message};
 use crate::state::AppState;
@@ -280,7 +280,7 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let Registration { username, password } = body.0;
     let result = state.accounts.register(username, password, false).await;
-    metrics().auth_flow(Flow::Register, &result);
+    metrics::auth_flow(Flow::Register, &result);
     result?;
     Ok(HttpResponse::Created().json(Message::new("User created successfully.")))
 }
@@ -317,7 +317,7 @@ pub async fn login(
     let delivery = state.browser().login_delivery(asked_delivery(&req)?);
     let client = client_info(&req, &state);
     let issued = state.accounts.login(body.0.into(), client, delivery).await;
-    metrics().auth_flow(Flow::Login, &issued);
+    metrics::auth_flow(Flow::Login, &issued);
     let issued = issued?;
     Ok(token_response(&state, issued, delivery))
 }
@@ -359,7 +359,7 @@ pub async fn fresh_login(
         .accounts
         .fresh_login(body.0.into(), client, delivery)
         .await;
-    metrics().auth_flow(Flow::FreshLogin, &issued);
+    metrics::auth_flow(Flow::FreshLogin, &issued);
     let issued = issued?;
     Ok(token_response(&state, issued, delivery))
 }
@@ -411,7 +411,7 @@ pub async fn refresh(
         Ok(token) => state.accounts.refresh(token.0, delivery).await,
         Err(e) => Err(e),
     };
-    metrics().auth_flow(Flow::Refresh, &result);
+    metrics::auth_flow(Flow::Refresh, &result);
     match result {
         Ok(issued) => Ok(token_response(&state, issued, delivery)),
         // A refresh cookie that was refused will be refused again: clear it, so the

@@ -212,7 +212,9 @@ impl RateLimiter {
             reset: Some(ceil_secs(counted.left)),
         };
         if counted.hits > quota {
-            metrics().rate_limited(status.policy);
+            if let Some(m) = metrics() {
+                m.rate_limited(status.policy);
+            }
             Err(ApiError::TooManyRequests(status))
         } else {
             Ok(Some(status))
@@ -243,7 +245,9 @@ impl RateLimiter {
         };
         match counted {
             Some(counted) if counted.hits >= u64::from(self.failure_limit) => {
-                metrics().rate_limited(who.policy());
+                if let Some(m) = metrics() {
+                    m.rate_limited(who.policy());
+                }
                 Err(ApiError::TooManyRequests(self.failure_status(who, counted)))
             }
             _ => Ok(()),
@@ -302,7 +306,9 @@ impl RateLimiter {
     pub fn hashing_turn(&self, who: Target) -> Result<HashingTurn<'_>, ApiError> {
         self.turns.take(who).map_err(|refused| match refused {
             Refused::Busy => {
-                metrics().rate_limited("hashing");
+                if let Some(m) = metrics() {
+                    m.rate_limited("hashing");
+                }
                 ApiError::TooManyRequests(RateLimitStatus {
                     policy: "hashing",
                     quota: u64::from(self.turns.per_subject()),
@@ -313,7 +319,9 @@ impl RateLimiter {
             }
             Refused::Full => {
                 log::warn!("too many users with password checks in flight: request shed");
-                metrics().hash_shed.inc();
+                if let Some(m) = metrics() {
+                    m.hash_shed.inc();
+                }
                 ApiError::Overloaded(1)
             }
         })

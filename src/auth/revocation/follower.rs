@@ -63,9 +63,9 @@ impl Follower {
         self.set.note(&batch.revocations);
         self.set.learn_sessions(&batch.sessions);
         self.set.mark_synced(started);
-        metrics()
-            .revocation_poll
-            .observe(started.elapsed().as_secs_f64());
+        if let Some(m) = metrics() {
+            m.revocation_poll.observe(started.elapsed().as_secs_f64());
+        }
         self.cursor = Some(batch.cursor);
         Ok(())
     }

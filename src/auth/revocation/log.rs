@@ -126,10 +126,9 @@ pub fn log(conn: &mut DbConnection, revoked: &[Revocation]) -> Result<(), diesel
                 revocations::expires_at.eq(r.expires_at),
             ))
             .execute(conn)?;
-        metrics()
-            .revocations
-            .with_label_values(&[r.kind.as_str()])
-            .inc();
+        if let Some(m) = metrics() {
+            m.revocations.with_label_values(&[r.kind.as_str()]).inc();
+        }
     }
     Ok(())
 }
