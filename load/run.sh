@@ -47,6 +47,11 @@ Options:
       --no-build          use target/release/stores-api as it is
       --url BASE          drive the server at BASE (http://host:port) instead of starting one
       --pid PID           with --url: the server's process, for the memory lines
+      --metrics-off       also start a second server on the same database with METRICS_ADDR
+                          empty, and run read against it right after each read against
+                          the kit's server (metrics on, on a free port): reports
+                          read/read-without-metrics per round and their median (one
+                          instance only; give --rounds for more than one pair)
       --rounds N          run health and read (and read-cookie when asked for) N times,
                           alternated, and report each round's read/health (and
                           read-cookie/read) and their median (default 1; LOAD_ROUNDS).
@@ -68,6 +73,7 @@ Examples:
   bash load/run.sh --rounds 3 health read            # the throughput ratio, 3 rounds
   bash load/run.sh --rounds 3 -d 5 health read read-cookie   # cookie against header
   bash load/run.sh --algorithm EdDSA --rounds 3 -d 5 health read   # public-key tokens
+  bash load/run.sh --metrics-off --rounds 5 -d 5 health read       # the metrics' cost
   bash load/run.sh --url http://127.0.0.1:5000 health read write   # another server
 EOF
 }
@@ -87,6 +93,7 @@ TARGET_URL=""
 TARGET_PID=""
 ALGORITHM="${LOAD_ALGORITHM:-HS256}"
 ROUNDS="${LOAD_ROUNDS:-1}"
+METRICS_OFF=""
 SCENARIOS=()
 
 while [ $# -gt 0 ]; do
@@ -107,6 +114,7 @@ while [ $# -gt 0 ]; do
         --url) TARGET_URL="${2%/}"; shift 2 ;;
         --pid) TARGET_PID="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
+        --metrics-off) METRICS_OFF=1; shift ;;
         -*) echo "load: unknown option $1 (see --help)" >&2; exit 2 ;;
         *)
             case " $ALL_SCENARIOS " in
@@ -128,6 +136,9 @@ if [ -n "$TARGET_URL" ]; then
         echo "load: --url drives a running server: no --postgres or --instances" >&2; exit 2
     fi
     BUILD=0
+fi
+if [ -n "$METRICS_OFF" ] && { [ -n "$TARGET_URL" ] || [ "$INSTANCES" != 1 ]; }; then
+    echo "load: --metrics-off starts its own second server: no --url or --instances" >&2; exit 2
 fi
 if [ -n "$TARGET_PID" ] && [ -z "$TARGET_URL" ]; then
     echo "load: --pid goes with --url" >&2; exit 2
@@ -191,14 +202,17 @@ free_port() {
 
 now_ns() { date +%s%N; }
 
-# start_server N: instance N on a free port; sets TARGETS[N] and STARTUP_MS[N].
+# start_server N [METRICS_ADDR]: instance N on a free port, its metrics on a free port
+# of their own unless METRICS_ADDR is given (empty: none); sets TARGETS[N] and
+# STARTUP_MS[N].
 TARGETS=()
 STARTUP_MS=()
 start_server() {
-    local n="$1" port start waited=0
+    local n="$1" port start waited=0 metrics
     port="$(free_port)"
+    if [ $# -gt 1 ]; then metrics="$2"; else metrics="127.0.0.1:$(free_port)"; fi
     start="$(now_ns)"
-    APP_ENV=production HOST=127.0.0.1 PORT="$port" DATABASE_URL="$DATABASE_URL" \
+    APP_ENV=production HOST=127.0.0.1 PORT="$port" DATABASE_URL="$DATABASE_URL" METRICS_ADDR="$metrics" \
         JWT_SECRET_KEY="$KEY" BCRYPT_COST="$COST" DATA_DIR="$TMP" \
         AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_FAILURE_LIMIT=0 PASSWORD_HASH_PER_USER=0 \
         JWT_TOKEN_LOCATION=headers,cookies JWT_ALGORITHM="$ALGORITHM" JWT_KEY_ENCRYPTION_KEY="$KEY" \
@@ -228,6 +242,13 @@ else
         start_server "$n"
     done
     log "$BACKEND, $INSTANCES instance(s) ready in ${STARTUP_MS[*]} ms; seeding"
+fi
+if [ -n "$METRICS_OFF" ]; then
+    # Index 1, after the kit's instance: the same database and key, no metrics listener.
+    start_server 1 ""
+    OFF_TARGET="${TARGETS[1]}"
+    TARGETS=("${TARGETS[0]}")
+    log "second server without metrics (METRICS_ADDR empty) at $OFF_TARGET"
 fi
 BASE="${TARGETS[0]}"
 COST_NOTE="BCRYPT_COST=$COST"
@@ -281,7 +302,7 @@ run_wrk() {
     for n in $(seq 0 $((INSTANCES - 1))); do
         LOAD_TOKENS_FILE="$TMP/refresh-tokens-$n" \
             wrk -t"$t" -c"$per" -d"${DURATION}s" --timeout 10s -s "load/$script" "$@" \
-            "${TARGETS[$n]}$path" >"$TMP/$name.$n.out" 2>&1 &
+            "${WRK_TARGET:-${TARGETS[$n]}}$path" >"$TMP/$name.$n.out" 2>&1 &
         wrk_pids+=("$!")
     done
     for n in "${wrk_pids[@]}"; do wait "$n"; done
@@ -324,7 +345,18 @@ for pid in "${MEM_PIDS[@]}"; do rss_peak+=("$(mem "$pid" VmHWM)"); done
 # --rounds N: health and read alternated N times, before the other scenarios.
 RATIOS=()
 COOKIE_RATIOS=()
-if [ "$ROUNDS" -gt 1 ]; then
+METRICS_RATIOS=()
+# read against the server without metrics, the pair's order alternating by round so
+# that a drift of the machine hits both alike.
+read_pair() {
+    local r="$1" off=(run_wrk "read-metrics-off#$r" "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}")
+    if [ $((r % 2)) = 0 ]; then WRK_TARGET="$OFF_TARGET" "${off[@]}"; fi
+    run_wrk "read#$r" "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
+    if [ $((r % 2)) = 1 ]; then WRK_TARGET="$OFF_TARGET" "${off[@]}"; fi
+    METRICS_RATIOS+=("$(python3 -c 'import sys; print(round(100 * float(sys.argv[1]) / float(sys.argv[2]), 1))' \
+        "$(row_field "read#$r" 2)" "$(row_field "read-metrics-off#$r" 2)")")
+}
+if [ "$ROUNDS" -gt 1 ] || [ -n "$METRICS_OFF" ]; then
     rest=()
     with_cookie=""
     for scenario in "${SCENARIOS[@]}"; do
@@ -337,7 +369,11 @@ if [ "$ROUNDS" -gt 1 ]; then
     for r in $(seq 1 "$ROUNDS"); do
         log "round $r/$ROUNDS: health, read (${DURATION}s each)"
         run_wrk "health#$r" "$CONNECTIONS" "$THREADS" get.lua /health
-        run_wrk "read#$r" "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
+        if [ -n "$METRICS_OFF" ]; then
+            read_pair "$r"
+        else
+            run_wrk "read#$r" "$CONNECTIONS" "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
+        fi
         RATIOS+=("$(python3 -c 'import sys; print(round(100 * float(sys.argv[2]) / float(sys.argv[1]), 1))' \
             "$(row_field "health#$r" 2)" "$(row_field "read#$r" 2)")")
         if [ -n "$with_cookie" ]; then
@@ -415,6 +451,10 @@ fi
 if [ ${#COOKIE_RATIOS[@]} -gt 0 ]; then
     printf 'read-cookie/read by round: %s%%; median %s%%\n' "$(printf '%s%%, ' "${COOKIE_RATIOS[@]}" | sed 's/%, $//')" \
         "$(python3 -c 'import statistics, sys; print(round(statistics.median(float(a) for a in sys.argv[1:]), 1))' "${COOKIE_RATIOS[@]}")"
+fi
+if [ ${#METRICS_RATIOS[@]} -gt 0 ]; then
+    printf 'read (metrics on) / read-metrics-off by round: %s%%; median %s%%\n' "$(printf '%s%%, ' "${METRICS_RATIOS[@]}" | sed 's/%, $//')" \
+        "$(python3 -c 'import statistics, sys; print(round(statistics.median(float(a) for a in sys.argv[1:]), 1))' "${METRICS_RATIOS[@]}")"
 fi
 for note in "${NOTES[@]}"; do printf '%s\n' "$note"; done
 if [ -n "$TARGET_URL" ]; then

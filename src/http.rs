@@ -300,6 +300,28 @@ impl Drop for LoggedBody {
     }
 }
 
+/// Middleware, the outermost: counts every request by its route template (never its
+/// path), method and status class, and times it.
+pub async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(m) = crate::metrics::metrics() else {
+        return next.call(req).await;
+    };
+    let started = std::time::Instant::now();
+    let method = crate::metrics::method_label(req.method().as_str());
+    let res = next.call(req).await?;
+    let route = res.request().match_pattern();
+    m.http_request(
+        route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
+        method,
+        res.status().as_u16(),
+        started.elapsed(),
+    );
+    Ok(res)
+}
+
 /// The client's address: the TCP peer, unless the peer is one of `trusted` proxies;
 /// then the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
 /// Each proxy appends the address it saw, so the entries left of the last one our

@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod input;
 pub mod logging;
+pub mod metrics;
 pub mod models;
 pub mod routes;
 pub mod schema;

@@ -5,8 +5,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, Condition};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use actix_web_httpauth::middleware::HttpAuthentication;
 use utoipa_actix_web::AppExt;
 
@@ -19,6 +20,7 @@ use crate::db::{self, SetupError};
 use crate::error::ApiError;
 use crate::http::SWAGGER_UI_PATH;
 use crate::input::{NewPassword, Username};
+use crate::metrics::{self, exposition};
 use crate::state::AppState;
 use crate::{http, input, routes};
 
@@ -54,6 +56,8 @@ pub struct Application {
     port: u16,
     state: web::Data<AppState>,
     follower: Follower,
+    /// The Prometheus listener and its port, unless METRICS_ADDR is empty.
+    metrics: Option<(Server, u16)>,
 }
 
 impl Application {
@@ -98,13 +102,24 @@ impl Application {
             .listen(listener)
             .map_err(|e| StartupError::Bind(address.clone(), e))?
             .run();
+        let metrics = match &settings.http.metrics_addr {
+            Some(address) => Some(metrics_server(address, &state)?),
+            None => None,
+        };
         log_start(&state, local, admin_line);
         Ok(Application {
             server,
             port: local.port(),
             state,
             follower,
+            metrics,
         })
+    }
+
+    /// The port of the metrics listener (useful with METRICS_ADDR=HOST:0); `None` when
+    /// METRICS_ADDR is empty.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// The port actually bound (useful with PORT=0).
@@ -125,7 +140,15 @@ impl Application {
         let pruner = actix_web::rt::spawn(prune_forever(self.state.clone()));
         let keys = actix_web::rt::spawn(follow_keys(self.state.clone()));
         let audit = actix_web::rt::spawn(write_audit_queue(self.state.clone()));
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         keys.abort();
         pruner.abort();
         follower.abort();
@@ -140,6 +163,67 @@ impl Application {
         }
         result
     }
+}
+
+/// The Prometheus listener on `address`: `GET /metrics` and nothing else, on a port of
+/// its own so that the API's port never exposes it. One worker: a scrape is rare and
+/// cheap.
+fn metrics_server(
+    address: &str,
+    state: &web::Data<AppState>,
+) -> Result<(Server, u16), StartupError> {
+    let settings = &state.settings;
+    let backend = match settings.database.url {
+        crate::config::DatabaseUrl::Postgres(_) => "postgres",
+        crate::config::DatabaseUrl::Sqlite(_) => "sqlite",
+    };
+    let algorithm = format!("{:?}", settings.tokens.algorithm);
+    metrics::enable();
+    exposition()
+        .build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), backend, &algorithm])
+        .set(1);
+    let bind_error = |e| StartupError::Bind(address.to_owned(), e);
+    let listener = TcpListener::bind(address).map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    let state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(serve_metrics))
+    })
+    .workers(1)
+    // The API server handles the signals and stops this one after it.
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    log::info!("metrics on http://{local}/metrics");
+    Ok((server, local.port()))
+}
+
+/// GET /metrics: the gauges read at scrape time, then the whole exposition.
+async fn serve_metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = exposition();
+    let (in_use, idle) = state.pool.connection_counts();
+    m.db_connections
+        .with_label_values(&["in_use"])
+        .set(i64::from(in_use));
+    m.db_connections
+        .with_label_values(&["idle"])
+        .set(i64::from(idle));
+    let revoked = state.revocations();
+    m.revoked_entries
+        .set(i64::try_from(revoked.len()).unwrap_or(i64::MAX));
+    m.revocation_poll_age.set(
+        revoked
+            .since_sync()
+            .map_or(f64::INFINITY, |age| age.as_secs_f64()),
+    );
+    HttpResponse::Ok()
+        .content_type(metrics::CONTENT_TYPE)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(m.render())
 }
 
 /// The application each worker serves.
@@ -170,7 +254,7 @@ fn app(
         .app_data(web::PathConfig::default().error_handler(input::path_error))
         .app_data(web::QueryConfig::default().error_handler(input::query_error))
         // Innermost first: the bearer check, CORS (so a preflight never meets the
-        // guards), error bodies, request ids, and the access log around all.
+        // guards), error bodies, request ids, the access log, and the metrics around all.
         .wrap(HttpAuthentication::with_fn(validator))
         .wrap(http::cors(settings, &state.settings.browser))
         .wrap(from_fn(http::render_bare_errors))
@@ -178,6 +262,10 @@ fn app(
         .wrap(from_fn(move |req, next| {
             http::access_log(req, next, Arc::clone(&trusted))
         }))
+        .wrap(Condition::new(
+            settings.metrics_addr.is_some(),
+            from_fn(http::record_metrics),
+        ))
         .into_utoipa_app()
         .configure(routes::configure)
         .into_app()

@@ -65,7 +65,8 @@ async fn each_request_is_one_line_with_the_client_address_and_no_secret() {
         register[0].contains("198.51.100.23 \"POST /register\" 201"),
         "{text}"
     );
-    let me: Vec<&str> = text.lines().filter(|l| l.contains("/me")).collect();
+    // "GET /me", not "/me": the start-up line names the metrics' URL, .../metrics.
+    let me: Vec<&str> = text.lines().filter(|l| l.contains("GET /me")).collect();
     assert_eq!(me.len(), 1, "{text}");
     // The right-most address a trusted proxy appended; no query string.
     assert!(me[0].contains("203.0.113.9 \"GET /me\" 401"), "{text}");

@@ -271,7 +271,7 @@ mkdir -p "$TMP/data"
 say "running the blocks against http://127.0.0.1:$PORT (SQLite in $TMP)"
 
 status=0
-env PORT="$PORT" BASE="http://127.0.0.1:$PORT" \
+env PORT="$PORT" BASE="http://127.0.0.1:$PORT" METRICS_ADDR="127.0.0.1:$(server_free_port)" \
     DATABASE_URL="$TMP/data/readme.db" DATA_DIR="$TMP/data" \
     CURL_HOME="$TMP" __tmp="$TMP" \
     timeout --kill-after=10 "${README_CHECK_TIMEOUT:-240}" bash "$SCRIPT" </dev/null || status=$?

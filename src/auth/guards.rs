@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use crate::auth::middleware::TokenState;
 use crate::auth::tokens::{Claims, TokenType};
 use crate::error::ApiError;
+use crate::metrics::metrics;
 
 /// The token of the request, if one was presented; a refused one is its error. The
 /// middleware decoded it once; this only reads what it left.
@@ -32,15 +33,17 @@ fn of_type(claims: Arc<Claims>, wanted: TokenType) -> Result<Arc<Claims>, ApiErr
 }
 
 fn required(req: &HttpRequest, wanted: TokenType) -> Result<Arc<Claims>, ApiError> {
-    let claims = presented(req)?.ok_or(ApiError::AuthorizationRequired)?;
-    of_type(claims, wanted)
+    let claims = presented(req)?
+        .ok_or(ApiError::AuthorizationRequired)
+        .inspect_err(refused)?;
+    of_type(claims, wanted).inspect_err(refused)
 }
 
 fn fresh(claims: Arc<Claims>) -> Result<Arc<Claims>, ApiError> {
     if claims.is_fresh() {
         Ok(claims)
     } else {
-        Err(ApiError::FreshTokenRequired)
+        Err(ApiError::FreshTokenRequired).inspect_err(refused)
     }
 }
 
@@ -48,7 +51,15 @@ fn admin(claims: Arc<Claims>) -> Result<Arc<Claims>, ApiError> {
     if claims.is_admin {
         Ok(claims)
     } else {
-        Err(ApiError::AdminRequired)
+        Err(ApiError::AdminRequired).inspect_err(refused)
+    }
+}
+
+/// Counts a refusal the guard made itself (a refused token was counted by the token
+/// check already).
+fn refused(error: &ApiError) {
+    if let Some(m) = metrics() {
+        m.guard_refusal(error);
     }
 }
 

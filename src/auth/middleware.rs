@@ -14,6 +14,7 @@ use crate::auth::tokens::{Claims, TokenService};
 use crate::db::Pool;
 use crate::error::ApiError;
 use crate::http::is_docs_path;
+use crate::metrics::metrics;
 
 /// What the middleware found; absent from the request when there was no token.
 #[derive(Debug, Clone)]
@@ -97,6 +98,17 @@ impl TokenCheck {
     /// since the last poll. A token from a cookie must pass `csrf` after its signature
     /// and times, as in Flask-JWT-Extended (an expired cookie is told it is expired).
     pub async fn check(&self, token: &str, csrf: Csrf<'_>) -> TokenState {
+        let state = self.judge(token, csrf).await;
+        if let Some(m) = metrics() {
+            m.token_check(match &state {
+                TokenState::Valid(_) => None,
+                TokenState::Rejected(e) => Some(e),
+            });
+        }
+        state
+    }
+
+    async fn judge(&self, token: &str, csrf: Csrf<'_>) -> TokenState {
         if token.is_empty() {
             return TokenState::Rejected(ApiError::InvalidToken(
                 "The request holds an empty token.",

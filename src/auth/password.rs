@@ -12,13 +12,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::PasswordSettings;
 use crate::error::ApiError;
 use crate::input::MAX_PASSWORD_BYTES;
+use crate::metrics::metrics;
 
 /// A well-formed bcrypt salt and digest that matches no password. Verifying against it
 /// with the configured cost makes a login for an unknown user cost what a wrong password
@@ -96,6 +97,9 @@ impl HashingPool {
             }
         }
         log::warn!("password hashing pool full: request shed");
+        if let Some(m) = metrics() {
+            m.hash_shed.inc();
+        }
         Err(ApiError::Overloaded(SHED_RETRY_AFTER_SECS))
     }
 
@@ -106,9 +110,23 @@ impl HashingPool {
         F: FnOnce() -> T + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let queued = Instant::now();
+        // Taken once, so that the queue gauge goes down for every job it went up for.
+        let recorder = metrics();
         let job: Job = Box::new(move || {
+            if let Some(m) = recorder {
+                m.hash_queue.dec();
+                m.hash_wait.observe(queued.elapsed().as_secs_f64());
+            }
             // A client that gave up while its job waited costs no hash.
-            let result = (!tx.is_closed()).then(f);
+            let result = (!tx.is_closed()).then(|| {
+                let started = Instant::now();
+                let result = f();
+                if let Some(m) = recorder {
+                    m.hash_time.observe(started.elapsed().as_secs_f64());
+                }
+                result
+            });
             // The slot is free before the answer leaves: whoever sees the answer may
             // take it at once.
             drop(slot);
@@ -116,9 +134,15 @@ impl HashingPool {
                 let _ = tx.send(result);
             }
         });
-        self.sender
-            .send(job)
-            .map_err(|_| ApiError::Internal("password hashing pool stopped".into()))?;
+        if let Some(m) = recorder {
+            m.hash_queue.inc();
+        }
+        self.sender.send(job).map_err(|_| {
+            if let Some(m) = recorder {
+                m.hash_queue.dec();
+            }
+            ApiError::Internal("password hashing pool stopped".into())
+        })?;
         rx.await
             .map_err(|_| ApiError::Internal("password hashing job failed".into()))
     }

@@ -197,6 +197,9 @@ impl Session {
                     return Ok(Spent::Rotated(current.to_string()));
                 }
                 log::warn!("refresh token reuse detected; revoking session {id}");
+                db::after_commit(|| {
+                    crate::metrics::metrics().inspect(|m| m.refresh_reuse.inc());
+                });
                 Session::revoke(conn, revoked, id)?;
                 return Ok(Spent::Reused);
             }

@@ -119,6 +119,9 @@ impl Settings {
                 None
             })
             .unwrap_or(AppEnv::Development);
+        // Empty variables are ignored by the layers (an empty PORT is no port), but an
+        // empty METRICS_ADDR is how metrics are turned off.
+        let metrics_off = env.get("METRICS_ADDR").is_some_and(|v| v.trim().is_empty());
         let raw = layers(env, app_env)
             .map_err(|e| ConfigError(vec![format!("configuration files: {e}")]))?;
         let mut r = Reader {
@@ -130,7 +133,10 @@ impl Settings {
         let tokens = sections::tokens(&mut r, app_env, &data_dir);
         let passwords = sections::passwords(&mut r, app_env);
         let limits = sections::limits(&mut r);
-        let http = sections::http(&mut r);
+        let mut http = sections::http(&mut r);
+        if metrics_off {
+            http.metrics_addr = None;
+        }
         let browser = sections::browser(&mut r, app_env);
         // A credentialed request from any origin at all would carry the user's cookies:
         // the CORS specification forbids `*` with credentials, and echoing every origin
@@ -516,6 +522,21 @@ mod tests {
             default.http.trusted_proxies.is_empty(),
             "nothing trusted by default"
         );
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_by_default_and_empty_turns_them_off() {
+        let load = |extra: &[(&str, &str)]| {
+            let mut vars = vec![("APP_ENV", "development"), ("JWT_SECRET_KEY", KEY)];
+            vars.extend_from_slice(extra);
+            Settings::load_from(env(&vars))
+        };
+        let default = load(&[]).unwrap();
+        assert_eq!(default.http.metrics_addr.as_deref(), Some("127.0.0.1:9464"));
+        let off = load(&[("METRICS_ADDR", "")]).unwrap();
+        assert_eq!(off.http.metrics_addr, None);
+        let err = load(&[("METRICS_ADDR", "9464")]).unwrap_err();
+        assert!(err.0[0].starts_with("METRICS_ADDR: '9464'"), "{err}");
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (empty: none).
     pub trusted_proxies: Vec<IpNetwork>,
+    /// `HOST:PORT` of the Prometheus metrics listener; `None` turns it off.
+    pub metrics_addr: Option<String>,
 }
 
 /// Where a request's token is read from (`JWT_TOKEN_LOCATION`).
@@ -504,12 +506,23 @@ pub(super) fn http(r: &mut Reader) -> HttpSettings {
                 .ok()
         })
         .collect::<Vec<_>>();
+    let metrics_addr = r.string("metrics_addr").trim().to_owned();
+    let metrics_addr = (!metrics_addr.is_empty()).then_some(metrics_addr);
+    if let Some(addr) = &metrics_addr {
+        let port = addr.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+        if !matches!(port, Some(Ok(_))) {
+            r.errors.push(format!(
+                "METRICS_ADDR: '{addr}' is not HOST:PORT like 127.0.0.1:9464 (empty turns metrics off)"
+            ));
+        }
+    }
     HttpSettings {
         host,
         port,
         max_body_bytes,
         cors_allowed_origins,
         trusted_proxies,
+        metrics_addr,
     }
 }
 

@@ -7,6 +7,7 @@ use super::connect::ConnectionManager;
 use super::executor::{unavailable, wait, Job, Pool, PooledConnection, Ticket};
 use super::DbConnection;
 use crate::error::ApiError;
+use crate::metrics::metrics;
 
 /// Lookups by key that arrive together are answered by one query.
 ///
@@ -162,6 +163,9 @@ impl<K: Ord + Clone, V: Clone> BatchInner<K, V> {
         let Some(first) = round.iter().map(|w| w.deadline).min() else {
             return;
         };
+        if let Some(m) = metrics() {
+            m.db_batch_size.observe(round.len() as f64);
+        }
         let mut keys: Vec<K> = round.iter().map(|w| w.key.clone()).collect();
         keys.sort_unstable();
         keys.dedup();

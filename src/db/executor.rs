@@ -12,6 +12,7 @@ use super::connect::ConnectionManager;
 use super::DbConnection;
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use crate::error::ApiError;
+use crate::metrics::metrics;
 
 /// The shared connection pool and the threads that use it.
 ///
@@ -44,6 +45,15 @@ impl Pool {
     /// that are not async workers (the admin CLI, tests). Requests use [`run`].
     pub fn get(&self) -> Result<PooledConnection, r2d2::Error> {
         self.connections.get()
+    }
+
+    /// Connections open now: in use by a query, and idle in the pool.
+    pub fn connection_counts(&self) -> (u32, u32) {
+        let state = self.connections.state();
+        (
+            state.connections.saturating_sub(state.idle_connections),
+            state.idle_connections,
+        )
     }
 }
 
@@ -108,13 +118,17 @@ where
     E: Into<ApiError>,
     T: Send + 'static,
 {
-    let deadline = Instant::now() + pool.timeout;
+    let queued = Instant::now();
+    let deadline = queued + pool.timeout;
     let ticket = Ticket::default();
     let claim = ticket.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move |connections| {
         if !claim.start() {
             return; // given up on by its request (timed out or gone)
+        }
+        if let Some(m) = metrics() {
+            m.db_queue_wait.observe(queued.elapsed().as_secs_f64());
         }
         let outcome = match deadline.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => connections

@@ -24,6 +24,7 @@ use crate::error::responses::{
 };
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Page, Username, ValidJson};
+use crate::metrics::{self, Flow};
 use crate::models::user::{User, UserView};
 use crate::routes::{client_info, with_total, Message};
 use crate::state::AppState;
@@ -269,10 +270,12 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let Registration { username, password } = body.0;
     let origin = Origin::http(None, client_info(&req, &state));
-    state
+    let result = state
         .accounts
         .register(username, password, false, &origin)
-        .await?;
+        .await;
+    metrics::auth_flow(Flow::Register, &result);
+    result?;
     Ok(HttpResponse::Created().json(Message::new("User created successfully.")))
 }
 
@@ -307,10 +310,9 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let delivery = state.browser().login_delivery(asked_delivery(&req)?);
     let client = client_info(&req, &state);
-    let issued = state
-        .accounts
-        .login(body.0.into(), client, delivery)
-        .await?;
+    let issued = state.accounts.login(body.0.into(), client, delivery).await;
+    metrics::auth_flow(Flow::Login, &issued);
+    let issued = issued?;
     Ok(token_response(&state, issued, delivery))
 }
 
@@ -350,7 +352,9 @@ pub async fn fresh_login(
     let issued = state
         .accounts
         .fresh_login(body.0.into(), client, delivery)
-        .await?;
+        .await;
+    metrics::auth_flow(Flow::FreshLogin, &issued);
+    let issued = issued?;
     Ok(token_response(&state, issued, delivery))
 }
 
@@ -404,6 +408,7 @@ pub async fn refresh(
         }
         Err(e) => Err(e),
     };
+    metrics::auth_flow(Flow::Refresh, &result);
     match result {
         Ok(issued) => Ok(token_response(&state, issued, delivery)),
         // A refresh cookie that was refused will be refused again: clear it, so the

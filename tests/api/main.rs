@@ -20,6 +20,7 @@ mod items;
 mod json_strategies;
 mod keys;
 mod limits;
+mod metrics;
 mod props;
 mod queries;
 mod races;

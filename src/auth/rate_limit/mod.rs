@@ -31,6 +31,7 @@ use crate::db::{self, Pool};
 use crate::error::ApiError;
 use crate::http::{client_ip, RateLimitStatus};
 use crate::input::Username;
+use crate::metrics::metrics;
 use store::Counted;
 use turns::{Refused, Turns};
 use windows::Windows;
@@ -211,6 +212,9 @@ impl RateLimiter {
             reset: Some(ceil_secs(counted.left)),
         };
         if counted.hits > quota {
+            if let Some(m) = metrics() {
+                m.rate_limited(status.policy);
+            }
             Err(ApiError::TooManyRequests(status))
         } else {
             Ok(Some(status))
@@ -241,6 +245,9 @@ impl RateLimiter {
         };
         match counted {
             Some(counted) if counted.hits >= u64::from(self.failure_limit) => {
+                if let Some(m) = metrics() {
+                    m.rate_limited(who.policy());
+                }
                 Err(ApiError::TooManyRequests(self.failure_status(who, counted)))
             }
             _ => Ok(()),
@@ -298,15 +305,23 @@ impl RateLimiter {
     /// user cannot take the pool from the others.
     pub fn hashing_turn(&self, who: Target) -> Result<HashingTurn<'_>, ApiError> {
         self.turns.take(who).map_err(|refused| match refused {
-            Refused::Busy => ApiError::TooManyRequests(RateLimitStatus {
-                policy: "hashing",
-                quota: u64::from(self.turns.per_subject()),
-                window: None,
-                remaining: 0,
-                reset: None,
-            }),
+            Refused::Busy => {
+                if let Some(m) = metrics() {
+                    m.rate_limited("hashing");
+                }
+                ApiError::TooManyRequests(RateLimitStatus {
+                    policy: "hashing",
+                    quota: u64::from(self.turns.per_subject()),
+                    window: None,
+                    remaining: 0,
+                    reset: None,
+                })
+            }
             Refused::Full => {
                 log::warn!("too many users with password checks in flight: request shed");
+                if let Some(m) = metrics() {
+                    m.hash_shed.inc();
+                }
                 ApiError::Overloaded(1)
             }
         })

@@ -11,6 +11,7 @@ use super::set::Revocations;
 use crate::config::DatabaseUrl;
 use crate::db::{ConnectionManager, DbConnection};
 use crate::error::ApiError;
+use crate::metrics::metrics;
 
 /// Keeps a [`Revocations`] in step with the database, over a connection of its own so
 /// that a busy pool cannot starve it into the fail-closed state.
@@ -62,6 +63,9 @@ impl Follower {
         self.set.note(&batch.revocations);
         self.set.learn_sessions(&batch.sessions);
         self.set.mark_synced(started);
+        if let Some(m) = metrics() {
+            m.revocation_poll.observe(started.elapsed().as_secs_f64());
+        }
         self.cursor = Some(batch.cursor);
         Ok(())
     }

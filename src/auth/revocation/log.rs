@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::{self, DbConnection};
 use crate::error::ApiError;
+use crate::metrics::metrics;
 use crate::schema::{revocations, sessions};
 
 /// What a revocation log row covers.
@@ -125,6 +126,13 @@ pub fn log(conn: &mut DbConnection, revoked: &[Revocation]) -> Result<(), diesel
                 revocations::expires_at.eq(r.expires_at),
             ))
             .execute(conn)?;
+        // Counted once it holds: a transaction that rolls back revoked nothing.
+        let kind = r.kind.as_str();
+        crate::db::after_commit(move || {
+            if let Some(m) = metrics() {
+                m.revocations.with_label_values(&[kind]).inc();
+            }
+        });
     }
     Ok(())
 }

@@ -140,6 +140,17 @@ impl Revocations {
         }
     }
 
+    /// Time since the start of the last successful sync; `None` before the first.
+    pub fn since_sync(&self) -> Option<Duration> {
+        match self.synced.load(Ordering::Acquire) {
+            0 => None,
+            synced => {
+                let synced = self.epoch + Duration::from_millis(synced - 1);
+                Some(Instant::now().saturating_duration_since(synced))
+            }
+        }
+    }
+
     /// Records a successful sync that started at `started`.
     pub(super) fn mark_synced(&self, started: Instant) {
         let ms = started.saturating_duration_since(self.epoch).as_millis() as u64 + 1;

@@ -20,6 +20,8 @@ pub struct TestApp {
     /// What the server runs with, for tests that reach past HTTP (its database).
     pub settings: Settings,
     address: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, unless METRICS_ADDR is empty.
+    metrics_address: Option<String>,
     /// Requests go through the methods below, so that a test reads as what a client
     /// does rather than how a request is built.
     client: reqwest::Client,
@@ -137,9 +139,13 @@ impl TestApp {
     async fn start(dir: tempfile::TempDir, settings: Settings) -> Result<TestApp, StartupError> {
         let app = Application::build(settings.clone()).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         actix_web::rt::spawn(app.run_until_stopped());
         Ok(TestApp {
             address,
+            metrics_address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -147,6 +153,13 @@ impl TestApp {
             settings,
             _dir: Arc::new(dir),
         })
+    }
+
+    /// Absolute URL of `path` on the metrics listener; `None` when it is off.
+    pub fn metrics_url(&self, path: &str) -> Option<String> {
+        self.metrics_address
+            .as_ref()
+            .map(|address| format!("{address}{path}"))
     }
 
     /// Absolute URL of `path`.
