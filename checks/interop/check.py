@@ -27,12 +27,10 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -51,61 +49,20 @@ from flask_jwt_extended import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# checks/lib: the harness the Python checks share.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+import harness  # noqa: E402 - found through the line above
+from harness import Report, free_port  # noqa: E402
+
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-123"
 STARTUP_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 10.0
 
 
-# --------------------------------------------------------------------------- reporting
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, condition, detail=""):
-        if condition:
-            self.passed += 1
-            print(f"ok - {name}", flush=True)
-        else:
-            self.failed += 1
-            suffix = f" ({detail})" if detail else ""
-            print(f"FAIL - {name}{suffix}", flush=True)
-        return bool(condition)
-
-    def section(self, name, func):
-        """Run a group of checks; an unexpected exception counts as one failure."""
-        print(f"# {name}", flush=True)
-        try:
-            func()
-        except Exception as exc:  # noqa: BLE001 - report and go on with the next group
-            self.failed += 1
-            print(f"FAIL - {name}: unexpected {type(exc).__name__}: {exc}", flush=True)
-            traceback.print_exc(file=sys.stderr)
-
-
 # --------------------------------------------------------------------------- HTTP to our server
 
-class Response:
-    def __init__(self, status, headers, body_bytes):
-        self.status = status
-        self.headers = headers
-        self.raw = body_bytes
-        try:
-            self.json = json.loads(body_bytes.decode("utf-8")) if body_bytes else None
-        except (UnicodeDecodeError, ValueError):
-            self.json = None
-
-    def error_code(self):
-        return self.json.get("error") if isinstance(self.json, dict) else None
-
-    def describe(self):
-        text = self.raw.decode("utf-8", "replace")
-        if len(text) > 300:
-            text = text[:300] + "..."
-        return f"HTTP {self.status}: {text}"
-
+class Response(harness.Response):
     def set_cookies(self):
         """The Set-Cookie headers as sent, parsed one by one (see parse_set_cookie)."""
         return [parse_set_cookie(raw) for raw in (self.headers.get_all("Set-Cookie") or [])]
@@ -196,12 +153,6 @@ def cookies_by_name(set_cookies):
 
 
 # --------------------------------------------------------------------------- the server
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class Server:
     def __init__(self, binary, secret_key, extra_env=None):

@@ -35,13 +35,11 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -55,6 +53,8 @@ from jwt import PyJWKClient
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
+sys.path.insert(0, str(REPO_ROOT / "checks" / "lib"))
+from harness import Report, Response, free_port  # noqa: E402 - the shared check harness
 STARTUP_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 10.0
 JWKS_PATH = "/.well-known/jwks.json"
@@ -76,55 +76,7 @@ FOLLOW_TIMEOUT_S = 5.0
 INSTANCE_STAGGER_S = float(os.environ.get("VERIFIERS_STAGGER", "1.0"))
 
 
-# --------------------------------------------------------------------------- reporting
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, condition, detail=""):
-        if condition:
-            self.passed += 1
-            print(f"ok - {name}", flush=True)
-        else:
-            self.failed += 1
-            suffix = f" ({detail})" if detail else ""
-            print(f"FAIL - {name}{suffix}", flush=True)
-        return bool(condition)
-
-    def section(self, name, func):
-        """Run a group of checks; an unexpected exception counts as one failure."""
-        print(f"# {name}", flush=True)
-        try:
-            func()
-        except Exception as exc:  # noqa: BLE001 - report and go on with the next group
-            self.failed += 1
-            print(f"FAIL - {name}: unexpected {type(exc).__name__}: {exc}", flush=True)
-            traceback.print_exc(file=sys.stderr)
-
-
 # --------------------------------------------------------------------------- HTTP
-
-class Response:
-    def __init__(self, status, headers, body_bytes):
-        self.status = status
-        self.headers = headers
-        self.raw = body_bytes
-        try:
-            self.json = json.loads(body_bytes.decode("utf-8")) if body_bytes else None
-        except (UnicodeDecodeError, ValueError):
-            self.json = None
-
-    def error_code(self):
-        return self.json.get("error") if isinstance(self.json, dict) else None
-
-    def describe(self):
-        text = self.raw.decode("utf-8", "replace")
-        if len(text) > 300:
-            text = text[:300] + "..."
-        return f"HTTP {self.status}: {text}"
-
 
 def http(method, url, body=None, token=None, headers=None):
     data = None
@@ -145,12 +97,6 @@ def http(method, url, body=None, token=None, headers=None):
 
 
 # --------------------------------------------------------------------------- the server
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def server_env(extra):
     """The caller's environment without any setting of ours (a JWT_* or DATABASE_URL left
