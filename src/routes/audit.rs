@@ -25,21 +25,20 @@ pub struct AuditPage {
 }
 
 /// The filters of `GET /audit`; every one given must hold.
-#[derive(Debug, IntoParams)]
+#[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Describes the parameters in the document; parsed by `filters`.
 pub struct AuditQuery {
     /// Events whose actor or target is this user.
     #[param(minimum = 1)]
     user_id: Option<i64>,
-    /// One action: `register`, `login`, `fresh_login`, `refresh`, `refresh_reuse`,
-    /// `logout`, `session_revoked`, `password_changed`, `user_deleted`, `promoted`,
-    /// `demoted`, `admin_revoke`, `bootstrap_admin`, `key_generated`, `key_rotated`,
-    /// `key_retired`.
-    action: Option<String>,
-    /// `ok`, `failed` or `limited`.
-    outcome: Option<String>,
-    /// The client's address (IPv4 or IPv6).
+    /// One action.
+    #[param(inline, nullable = false)]
+    action: Option<ActionParam>,
+    /// One outcome.
+    #[param(inline, nullable = false)]
+    outcome: Option<OutcomeParam>,
+    /// The client's address (IPv4 or IPv6); a value that is no address matches nothing.
     ip: Option<String>,
     /// Written at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -51,19 +50,22 @@ pub struct AuditQuery {
     #[param(minimum = 1, default = 100)]
     limit: Option<i64>,
     /// The previous page's `next_cursor`.
+    #[param(pattern = r"^[1-9][0-9]{0,17}$")]
     cursor: Option<String>,
 }
 
 /// The same filters, for the caller's own events.
-#[derive(Debug, IntoParams)]
+#[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Describes the parameters in the document; parsed by `filters`.
 pub struct OwnAuditQuery {
-    /// One action (see `GET /audit`).
-    action: Option<String>,
-    /// `ok`, `failed` or `limited`.
-    outcome: Option<String>,
-    /// The client's address (IPv4 or IPv6).
+    /// One action.
+    #[param(inline, nullable = false)]
+    action: Option<ActionParam>,
+    /// One outcome.
+    #[param(inline, nullable = false)]
+    outcome: Option<OutcomeParam>,
+    /// The client's address (IPv4 or IPv6); a value that is no address matches nothing.
     ip: Option<String>,
     /// Written at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -75,13 +77,73 @@ pub struct OwnAuditQuery {
     #[param(minimum = 1, default = 100)]
     limit: Option<i64>,
     /// The previous page's `next_cursor`.
+    #[param(pattern = r"^[1-9][0-9]{0,17}$")]
     cursor: Option<String>,
+}
+
+/// `?action=` of the audit routes.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the parameter in the document; parsed as an `Action`.
+pub enum ActionParam {
+    /// An account was created.
+    Register,
+    /// A login.
+    Login,
+    /// A fresh login.
+    FreshLogin,
+    /// A refresh token was spent.
+    Refresh,
+    /// A spent refresh token came back.
+    RefreshReuse,
+    /// A logout.
+    Logout,
+    /// A session was ended.
+    SessionRevoked,
+    /// A password change.
+    PasswordChanged,
+    /// An account was deleted.
+    UserDeleted,
+    /// A user was made an admin.
+    Promoted,
+    /// A user's admin flag was withdrawn.
+    Demoted,
+    /// Every session of a user was ended by an admin or an operator.
+    AdminRevoke,
+    /// The start-up admin.
+    BootstrapAdmin,
+    /// A signing key was generated.
+    KeyGenerated,
+    /// A signing key started to sign.
+    KeyRotated,
+    /// A retired signing key was deleted.
+    KeyRetired,
+}
+
+/// `?outcome=` of the audit routes.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the parameter in the document; parsed as an `Outcome`.
+pub enum OutcomeParam {
+    /// Done.
+    Ok,
+    /// Refused.
+    Failed,
+    /// Refused by a limit.
+    Limited,
+}
+
+/// What the filters ask for: events, or none at all (an address that is no address).
+enum Wanted {
+    Events(Filter, usize),
+    Nothing,
 }
 
 /// Reads the filters from the query string; `user_id` only where `allow_user` (an
 /// admin's query). Every problem is reported, each under its parameter.
-fn filters(req: &HttpRequest, allow_user: bool) -> Result<(Filter, usize), ApiError> {
+fn filters(req: &HttpRequest, allow_user: bool) -> Result<Wanted, ApiError> {
     let query = input::query_map(req);
+    let mut nothing = false;
     let mut errors = ValidationErrors::default();
     let mut filter = Filter::default();
     if let Some(raw) = query.get("user_id") {
@@ -115,7 +177,8 @@ fn filters(req: &HttpRequest, allow_user: bool) -> Result<(Filter, usize), ApiEr
     if let Some(raw) = query.get("ip") {
         match raw.trim().parse::<IpAddr>() {
             Ok(ip) => filter.ip = Some(ip.to_canonical().to_string()),
-            Err(_) => errors.query("ip", "Must be an IPv4 or IPv6 address."),
+            // Only addresses are stored: nothing to look up.
+            Err(_) => nothing = true,
         }
     }
     let mut time = |name: &str| {
@@ -150,11 +213,23 @@ fn filters(req: &HttpRequest, allow_user: bool) -> Result<(Filter, usize), ApiEr
             _ => errors.query("cursor", "Must be the next_cursor of a previous page."),
         }
     }
-    errors.into_result(|| (filter, limit as usize))
+    errors.into_result(|| {
+        if nothing {
+            Wanted::Nothing
+        } else {
+            Wanted::Events(filter, limit as usize)
+        }
+    })
 }
 
 /// Runs `filter` and shapes the page.
-async fn page(state: &AppState, filter: Filter, limit: usize) -> Result<HttpResponse, ApiError> {
+async fn page(state: &AppState, wanted: Wanted) -> Result<HttpResponse, ApiError> {
+    let Wanted::Events(filter, limit) = wanted else {
+        return Ok(HttpResponse::Ok().json(AuditPage {
+            events: Vec::new(),
+            next_cursor: None,
+        }));
+    };
     let (events, more) =
         db::run(&state.pool, move |conn| audit::query(conn, &filter, limit)).await?;
     let next_cursor = more
@@ -191,8 +266,7 @@ pub async fn list_events(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (filter, limit) = filters(&req, true)?;
-    page(&state, filter, limit).await
+    page(&state, filters(&req, true)?).await
 }
 
 /// GET /me/audit: the caller's own security events.
@@ -218,7 +292,12 @@ pub async fn own_events(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (mut filter, limit) = filters(&req, false)?;
-    filter.user_id = Some(token.0.user_id);
-    page(&state, filter, limit).await
+    let wanted = match filters(&req, false)? {
+        Wanted::Events(mut filter, limit) => {
+            filter.user_id = Some(token.0.user_id);
+            Wanted::Events(filter, limit)
+        }
+        Wanted::Nothing => Wanted::Nothing,
+    };
+    page(&state, wanted).await
 }
