@@ -107,6 +107,12 @@ pub struct Metrics {
     pub revocation_poll_age: Gauge,
     /// Time one successful poll of the follower took.
     pub revocation_poll: Histogram,
+    /// Audit events queued (failed and limited logins) and not yet written, read at
+    /// scrape time.
+    pub audit_queue: IntGauge,
+    /// Audit events that could not be written one by one (a full queue, a batch the
+    /// database refused); their count is written as one event instead.
+    pub audit_unrecorded: IntCounter,
     /// Always 1, labelled with the version, the backend and the token algorithm.
     pub build_info: IntGaugeVec,
 }
@@ -307,6 +313,16 @@ impl Metrics {
                 "stores_api_revocation_poll_duration_seconds",
                 "Seconds one successful poll of the revocation follower took.",
                 POLL_BUCKETS,
+            ),
+            audit_queue: gauge(
+                &r,
+                "stores_api_audit_queue_depth",
+                "Audit events (failed and limited logins) queued and not yet written.",
+            ),
+            audit_unrecorded: counter(
+                &r,
+                "stores_api_audit_unrecorded_total",
+                "Audit events not written one by one (a full queue, a refused batch).",
             ),
             build_info: gauge_vec(
                 &r,

@@ -212,6 +212,8 @@ async fn serve_metrics(state: web::Data<AppState>) -> HttpResponse {
     m.db_connections
         .with_label_values(&["idle"])
         .set(i64::from(idle));
+    m.audit_queue
+        .set(i64::try_from(state.accounts.audit.pending()).unwrap_or(i64::MAX));
     let revoked = state.revocations();
     m.revoked_entries
         .set(i64::try_from(revoked.len()).unwrap_or(i64::MAX));

@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use crate::auth::sessions::ClientInfo;
 use crate::db::{self, DbConnection, Pool};
 use crate::error::ApiError;
+use crate::metrics::metrics;
 use crate::schema::audit_events;
 
 /// Failed or limited logins waiting to be written; beyond this they are counted, and the
@@ -501,6 +502,9 @@ impl AuditLog {
             pending.push(event);
         } else {
             self.overflow.fetch_add(1, Ordering::Relaxed);
+            if let Some(m) = metrics() {
+                m.audit_unrecorded.inc();
+            }
         }
         drop(pending);
         self.ready.notify_one();
@@ -557,6 +561,9 @@ impl AuditLog {
                 // but counted: the next batch says how many went unrecorded.
                 self.overflow
                     .fetch_add(queued + overflow, Ordering::Relaxed);
+                if let Some(m) = metrics() {
+                    m.audit_unrecorded.inc_by(queued);
+                }
                 Err(e)
             }
         }
