@@ -59,8 +59,9 @@ enum KeysCommand {
     },
     /// List the keys: kid, algorithm, state and times.
     List,
-    /// Make the oldest `next` key sign, once it has been published for JWKS_MAX_AGE (so
-    /// no verifier with a cached JWKS meets an unknown kid); the key that signed becomes
+    /// Make the oldest `next` key sign, once every instance has published it for
+    /// JWKS_MAX_AGE (JWKS_MAX_AGE + 3 s after it was generated, so no verifier with a
+    /// cached JWKS meets an unknown kid); the key that signed becomes
     /// `retired` and verifies until its last token expires. Too early: says how long to
     /// wait and fails, unless --wait.
     Rotate {

@@ -33,7 +33,8 @@ const ENCRYPTION_KEY: &str = "9a4c1f0e7b2d58a3c6e1f40b9d2a7c5e8f3b16d0a4e9c27b5f
 const OTHER_ENCRYPTION_KEY: &str =
     "1b7e5d3c9f0a2468ace13579bdf02468ace13579bdf02468ace13579bdf0246a";
 
-/// JWKS_MAX_AGE of the test servers: a next key may sign one second after it appears.
+/// JWKS_MAX_AGE of the test servers: a next key may sign one second after every
+/// instance can have published it (PUBLISHED_WITHIN after it is stored).
 const MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Instances read the database's keys every 2 s: a change is followed well within this.
@@ -44,8 +45,8 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 
 // The servers and their settings
 
-/// Keys of `algorithm` kept in the database under `encryption_key`, published for one
-/// second before they may sign.
+/// Keys of `algorithm` kept in the database under `encryption_key`, published for
+/// PUBLISHED_WITHIN and one second before they may sign.
 fn keys_in_database_under(s: &mut Settings, algorithm: Algorithm, encryption_key: &str) {
     s.tokens.algorithm = algorithm;
     s.tokens.keys = Some(KeySource::Database {
