@@ -33,7 +33,8 @@ const MAX_PENDING: usize = 10_000;
 const ROWS_PER_INSERT: usize = 500;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Action {
     /// An account was created.
     Register,
@@ -128,7 +129,8 @@ impl fmt::Display for Action {
 }
 
 /// How it went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Outcome {
     /// Done.
     Ok,

@@ -34,10 +34,10 @@ pub struct AuditQuery {
     user_id: Option<i64>,
     /// One action.
     #[param(inline, nullable = false)]
-    action: Option<ActionParam>,
+    action: Option<Action>,
     /// One outcome.
     #[param(inline, nullable = false)]
-    outcome: Option<OutcomeParam>,
+    outcome: Option<Outcome>,
     /// The client's address (IPv4 or IPv6); a value that is no address matches nothing.
     ip: Option<String>,
     /// Written at or after this time (RFC 3339).
@@ -61,10 +61,10 @@ pub struct AuditQuery {
 pub struct OwnAuditQuery {
     /// One action.
     #[param(inline, nullable = false)]
-    action: Option<ActionParam>,
+    action: Option<Action>,
     /// One outcome.
     #[param(inline, nullable = false)]
-    outcome: Option<OutcomeParam>,
+    outcome: Option<Outcome>,
     /// The client's address (IPv4 or IPv6); a value that is no address matches nothing.
     ip: Option<String>,
     /// Written at or after this time (RFC 3339).
@@ -79,58 +79,6 @@ pub struct OwnAuditQuery {
     /// The previous page's `next_cursor`.
     #[param(pattern = r"^[1-9][0-9]{0,17}$")]
     cursor: Option<String>,
-}
-
-/// `?action=` of the audit routes.
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // Describes the parameter in the document; parsed as an `Action`.
-pub enum ActionParam {
-    /// An account was created.
-    Register,
-    /// A login.
-    Login,
-    /// A fresh login.
-    FreshLogin,
-    /// A refresh token was spent.
-    Refresh,
-    /// A spent refresh token came back.
-    RefreshReuse,
-    /// A logout.
-    Logout,
-    /// A session was ended.
-    SessionRevoked,
-    /// A password change.
-    PasswordChanged,
-    /// An account was deleted.
-    UserDeleted,
-    /// A user was made an admin.
-    Promoted,
-    /// A user's admin flag was withdrawn.
-    Demoted,
-    /// Every session of a user was ended by an admin or an operator.
-    AdminRevoke,
-    /// The start-up admin.
-    BootstrapAdmin,
-    /// A signing key was generated.
-    KeyGenerated,
-    /// A signing key started to sign.
-    KeyRotated,
-    /// A retired signing key was deleted.
-    KeyRetired,
-}
-
-/// `?outcome=` of the audit routes.
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // Describes the parameter in the document; parsed as an `Outcome`.
-pub enum OutcomeParam {
-    /// Done.
-    Ok,
-    /// Refused.
-    Failed,
-    /// Refused by a limit.
-    Limited,
 }
 
 /// What the filters ask for: events, or none at all (an address that is no address).
