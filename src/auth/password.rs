@@ -7,7 +7,14 @@
 //! (first come, first served) and is then shed with 503 and `Retry-After`, before it
 //! does anything else (a login, before its user lookup): a storm costs its own logins
 //! latency, never the rest of the API.
+//!
+//! The threads run at Linux's idle scheduling priority (`SCHED_IDLE`, sched(7)), but
+//! for `reserved` of them: one per core then costs a token-checked request nothing, since
+//! the scheduler runs a hash only on a core no other thread wants and preempts it the
+//! moment a request's thread wakes up. At rest logins use every core; in a storm they use
+//! what the rest of the API leaves.
 
+use std::io;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -57,22 +64,39 @@ pub struct HashingSlot {
 
 impl HashingPool {
     /// Starts `threads` threads admitting at most `threads + queue` jobs, a request
-    /// waiting up to `wait` for a place when all are taken.
-    fn start(threads: usize, queue: usize, wait: Duration) -> Self {
+    /// waiting up to `wait` for a place when all are taken; all but `reserved` of the
+    /// threads run at idle priority.
+    fn start(threads: usize, reserved: usize, queue: usize, wait: Duration) -> Self {
         let threads = threads.max(1);
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
+        let (started_tx, started_rx) = mpsc::channel::<io::Result<Priority>>();
+        let mut started = 0;
         for i in 0..threads {
             let receiver = Arc::clone(&receiver);
+            let started_tx = started_tx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("bcrypt-{i}"))
-                .spawn(move || work(&receiver));
-            if let Err(e) = spawned {
+                .spawn(move || {
+                    let priority = if i < reserved {
+                        Ok(Priority::Normal)
+                    } else {
+                        lower_priority()
+                    };
+                    // Nobody may be listening any more; the thread works all the same.
+                    let _ = started_tx.send(priority);
+                    drop(started_tx);
+                    work(&receiver)
+                });
+            match spawned {
+                Ok(_) => started += 1,
                 // The pool runs with the threads it got; with none, jobs wait until
                 // their clients give up and new ones are shed, which is visible and safe.
-                log::error!("cannot start password hashing thread {i}: {e}");
+                Err(e) => log::error!("cannot start password hashing thread {i}: {e}"),
             }
         }
+        drop(started_tx);
+        report_priorities(started_rx.iter().take(started));
         HashingPool {
             sender,
             slots: Arc::new(Semaphore::new(threads.saturating_add(queue))),
@@ -148,6 +172,72 @@ impl HashingPool {
     }
 }
 
+/// The scheduling class a hashing thread runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    /// The default class, competing with every other thread.
+    Normal,
+    /// `SCHED_IDLE`: runs only when no other thread of the machine wants the core.
+    Idle,
+    /// Nice 19, where `SCHED_IDLE` is refused: the smallest share of the default class.
+    Lowest,
+}
+
+/// Moves the calling thread to `SCHED_IDLE`, or failing that to nice 19. Lowering one's
+/// own priority needs no privilege (sched(7)); a seccomp profile may still refuse it.
+#[cfg(target_os = "linux")]
+fn lower_priority() -> io::Result<Priority> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 names the calling thread, and `param` outlives the call.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
+        return Ok(Priority::Idle);
+    }
+    let refused = io::Error::last_os_error();
+    // On Linux a nice value is a thread's own, so this leaves the workers as they are
+    // (setpriority(2), NOTES).
+    // SAFETY: no pointers; the call only reads its arguments.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } == 0 {
+        return Ok(Priority::Lowest);
+    }
+    Err(refused)
+}
+
+/// Elsewhere the threads keep the default priority.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() -> io::Result<Priority> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "idle scheduling priority is Linux only",
+    ))
+}
+
+/// Logs once how the hashing threads run: the start-up line operators check, and a
+/// warning when the idle priority was refused, since a storm then competes with reads.
+fn report_priorities(priorities: impl Iterator<Item = io::Result<Priority>>) {
+    let (mut normal, mut idle, mut lowest) = (0, 0, 0);
+    let mut refused = None;
+    for priority in priorities {
+        match priority {
+            Ok(Priority::Normal) => normal += 1,
+            Ok(Priority::Idle) => idle += 1,
+            Ok(Priority::Lowest) => lowest += 1,
+            Err(e) => {
+                normal += 1;
+                refused = Some(e);
+            }
+        }
+    }
+    log::info!(
+        "password hashing: {} threads: {normal} at normal priority, {idle} at idle priority, {lowest} at nice 19",
+        normal + idle + lowest
+    );
+    if let Some(e) = refused {
+        log::warn!(
+            "password hashing threads could not lower their priority ({e}): a login storm competes with the other requests for the cores"
+        );
+    }
+}
+
 /// A hashing thread: takes jobs until every sender is gone.
 fn work(receiver: &Mutex<Receiver<Job>>) {
     loop {
@@ -199,9 +289,9 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher with the configured cost on a pool of `hash_threads` threads, at most
-    /// `hash_queue` jobs waiting for them, and requests beyond those waiting up to
-    /// `hash_wait` for a place.
+    /// A hasher with the configured cost on a pool of `hash_threads` threads (all but
+    /// `hash_reserved_threads` at idle priority), at most `hash_queue` jobs waiting for
+    /// them, and requests beyond those waiting up to `hash_wait` for a place.
     pub fn new(settings: &PasswordSettings) -> Self {
         let cost = settings.bcrypt_cost;
         PasswordHasher {
@@ -209,6 +299,7 @@ impl PasswordHasher {
             dummy_hash: format!("$2b${cost:02}${DUMMY_SALT_AND_DIGEST}"),
             pool: Arc::new(HashingPool::start(
                 settings.hash_threads,
+                settings.hash_reserved_threads,
                 settings.hash_queue,
                 settings.hash_wait,
             )),
@@ -323,6 +414,7 @@ mod tests {
         PasswordHasher::new(&PasswordSettings {
             bcrypt_cost: 4,
             hash_threads: 1,
+            hash_reserved_threads: 0,
             hash_queue: 16,
             hash_wait: Duration::from_secs(1),
         })
@@ -348,7 +440,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_pool_without_a_wait_sheds_at_once_and_recovers() {
-        let pool = HashingPool::start(1, 1, Duration::ZERO);
+        let pool = HashingPool::start(1, 0, 1, Duration::ZERO);
         let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
         let running = pool.reserve().await.unwrap();
         let waiting = pool.reserve().await.unwrap();
@@ -371,7 +463,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_on_a_full_pool_gets_a_place_freed_within_the_wait_else_is_shed() {
         let wait = Duration::from_millis(300);
-        let pool = HashingPool::start(1, 0, wait);
+        let pool = HashingPool::start(1, 0, 0, wait);
         let held = pool.reserve().await.unwrap();
 
         // Nothing comes free: shed, but only after the wait.
@@ -395,13 +487,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_is_an_internal_error_and_the_thread_survives() {
-        let pool = HashingPool::start(1, 1, Duration::ZERO);
+        let pool = HashingPool::start(1, 0, 1, Duration::ZERO);
         let result: Result<(), ApiError> = pool
             .run(pool.reserve().await.unwrap(), || panic!("boom"))
             .await;
         assert!(matches!(result, Err(ApiError::Internal(_))));
         let slot = pool.reserve().await.unwrap();
         assert_eq!(pool.run(slot, || 5).await.unwrap(), 5);
+    }
+
+    /// The scheduling policy of the thread a job runs on.
+    #[cfg(target_os = "linux")]
+    fn policy() -> libc::c_int {
+        // SAFETY: pid 0 names the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn threads_beyond_the_reserved_ones_run_at_idle_priority() {
+        let pool = HashingPool::start(3, 1, 0, Duration::ZERO);
+        // Each job waits for the other two, so the three run on three different threads.
+        let together = Arc::new(std::sync::Barrier::new(3));
+        let job = || {
+            let together = Arc::clone(&together);
+            async {
+                let slot = pool.reserve().await.expect("a slot");
+                pool.run(slot, move || {
+                    together.wait();
+                    policy()
+                })
+                .await
+                .expect("the job's answer")
+            }
+        };
+        let (a, b, c) = tokio::join!(job(), job(), job());
+        let mut policies = vec![a, b, c];
+        policies.sort_unstable();
+        let mut expected = vec![libc::SCHED_OTHER, libc::SCHED_IDLE, libc::SCHED_IDLE];
+        expected.sort_unstable();
+        assert_eq!(policies, expected);
     }
 
     #[test]

@@ -319,10 +319,7 @@ mod tests {
         assert_eq!(s.tokens.access_ttl, Duration::from_secs(60));
         assert_eq!(s.tokens.leeway, Duration::ZERO);
         assert_eq!(s.revocation.poll_interval, Duration::from_millis(250));
-        assert!(
-            s.passwords.hash_threads >= 1,
-            "0 means half the cores, at least one"
-        );
+        assert!(s.passwords.hash_threads >= 1, "0 means one per core");
     }
 
     #[test]
@@ -379,17 +376,40 @@ mod tests {
         .unwrap();
         assert_eq!((s.passwords.hash_threads, s.passwords.hash_queue), (3, 0));
         assert_eq!(s.passwords.hash_wait, Duration::from_millis(500));
+        assert_eq!(
+            s.passwords.hash_reserved_threads, 0,
+            "idle priority by default"
+        );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let defaults = Settings::load_from(env(&[("JWT_SECRET_KEY", KEY)])).unwrap();
+        assert_eq!(defaults.passwords.hash_threads, cores, "a thread per core");
+        let reserved = |n: &'static str| {
+            let s = Settings::load_from(env(&[
+                ("JWT_SECRET_KEY", KEY),
+                ("PASSWORD_HASH_THREADS", "3"),
+                ("PASSWORD_HASH_RESERVED_THREADS", n),
+            ]))
+            .unwrap();
+            s.passwords.hash_reserved_threads
+        };
+        assert_eq!(reserved("2"), 2);
+        assert_eq!(reserved("7"), 3, "at most every thread");
         let err = Settings::load_from(env(&[
             ("JWT_SECRET_KEY", KEY),
             ("PASSWORD_HASH_THREADS", "-1"),
+            ("PASSWORD_HASH_RESERVED_THREADS", "some"),
             ("PASSWORD_HASH_QUEUE", "many"),
             ("PASSWORD_HASH_WAIT", "-1"),
         ]))
         .unwrap_err();
-        assert_eq!(err.0.len(), 3, "{err}");
+        assert_eq!(err.0.len(), 4, "{err}");
         assert!(err.0[0].starts_with("PASSWORD_HASH_THREADS"), "{err}");
-        assert!(err.0[1].starts_with("PASSWORD_HASH_QUEUE"), "{err}");
-        assert!(err.0[2].starts_with("PASSWORD_HASH_WAIT"), "{err}");
+        assert!(
+            err.0[1].starts_with("PASSWORD_HASH_RESERVED_THREADS"),
+            "{err}"
+        );
+        assert!(err.0[2].starts_with("PASSWORD_HASH_QUEUE"), "{err}");
+        assert!(err.0[3].starts_with("PASSWORD_HASH_WAIT"), "{err}");
     }
 
     #[test]

@@ -91,8 +91,11 @@ pub struct TokenSettings {
 pub struct PasswordSettings {
     /// bcrypt work factor.
     pub bcrypt_cost: u32,
-    /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; 0 in the files: half the cores).
+    /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; 0 in the files: one per core).
     pub hash_threads: usize,
+    /// How many of them run at normal priority; the others run only on otherwise idle
+    /// cores (`PASSWORD_HASH_RESERVED_THREADS`; at most `hash_threads`).
+    pub hash_reserved_threads: usize,
     /// Hashing jobs that may wait for a thread before requests wait for a place.
     pub hash_queue: usize,
     /// How long a request beyond the queue waits for a place before it is shed.
@@ -449,20 +452,22 @@ pub(super) fn passwords(r: &mut Reader, env: AppEnv) -> PasswordSettings {
         0 => default_hashing_threads(),
         n => n,
     };
+    let hash_reserved_threads = r
+        .ranged::<usize>("password_hash_reserved_threads", 0, 1024)
+        .min(hash_threads);
     PasswordSettings {
         bcrypt_cost,
         hash_threads,
+        hash_reserved_threads,
         hash_queue: r.ranged::<usize>("password_hash_queue", 0, 100_000),
         hash_wait: r.fractional_seconds("password_hash_wait", 0.0, 10.0),
     }
 }
 
-/// Half the cores, at least one: a login storm leaves the other half to token-checked
-/// requests.
+/// One per core: at rest logins use the whole machine, and since these threads run at
+/// idle priority, a login storm still leaves the cores to token-checked requests.
 fn default_hashing_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| (n.get() / 2).max(1))
-        .unwrap_or(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub(super) fn limits(r: &mut Reader) -> LimitSettings {
