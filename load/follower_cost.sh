@@ -49,7 +49,10 @@ for n in "$SESSIONS" "$SECONDS_PER" "${CHURNS[@]}"; do
     case "$n" in ''|*[!0-9]*) echo "follower_cost: $n is not a number" >&2; exit 2 ;; esac
 done
 
-PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -n1)"
+PGBENCH="$(command -v pgbench || true)"
+if [ -z "$PGBENCH" ]; then
+    for candidate in /usr/lib/postgresql/*/bin/pgbench; do PGBENCH="$candidate"; done
+fi
 [ -x "$PGBENCH" ] || { echo "follower_cost: pgbench is needed (postgresql package)" >&2; exit 1; }
 if [ -z "$PG_SERVER_URL" ]; then
     PG_SERVER_URL="$(bash "$ROOT/scripts/postgres.sh" | tail -n1)"
