@@ -74,7 +74,7 @@ Environment: BCRYPT_COST (default 12, the production default), LOAD_LOGIN_CONNEC
 (default 4), LOAD_STORM_CONNECTIONS (default 32), LOAD_RUST_LOG (server log filter,
 default warn: the per-request access log is info). The auth rate limits are off
 (AUTH_RATE_LIMIT_PER_MINUTE=0, LOGIN_FAILURE_LIMIT=0, PASSWORD_HASH_PER_USER=0): every
-request comes from 127.0.0.1 and logs the kit's one user in, so with them on the kit
+request comes from 127.0.0.1 and logs one of the kit's users in, so with them on the kit
 would measure 429s, not logins.
 
 Examples:
@@ -298,8 +298,14 @@ post_json() { curl -fsS -X POST "$BASE$1" -H 'Content-Type: application/json' "$
 # Names of its own (user, store), so that a server that outlives the run can be driven again.
 USERNAME="load-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
 PASSWORD="load-password-1"
-post_json /register "{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\"}" >/dev/null \
-    || { log "ERROR: POST $BASE/register failed; the kit needs /register, /login, /store, /item, /store/{id}/tag, /item/{id}/tag/{tag_id}"; exit 1; }
+# The login and login-storm scenarios log in a user of their own: every login opens a
+# session, and past the server's MAX_SESSIONS_PER_USER (100) the oldest sessions end,
+# the reads' own among them, which would turn the reads that follow into 401s.
+LOGIN_USERNAME="$USERNAME-logins"
+for name in "$USERNAME" "$LOGIN_USERNAME"; do
+    post_json /register "{\"username\": \"$name\", \"password\": \"$PASSWORD\"}" >/dev/null \
+        || { log "ERROR: POST $BASE/register failed; the kit needs /register, /login, /store, /item, /store/{id}/tag, /item/{id}/tag/{tag_id}"; exit 1; }
+done
 login_body="{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\"}"
 ACCESS="$(login access_token)"
 STORE_ID="$(post_json /store "{\"name\": \"Store of $USERNAME\"}" -H "Authorization: Bearer $ACCESS" | json_field id)"
@@ -477,7 +483,7 @@ for scenario in ${SCENARIOS[@]+"${SCENARIOS[@]}"}; do
         health|read|read-cookie|me|store|tag) run_get "$scenario" "$scenario" ;;
         write) run_wrk write "$CONNECTIONS" "$THREADS" write.lua "/item/$ITEM_ID" "${auth[@]}" ;;
         login)
-            LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
+            LOAD_USERNAME="$LOGIN_USERNAME" LOAD_PASSWORD="$PASSWORD" \
                 run_wrk login "$LOGIN_CONNECTIONS" "$THREADS" login.lua /login
             NOTES+=("login: $(status_line login) ($COST_NOTE)") ;;
         refresh)
@@ -496,7 +502,7 @@ for scenario in ${SCENARIOS[@]+"${SCENARIOS[@]}"}; do
             log "login storm: $STORM_CONNECTIONS connections of logins during the read"
             storm_pids=()
             for n in $(seq 0 $((INSTANCES - 1))); do
-                LOAD_USERNAME="$USERNAME" LOAD_PASSWORD="$PASSWORD" \
+                LOAD_USERNAME="$LOGIN_USERNAME" LOAD_PASSWORD="$PASSWORD" \
                     wrk -t1 -c"$(( STORM_CONNECTIONS / INSTANCES ))" -d"$((DURATION + 2))s" --timeout 10s \
                     -s load/login.lua "${TARGETS[$n]}/login" >"$TMP/storm.$n.out" 2>&1 &
                 storm_pids+=("$!")
