@@ -422,6 +422,44 @@ mem() {
     done
     awk -v kb="$total" 'BEGIN { printf "%.1f\n", kb / 1024 }'
 }
+# CPU time (clock ticks) used so far by these processes and their children.
+cpu_ticks() {
+    local pid p kids total=0 ticks
+    for pid in "$@"; do
+        mapfile -t kids < <(pgrep -P "$pid" || true)
+        for p in "$pid" ${kids[@]+"${kids[@]}"}; do
+            # utime + stime: fields 14 and 15, counted after the command name's ")".
+            ticks="$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true)"
+            total=$(( total + ${ticks:-0} ))
+        done
+    done
+    echo "$total"
+}
+# settle: waits (up to 30 s) until the server is at rest, so that a scenario does not
+# measure the previous one's tail: logins that a server queued are still hashed after
+# wrk has gone (a sync Flask worker serves every queued request first). At rest: its
+# processes use under 10% of a core over half a second; without a process to watch
+# (--url without --pid), GET /health answers within 50 ms.
+WATCH_PIDS=()
+if [ -n "$TARGET_URL" ]; then WATCH_PIDS=(${TARGET_PID:+"$TARGET_PID"}); else WATCH_PIDS=("${PIDS[@]}"); fi
+TICKS_PER_S="$(getconf CLK_TCK)"
+settle() {
+    local tries before answer
+    for tries in $(seq 1 60); do
+        if [ ${#WATCH_PIDS[@]} -gt 0 ]; then
+            before="$(cpu_ticks "${WATCH_PIDS[@]}")"
+            sleep 0.5
+            [ $(( $(cpu_ticks "${WATCH_PIDS[@]}") - before )) -gt $(( TICKS_PER_S / 20 )) ] || break
+        else
+            answer="$(curl -s -o /dev/null -m 5 -w '%{time_total}' "$BASE/health" || true)"
+            awk -v t="${answer:-9}" 'BEGIN { exit !(t < 0.05) }' && break
+            sleep 0.5
+        fi
+    done
+    [ "$tries" -lt 3 ] || log "waited $(( tries / 2 )) s for the server to come to rest"
+    [ "$tries" -lt 60 ] || log "warning: the server is still busy; going on"
+}
+
 # Memory: at idle (started, seeded, nothing running), then the peak under 64 connections
 # of token-checked reads, before any other scenario can set the high-water mark.
 # With --url, only a --pid on this machine can be measured.
@@ -432,6 +470,7 @@ fi
 rss_idle=()
 rss_peak=()
 if [ -n "$MEMORY" ]; then
+    settle
     for pid in ${MEM_PIDS[@]+"${MEM_PIDS[@]}"}; do rss_idle+=("$(mem "$pid" VmRSS)"); done
     log "memory: 64-connection read (${DURATION}s)"
     run_wrk read-64 64 "$THREADS" get.lua "/item/$ITEM_ID" "${auth[@]}"
@@ -460,6 +499,7 @@ if [ "$ROUNDS" -gt 1 ] || [ -n "$METRICS_OFF" ]; then
         esac
     done
     for r in $(seq 1 "$ROUNDS"); do
+        settle
         log "round $r/$ROUNDS: health read ${relative[*]} (${DURATION}s each)"
         run_get health "health#$r"
         if [ -n "$METRICS_OFF" ]; then
@@ -478,6 +518,7 @@ fi
 
 STORM_P99=""
 for scenario in ${SCENARIOS[@]+"${SCENARIOS[@]}"}; do
+    settle
     log "scenario $scenario (${DURATION}s)"
     case "$scenario" in
         health|read|read-cookie|me|store|tag) run_get "$scenario" "$scenario" ;;
