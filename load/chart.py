@@ -193,11 +193,15 @@ def chart(meta, bars, path):
             heights = [v if v else 0 for v in values]
             rects = ax.bar(xs, heights, width, label=LEGEND[side], color=COLOURS[side])
             for rect, value in zip(rects, values):
-                text = fmt(value) if value else "0" if index == 0 else f"none in {meta['duration_s']} s"
-                y = rect.get_height() if value else 1
-                ax.annotate(text, (rect.get_x() + rect.get_width() / 2, y), xytext=(0, 2),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=7.5,
-                            rotation=90 if len(bars) > 6 else 0)
+                x = rect.get_x() + rect.get_width() / 2
+                if value:
+                    ax.annotate(fmt(value), (x, value), xytext=(0, 2), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=7.5,
+                                rotation=90 if len(bars) > 6 else 0)
+                else:  # no bar: say why, at the foot of the panel
+                    text = "0 answered" if index == 0 else f"none in {meta['duration_s']} s"
+                    ax.annotate(text, (x, 0.02), xycoords=("data", "axes fraction"), ha="center",
+                                va="bottom", fontsize=7.5, rotation=90, color=COLOURS[side])
         ax.set_yscale("log")
         ax.set_ylabel(ylabel)
         ax.set_xticks(range(len(bars)))

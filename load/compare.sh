@@ -245,14 +245,23 @@ cpu_ticks() {
     done
     echo "$total"
 }
-# settle: waits (up to 60 s) until both servers use under 10% of a core over half a
-# second: a side still hashing the logins it queued would steal the other's cores.
+# settle: waits (up to 60 s) until both servers are at rest: a side still serving the
+# logins it queued would steal the other's cores. At rest: under 10% of a core over
+# half a second, and GET /health within 100 ms, on both sides.
+answers_fast() {
+    local t
+    t="$(curl -s -o /dev/null -m 5 -w '%{time_total}' "$1/health" || true)"
+    awk -v t="${t:-9}" 'BEGIN { exit !(t < 0.1) }'
+}
 settle() {
     local before
     for _ in $(seq 1 120); do
         before="$(cpu_ticks "$RUST_PID" "$FLASK_PID")"
         sleep 0.5
-        [ $(( $(cpu_ticks "$RUST_PID" "$FLASK_PID") - before )) -gt $(( $(getconf CLK_TCK) / 20 )) ] || return 0
+        if [ $(( $(cpu_ticks "$RUST_PID" "$FLASK_PID") - before )) -le $(( $(getconf CLK_TCK) / 20 )) ] \
+            && answers_fast "http://127.0.0.1:$RUST_PORT" && answers_fast "http://127.0.0.1:$FLASK_PORT"; then
+            return 0
+        fi
     done
     log "warning: the servers are still busy after 60 s; going on"
 }

@@ -437,24 +437,28 @@ cpu_ticks() {
 }
 # settle: waits (up to 30 s) until the server is at rest, so that a scenario does not
 # measure the previous one's tail: logins that a server queued are still hashed after
-# wrk has gone (a sync Flask worker serves every queued request first). At rest: its
-# processes use under 10% of a core over half a second; without a process to watch
-# (--url without --pid), GET /health answers within 50 ms.
+# wrk has gone (a sync Flask worker serves every queued request first, even while it
+# waits on its database). At rest: its processes and their children use under 10% of
+# a core over half a second (when there are processes to watch), and GET /health
+# answers within 100 ms.
 WATCH_PIDS=()
 if [ -n "$TARGET_URL" ]; then WATCH_PIDS=(${TARGET_PID:+"$TARGET_PID"}); else WATCH_PIDS=("${PIDS[@]}"); fi
 TICKS_PER_S="$(getconf CLK_TCK)"
+at_rest() {
+    local before answer
+    if [ ${#WATCH_PIDS[@]} -gt 0 ]; then
+        before="$(cpu_ticks "${WATCH_PIDS[@]}")"
+        sleep 0.5
+        [ $(( $(cpu_ticks "${WATCH_PIDS[@]}") - before )) -le $(( TICKS_PER_S / 20 )) ] || return 1
+    fi
+    answer="$(curl -s -o /dev/null -m 5 -w '%{time_total}' "$BASE/health" || true)"
+    awk -v t="${answer:-9}" 'BEGIN { exit !(t < 0.1) }'
+}
 settle() {
-    local tries before answer
+    local tries
     for tries in $(seq 1 60); do
-        if [ ${#WATCH_PIDS[@]} -gt 0 ]; then
-            before="$(cpu_ticks "${WATCH_PIDS[@]}")"
-            sleep 0.5
-            [ $(( $(cpu_ticks "${WATCH_PIDS[@]}") - before )) -gt $(( TICKS_PER_S / 20 )) ] || break
-        else
-            answer="$(curl -s -o /dev/null -m 5 -w '%{time_total}' "$BASE/health" || true)"
-            awk -v t="${answer:-9}" 'BEGIN { exit !(t < 0.05) }' && break
-            sleep 0.5
-        fi
+        at_rest && break
+        [ ${#WATCH_PIDS[@]} -gt 0 ] || sleep 0.5
     done
     [ "$tries" -lt 3 ] || log "waited $(( tries / 2 )) s for the server to come to rest"
     [ "$tries" -lt 60 ] || log "warning: the server is still busy; going on"
