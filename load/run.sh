@@ -16,7 +16,11 @@ store, an item and a tag of the store that the item carries, runs the scenarios 
 (installed with apt-get when missing) and prints one table: scenario | req/s | p50 |
 p99 | errors (non-2xx/3xx + socket errors). Then: resident memory at idle and its peak
 under a 64-connection read (run first, unless --no-memory), and the time from exec to
-the first 200 of GET /ready.
+the first 200 of GET /ready. Each scenario starts once the server is at rest (its
+processes under 10% of a core, GET /health within 100 ms; at most 30 s): a server still
+hashing the logins it queued would otherwise slow the next scenario. login and
+login-storm log in a second user of the kit's, so that their sessions never push out
+(MAX_SESSIONS_PER_USER) the session whose token the reads use.
 
 With --url it starts nothing and drives a server that is already running (this one
 elsewhere, or another implementation of the same endpoints, such as a Flask-JWT-Extended
