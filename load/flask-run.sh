@@ -36,6 +36,8 @@ if [ -z "${JWT_SECRET_KEY:-}" ]; then
     exit 2
 fi
 export JWT_SECRET_KEY
+# gunicorn imports load/flask_app.py: no __pycache__ left in the repository's tree.
+export PYTHONDONTWRITEBYTECODE=1
 export BCRYPT_COST="${BCRYPT_COST:-12}"
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
