@@ -136,8 +136,11 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/stores-api"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/stores-compare.XXXXXX")"
 PIDS=()
 PG_DBS=()
+DRIVER=""
 cleanup() {
     local pid db
+    # The load/run.sh under way first (its own cleanup ends its run), then the servers.
+    if [ -n "$DRIVER" ]; then kill "$DRIVER" 2>/dev/null || true; wait "$DRIVER" 2>/dev/null || true; fi
     for pid in ${PIDS[@]+"${PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
     for pid in ${PIDS[@]+"${PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
     for db in ${PG_DBS[@]+"${PG_DBS[@]}"}; do
@@ -273,9 +276,14 @@ drive() {
     [ -n "$MEMORY" ] || args+=(--no-memory)
     settle
     log "round $4/$ROUNDS: $1 (${SCENARIOS[*]})"
+    # In the background and waited for, so that a signal reaches the cleanup at once
+    # rather than after this run.
     LOAD_LOGIN_CONNECTIONS="$LOGIN_CONNECTIONS" LOAD_STORM_CONNECTIONS="$STORM_CONNECTIONS" \
-        bash load/run.sh "${args[@]}" "${SCENARIOS[@]}" >"$OUT/logs/round$4-$1.txt" 2>&1 \
+        bash load/run.sh "${args[@]}" "${SCENARIOS[@]}" >"$OUT/logs/round$4-$1.txt" 2>&1 &
+    DRIVER="$!"
+    wait "$DRIVER" \
         || { log "ERROR: load/run.sh against $1 failed; its output:"; tail -n 20 "$OUT/logs/round$4-$1.txt" >&2; exit 1; }
+    DRIVER=""
 }
 for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) = 1 ]; then
