@@ -1,5 +1,6 @@
 -- POST /login with LOAD_USERNAME / LOAD_PASSWORD; counts what came back (200, 503 shed
--- by the hashing pool, 429 rate limited, anything else) and prints it as a STATUS line.
+-- by the hashing pool, 429 rate limited, anything else) and prints it as a STATUS line
+-- with the run's seconds, so that 200s per second can be told from requests per second.
 local common = dofile("load/common.lua")
 
 local threads = {}
@@ -29,5 +30,6 @@ function done(summary, latency, requests)
   for _, thread in ipairs(threads) do
     for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end
   end
-  io.write(string.format("STATUS %d %d %d %d\n", t.ok, t.shed, t.limited, t.other))
+  io.write(string.format("STATUS %d %d %d %d %.3f\n", t.ok, t.shed, t.limited, t.other,
+    summary.duration / 1e6))
 end
