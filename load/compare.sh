@@ -62,7 +62,7 @@ default warn). Both servers are stopped, and the PostgreSQL databases dropped, a
 also on Ctrl-C.
 
 Examples:
-  bash load/compare.sh                                 # SQLite, 2 rounds, ~6 minutes
+  bash load/compare.sh                                 # SQLite, 2 rounds, ~8 minutes
   bash load/compare.sh -d 4 --rounds 1                 # a quick look
   bash load/compare.sh --postgres --rounds 3           # on the local PostgreSQL 15
   bash load/compare.sh --no-build -d 5 health read me store tag --out /tmp/views
