@@ -279,7 +279,7 @@ drive() {
     # In the background and waited for, so that a signal reaches the cleanup at once
     # rather than after this run.
     LOAD_LOGIN_CONNECTIONS="$LOGIN_CONNECTIONS" LOAD_STORM_CONNECTIONS="$STORM_CONNECTIONS" \
-        bash load/run.sh "${args[@]}" "${SCENARIOS[@]}" >"$OUT/logs/round$4-$1.txt" 2>&1 &
+        LOAD_DB_CPU="$([ -z "$POSTGRES" ] || echo 1)" bash load/run.sh "${args[@]}" "${SCENARIOS[@]}" >"$OUT/logs/round$4-$1.txt" 2>&1 &
     DRIVER="$!"
     wait "$DRIVER" \
         || { log "ERROR: load/run.sh against $1 failed; its output:"; tail -n 20 "$OUT/logs/round$4-$1.txt" >&2; exit 1; }

@@ -76,7 +76,8 @@ Options:
 
 Environment: BCRYPT_COST (default 12, the production default), LOAD_LOGIN_CONNECTIONS
 (default 4), LOAD_STORM_CONNECTIONS (default 32), LOAD_RUST_LOG (server log filter,
-default warn: the per-request access log is info). The auth rate limits are off
+default warn: the per-request access log is info), LOAD_DB_CPU=1 (with --url: also count
+the local PostgreSQL server's CPU per request, as --postgres does). The auth rate limits are off
 (AUTH_RATE_LIMIT_PER_MINUTE=0, LOGIN_FAILURE_LIMIT=0, PASSWORD_HASH_PER_USER=0): every
 request comes from 127.0.0.1 and logs one of the kit's users in, so with them on the kit
 would measure 429s, not logins.
@@ -320,8 +321,13 @@ curl -fsS -o /dev/null -X POST "$BASE/item/$ITEM_ID/tag/$TAG_ID" -H "Authorizati
 curl -fsS -o /dev/null "$BASE/item/$ITEM_ID" -H "Authorization: Bearer $ACCESS"
 
 ROWS=()
-# The same rows for --json, space-separated: name req/s p50_ms p99_ms non-2xx socket requests.
+# The same rows for --json, space-separated: name req/s p50_ms p99_ms non-2xx socket
+# requests, then the server's and PostgreSQL's CPU microseconds per request ("-": not
+# measured).
 RAW_ROWS=()
+CPU_ROWS=()
+DB_CPU="${LOAD_DB_CPU:-}"
+[ -z "$POSTGRES" ] || DB_CPU=1
 NOTES=()
 
 # run_wrk NAME CONNECTIONS THREADS SCRIPT PATH [wrk args...]: one wrk per instance, at
@@ -333,7 +339,9 @@ run_wrk() {
     local per=$(( conns / INSTANCES )) n
     [ "$per" -ge 1 ] || per=1
     local t=$(( threads < per ? threads : per ))
-    local wrk_pids=()
+    local wrk_pids=() cpu_before db_before
+    cpu_before="$(cpu_ticks ${WATCH_PIDS[@]+"${WATCH_PIDS[@]}"})"
+    db_before="$(db_ticks)"
     for n in $(seq 0 $((INSTANCES - 1))); do
         LOAD_TOKENS_FILE="$TMP/refresh-tokens-$n" \
             wrk -t"$t" -c"$per" -d"${DURATION}s" --timeout 10s -s "load/$script" "$@" \
@@ -341,6 +349,9 @@ run_wrk() {
         wrk_pids+=("$!")
     done
     for n in "${wrk_pids[@]}"; do wait "$n"; done
+    local cpu_used db_used
+    cpu_used=$(( $(cpu_ticks ${WATCH_PIDS[@]+"${WATCH_PIDS[@]}"}) - cpu_before ))
+    db_used=$(( $(db_ticks) - db_before ))
     local row
     row="$(cat "$TMP/$name".*.out | awk -v name="$name" '
         /^RESULT/ { rps += $2; p50 += $3; if ($4 > p99) p99 = $4; st += $5; so += $6; req += $7; k++ }
@@ -356,7 +367,16 @@ run_wrk() {
                 name, rps, p50 / k, p99, st + so, st, so, name, rps, p50 / k, p99, st, so, req
         }')"
     ROWS+=("${row%|*}")
-    RAW_ROWS+=("${row##*|}")
+    local raw="${row##*|}" cpu
+    # CPU time per answered request: what one core serves of this scenario, without wrk.
+    cpu="$(awk -v raw="$raw" -v server="$cpu_used" -v db="$db_used" -v hz="$TICKS_PER_S" \
+        -v watched="${#WATCH_PIDS[@]}" -v pg="$DB_CPU" 'BEGIN {
+            split(raw, f, " "); req = f[7] + 0
+            if (req == 0 || watched == 0) { s = "-" } else { s = sprintf("%.1f", server / hz / req * 1e6) }
+            if (req == 0 || pg == "") { d = "-" } else { d = sprintf("%.1f", db / hz / req * 1e6) }
+            print s, d }')"
+    RAW_ROWS+=("$raw $cpu")
+    CPU_ROWS+=("$name $cpu")
 }
 
 # The value of column N (1-based) of the row named NAME.
@@ -426,16 +446,32 @@ mem() {
     done
     awk -v kb="$total" 'BEGIN { printf "%.1f\n", kb / 1024 }'
 }
+# CPU time (clock ticks) used so far by the local PostgreSQL server's processes, when
+# the run measures them (--postgres, or LOAD_DB_CPU=1 for a server driven with --url).
+db_ticks() {
+    [ -n "$DB_CPU" ] || { echo 0; return; }
+    local pids
+    mapfile -t pids < <(pgrep -x postgres || true)
+    [ ${#pids[@]} -gt 0 ] || { echo 0; return; }
+    cpu_ticks_of "${pids[@]}"
+}
+# The ticks of exactly these processes: utime + stime, fields 14 and 15 of their stat,
+# counted after the command name's ")".
+cpu_ticks_of() {
+    local p total=0 ticks
+    for p in "$@"; do
+        ticks="$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true)"
+        total=$(( total + ${ticks:-0} ))
+    done
+    echo "$total"
+}
 # CPU time (clock ticks) used so far by these processes and their children.
 cpu_ticks() {
-    local pid p kids total=0 ticks
+    local pid kids total=0 ticks
     for pid in "$@"; do
         mapfile -t kids < <(pgrep -P "$pid" || true)
-        for p in "$pid" ${kids[@]+"${kids[@]}"}; do
-            # utime + stime: fields 14 and 15, counted after the command name's ")".
-            ticks="$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true)"
-            total=$(( total + ${ticks:-0} ))
-        done
+        ticks="$(cpu_ticks_of "$pid" ${kids[@]+"${kids[@]}"})"
+        total=$(( total + ticks ))
     done
     echo "$total"
 }
@@ -598,6 +634,16 @@ for name in read/health read-cookie/read me/read store/read tag/read "$METRICS_R
     fi
 done
 for note in ${NOTES[@]+"${NOTES[@]}"}; do printf '%s\n' "$note"; done
+if [ ${#WATCH_PIDS[@]} -gt 0 ]; then
+    echo
+    echo "CPU time per answered request (utime + stime over the run; wrk not counted):"
+    {
+        echo "scenario|server µs|PostgreSQL µs|requests per core-second"
+        printf '%s\n' "${CPU_ROWS[@]}" | awk '{
+            total = ($2 == "-" ? 0 : $2) + ($3 == "-" ? 0 : $3)
+            printf "%s|%s|%s|%s\n", $1, $2, $3, (total > 0 ? sprintf("%.0f", 1e6 / total) : "-") }'
+    } | column -t -s '|' -o ' | '
+fi
 if [ -z "$MEMORY" ]; then
     echo "memory: not measured (--no-memory)"
 elif [ -n "$TARGET_URL" ]; then
@@ -672,7 +718,8 @@ for line in open(sys.argv[1]):
     if kind == "row":
         f = rest.split()
         result["rows"].append(dict(zip(
-            ("scenario", "req_per_s", "p50_ms", "p99_ms", "non_2xx", "socket_errors", "requests"),
+            ("scenario", "req_per_s", "p50_ms", "p99_ms", "non_2xx", "socket_errors", "requests",
+             "server_cpu_us_per_req", "db_cpu_us_per_req"),
             [f[0]] + [num(x) for x in f[1:]])))
     elif kind == "status":
         f = rest.split()
