@@ -299,7 +299,7 @@ impl Metrics {
             db_batch_size: histogram(
                 &r,
                 "stores_api_db_batch_size",
-                "Keys read by one query of a batched read (GET /item/{id}).",
+                "Keys read by one round of a batched read (GET /item/{id}, /store/{id}, /tag/{id}, /me).",
                 BATCH_BUCKETS,
             ),
             revoked_entries: gauge(

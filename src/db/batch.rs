@@ -1,4 +1,5 @@
-//! Batched reads: lookups by key that arrive together are answered by one query.
+//! Batched reads: lookups by key that arrive together are answered by one round of
+//! queries.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,12 +10,12 @@ use super::DbConnection;
 use crate::error::ApiError;
 use crate::metrics::metrics;
 
-/// Lookups by key that arrive together are answered by one query.
+/// Lookups by key that arrive together are answered by one round of queries.
 ///
 /// At most `lanes` database threads serve a batch's lookups at a time. Each takes every
-/// waiting key (up to [`BATCH_MAX`]), runs `load` once for them, hands each request its
-/// row, and goes on while keys are waiting; a lookup that finds every lane busy waits
-/// for the next round. Every request still gets a row read after it arrived, so nothing
+/// waiting key (up to [`BATCH_MAX`]), runs `load` once for them (a fixed number of
+/// queries, whatever the number of keys), hands each request its row, and goes on while
+/// keys are waiting; a lookup that finds every lane busy waits for the next round. Every request still gets a row read after it arrived, so nothing
 /// is staler than with a query of its own, and each keeps [`run`]'s rules: 503 if its
 /// lookup has not started within the pool timeout, skipped if it went away.
 ///
