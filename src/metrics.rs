@@ -293,7 +293,7 @@ impl Metrics {
             db_queue_wait: histogram(
                 &r,
                 "stores_api_db_queue_wait_seconds",
-                "Seconds a query waited in the queue for a database thread.",
+                "Seconds a query, or a batched read's lookup, waited for a database thread.",
                 WAIT_BUCKETS,
             ),
             db_batch_size: histogram(
