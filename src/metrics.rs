@@ -293,13 +293,13 @@ impl Metrics {
             db_queue_wait: histogram(
                 &r,
                 "stores_api_db_queue_wait_seconds",
-                "Seconds a query waited in the queue for a database thread.",
+                "Seconds a query, or a batched read's lookup, waited for a database thread.",
                 WAIT_BUCKETS,
             ),
             db_batch_size: histogram(
                 &r,
                 "stores_api_db_batch_size",
-                "Keys read by one query of a batched read (GET /item/{id}).",
+                "Keys read by one round of a batched read (GET /item/{id}, /store/{id}, /tag/{id}, /me).",
                 BATCH_BUCKETS,
             ),
             revoked_entries: gauge(

@@ -15,6 +15,9 @@ use crate::auth::tokens::TokenService;
 use crate::config::{DatabaseUrl, Settings};
 use crate::db::{BatchedReads, Pool};
 use crate::models::item::{Item, ItemView};
+use crate::models::store::{Store, StoreView};
+use crate::models::tag::{Tag, TagView};
+use crate::models::user::{User, UserView};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -22,14 +25,55 @@ pub struct AppState {
     pub pool: Pool,
     /// The account flows (logins, sessions, admin actions).
     pub accounts: Accounts,
-    /// GET /item/{id}'s reads, batched.
-    pub item_views: BatchedReads<i64, ItemView>,
+    /// The reads by id of single rows, batched.
+    pub reads: Reads,
     /// The token check of every request (the authentication middleware's).
     pub token_check: web::Data<TokenCheck>,
     /// The brute-force limits (the per-address extractor's, the account flows', the sweep's).
     pub limiter: web::Data<RateLimiter>,
     /// The settings the service started with.
     pub settings: Settings,
+}
+
+/// The token-checked reads of one row by id, each batched: the lookups of one read that
+/// arrive together share one round of queries.
+pub struct Reads {
+    /// GET /item/{id}.
+    pub items: BatchedReads<i64, ItemView>,
+    /// GET /store/{id}.
+    pub stores: BatchedReads<i64, StoreView>,
+    /// GET /tag/{id}.
+    pub tags: BatchedReads<i64, TagView>,
+    /// GET /me: never the password hash, which the view leaves unread.
+    pub users: BatchedReads<i64, UserView>,
+}
+
+impl Reads {
+    /// The four loaders, on `pool`.
+    fn new(pool: &Pool) -> Self {
+        Reads {
+            items: BatchedReads::new(
+                pool,
+                |conn, ids| Ok(Item::views_by_id(conn, ids)?),
+                |view| view.id,
+            ),
+            stores: BatchedReads::new(
+                pool,
+                |conn, ids| Ok(Store::views_by_id(conn, ids)?),
+                |view| view.id,
+            ),
+            tags: BatchedReads::new(
+                pool,
+                |conn, ids| Ok(Tag::views_by_id(conn, ids)?),
+                |view| view.id,
+            ),
+            users: BatchedReads::new(
+                pool,
+                |conn, ids| Ok(User::views_by_id(conn, ids)?),
+                |view| view.id,
+            ),
+        }
+    }
 }
 
 impl AppState {
@@ -55,11 +99,7 @@ impl AppState {
             browser: BrowserMode::new(&settings.browser, &settings.tokens),
         });
         Ok(AppState {
-            item_views: BatchedReads::new(
-                &pool,
-                |conn, ids| Ok(Item::views_by_id(conn, ids)?),
-                |view| view.id,
-            ),
+            reads: Reads::new(&pool),
             accounts: Accounts {
                 pool: pool.clone(),
                 passwords: PasswordHasher::new(&settings.passwords),

@@ -1,4 +1,5 @@
-//! Batched reads: lookups by key that arrive together are answered by one query.
+//! Batched reads: lookups by key that arrive together are answered by one round of
+//! queries.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,12 +10,12 @@ use super::DbConnection;
 use crate::error::ApiError;
 use crate::metrics::metrics;
 
-/// Lookups by key that arrive together are answered by one query.
+/// Lookups by key that arrive together are answered by one round of queries.
 ///
 /// At most `lanes` database threads serve a batch's lookups at a time. Each takes every
-/// waiting key (up to [`BATCH_MAX`]), runs `load` once for them, hands each request its
-/// row, and goes on while keys are waiting; a lookup that finds every lane busy waits
-/// for the next round. Every request still gets a row read after it arrived, so nothing
+/// waiting key (up to [`BATCH_MAX`]), runs `load` once for them (a fixed number of
+/// queries, whatever the number of keys), hands each request its row, and goes on while
+/// keys are waiting; a lookup that finds every lane busy waits for the next round. Every request still gets a row read after it arrived, so nothing
 /// is staler than with a query of its own, and each keeps [`run`]'s rules: 503 if its
 /// lookup has not started within the pool timeout, skipped if it went away.
 ///
@@ -46,6 +47,7 @@ struct BatchState<K, V> {
 struct Waiter<K, V> {
     key: K,
     ticket: Ticket,
+    queued: Instant,
     deadline: Instant,
     answer: tokio::sync::oneshot::Sender<Result<Option<V>, ApiError>>,
 }
@@ -81,7 +83,8 @@ where
 
     /// The row for `key`, or `None` if there is none.
     pub async fn get(&self, pool: &Pool, key: K) -> Result<Option<V>, ApiError> {
-        let deadline = Instant::now() + pool.timeout;
+        let queued = Instant::now();
+        let deadline = queued + pool.timeout;
         let ticket = Ticket::default();
         let (answer, answered) = tokio::sync::oneshot::channel();
         {
@@ -93,6 +96,7 @@ where
             state.waiting.push(Waiter {
                 key,
                 ticket: ticket.clone(),
+                queued,
                 deadline,
                 answer,
             });
@@ -151,10 +155,15 @@ impl<K: Ord + Clone, V: Clone> BatchInner<K, V> {
         conn: &mut Option<PooledConnection>,
     ) {
         let now = Instant::now();
-        let (round, late): (Vec<_>, Vec<_>) = round
-            .into_iter()
-            .filter(|w| w.ticket.start())
-            .partition(|w| w.deadline > now);
+        let started: Vec<_> = round.into_iter().filter(|w| w.ticket.start()).collect();
+        if let Some(m) = metrics() {
+            // A lookup waits for its round as a query waits for a thread (`run`).
+            for waiter in &started {
+                let waited = now.saturating_duration_since(waiter.queued);
+                m.db_queue_wait.observe(waited.as_secs_f64());
+            }
+        }
+        let (round, late): (Vec<_>, Vec<_>) = started.into_iter().partition(|w| w.deadline > now);
         for waiter in late {
             let _ = waiter.answer.send(Err(unavailable(
                 "a query waited in the queue past the pool timeout",
@@ -208,5 +217,41 @@ impl<K: Ord + Clone, V: Clone> Drop for Lane<'_, K, V> {
         if self.open {
             self.batch.lock().busy -= 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::metrics::{enable, exposition};
+
+    #[actix_web::test]
+    async fn every_batched_lookup_counts_its_wait_for_a_database_thread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = dir.path().join("batch.db").display().to_string();
+        let env: HashMap<String, String> = [
+            ("APP_ENV", "test"),
+            ("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+            ("DATABASE_URL", url.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let settings = Settings::load_from(env).expect("settings");
+        let pool = super::super::pool(&settings.database);
+        // Every key is found as itself, without a query: only the waits are counted here.
+        let reads: BatchedReads<i64, i64> =
+            BatchedReads::new(&pool, |_, ids| Ok(ids.to_vec()), |v| *v);
+        enable();
+        let waits = || exposition().db_queue_wait.get_sample_count();
+        let before = waits();
+        let lookups = (0..20).map(|n| reads.get(&pool, n % 7));
+        let found = futures_util::future::join_all(lookups).await;
+        assert!(found.iter().all(|f| matches!(f, Ok(Some(_)))), "{found:?}");
+        // No other test of this binary queues database work.
+        assert_eq!(waits() - before, 20);
     }
 }

@@ -40,6 +40,20 @@ pub struct ItemSummary {
     pub price: Price,
 }
 
+/// An item's id, name and price in cents: the columns of an [`ItemSummary`].
+pub type SummaryColumns = (i64, String, i64);
+
+impl ItemSummary {
+    /// The summary of an item read as [`SummaryColumns`].
+    pub fn from_columns((id, name, price_cents): SummaryColumns) -> Self {
+        ItemSummary {
+            id,
+            name,
+            price: Price::from_cents(price_cents),
+        }
+    }
+}
+
 /// `{id, name}`: what GET /item shows without a token.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ItemName {
@@ -114,7 +128,7 @@ impl Item {
     }
 
     /// Items as the API shows them, in one query whatever the number of ids (the hot
-    /// read, GET /item/{id}, through [`crate::db::Batch`]): the items joined to their
+    /// read, GET /item/{id}, through [`crate::db::BatchedReads`]): the items joined to their
     /// stores and, row by row, to their tags. Ids with no item are left out.
     pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<ItemView>, ModelError> {
         let rows: Vec<ItemRow> = items::table

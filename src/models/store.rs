@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::models::group_by_key;
-use crate::models::item::{Item, ItemSummary};
+use crate::models::item::{Item, ItemSummary, SummaryColumns};
 use crate::models::tag::{Tag, TagRef};
 use crate::models::{is_unique_violation, Entity, ModelError};
 use crate::schema::{items, stores, tags};
@@ -31,7 +31,7 @@ pub struct StoreRef {
 }
 
 /// A store as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StoreView {
     /// Id.
     pub id: i64,
@@ -42,6 +42,9 @@ pub struct StoreView {
     /// Its tags, by id.
     pub tags: Vec<TagRef>,
 }
+
+/// A store and one of its items (none for a store without items).
+type StoreRow = (Store, Option<SummaryColumns>);
 
 impl Store {
     /// Inserts a store; a taken name is [`ModelError::NameTaken`].
@@ -71,6 +74,51 @@ impl Store {
             .first(conn)
             .optional()?
             .ok_or_else(|| ModelError::NotFound(Entity::Store, id))
+    }
+
+    /// Stores as the API shows them, in two queries whatever the number of ids (GET
+    /// /store/{id}, batched): the stores joined to their items, then the tags of all of
+    /// them. Ids with no store are left out.
+    pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<StoreView>, ModelError> {
+        let rows: Vec<StoreRow> = stores::table
+            .left_join(items::table)
+            .filter(stores::id.eq_any(ids))
+            .order((stores::id, items::id.nullable()))
+            .select((
+                Store::as_select(),
+                (items::id, items::name, items::price_cents).nullable(),
+            ))
+            .load(conn)?;
+        let mut views: Vec<StoreView> = Vec::with_capacity(ids.len());
+        for (store, item) in rows {
+            let item = item.map(ItemSummary::from_columns);
+            // Rows come by store id, so a store's rows are consecutive.
+            match views.last_mut() {
+                Some(view) if view.id == store.id => view.items.extend(item),
+                _ => views.push(StoreView {
+                    items: item.into_iter().collect(),
+                    tags: Vec::new(),
+                    id: store.id,
+                    name: store.name,
+                }),
+            }
+        }
+        let found: Vec<i64> = views.iter().map(|v| v.id).collect();
+        let store_tags: Vec<Tag> = tags::table
+            .filter(tags::store_id.eq_any(&found))
+            .order(tags::id)
+            .select(Tag::as_select())
+            .load(conn)?;
+        let mut tags_by_store = group_by_key(store_tags, |t| t.store_id);
+        for view in &mut views {
+            view.tags = tags_by_store
+                .remove(&view.id)
+                .unwrap_or_default()
+                .iter()
+                .map(Tag::as_ref)
+                .collect();
+        }
+        Ok(views)
     }
 
     /// Whether a store with this id exists.

@@ -6,10 +6,10 @@ use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::models::group_by_key;
-use crate::models::item::{Item, ItemSummary};
+use crate::models::item::{Item, ItemSummary, SummaryColumns};
 use crate::models::store::{Store, StoreRef};
 use crate::models::{Entity, ModelError};
-use crate::schema::{items, items_tags, tags};
+use crate::schema::{items, items_tags, stores, tags};
 
 /// A stored tag.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -33,7 +33,7 @@ pub struct TagRef {
 }
 
 /// A tag as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TagView {
     /// Id.
     pub id: i64,
@@ -44,6 +44,9 @@ pub struct TagView {
     /// Items carrying it, by id.
     pub items: Vec<ItemSummary>,
 }
+
+/// A tag, its store's name, and one of the items carrying it (none for an unused tag).
+type TagRow = (Tag, String, Option<SummaryColumns>);
 
 impl Tag {
     /// Inserts a tag in a store; [`ModelError::NotFound`] without the store,
@@ -82,6 +85,41 @@ impl Tag {
             .first(conn)
             .optional()?
             .ok_or_else(|| ModelError::NotFound(Entity::Tag, id))
+    }
+
+    /// Tags as the API shows them, in one query whatever the number of ids (GET
+    /// /tag/{id}, batched): the tags joined to their stores and, row by row, to the items
+    /// that carry them. Ids with no tag are left out.
+    pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<TagView>, ModelError> {
+        let rows: Vec<TagRow> = tags::table
+            .inner_join(stores::table)
+            .left_join(items_tags::table.inner_join(items::table))
+            .filter(tags::id.eq_any(ids))
+            .order((tags::id, items::id.nullable()))
+            .select((
+                Tag::as_select(),
+                stores::name,
+                (items::id, items::name, items::price_cents).nullable(),
+            ))
+            .load(conn)?;
+        let mut views: Vec<TagView> = Vec::with_capacity(ids.len());
+        for (tag, store_name, item) in rows {
+            let item = item.map(ItemSummary::from_columns);
+            // Rows come by tag id, so a tag's rows are consecutive.
+            match views.last_mut() {
+                Some(view) if view.id == tag.id => view.items.extend(item),
+                _ => views.push(TagView {
+                    store: StoreRef {
+                        id: tag.store_id,
+                        name: store_name,
+                    },
+                    items: item.into_iter().collect(),
+                    id: tag.id,
+                    name: tag.name,
+                }),
+            }
+        }
+        Ok(views)
     }
 
     /// A page of a store's tags by id, and the total; [`ModelError::NotFound`] without the store.

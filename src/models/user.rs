@@ -71,7 +71,7 @@ struct NewUser<'a> {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserView {
     /// Id.
     pub id: i64,
@@ -139,6 +139,30 @@ impl User {
             .select(User::as_select())
             .first(conn)
             .optional()?)
+    }
+
+    /// The users with these ids as the API shows them, in one query whatever the number
+    /// of ids (GET /me, batched): the columns of the view only, so the password hash is
+    /// never read. Ids with no user are left out.
+    pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<UserView>, ModelError> {
+        let rows: Vec<(i64, String, bool, NaiveDateTime)> = users::table
+            .filter(users::id.eq_any(ids))
+            .select((
+                users::id,
+                users::username,
+                users::is_admin,
+                users::created_at,
+            ))
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, username, is_admin, created_at)| UserView {
+                id,
+                username,
+                is_admin,
+                created_at: created_at.and_utc(),
+            })
+            .collect())
     }
 
     /// The user with this id, or [`ModelError::NotFound`].

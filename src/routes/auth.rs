@@ -25,8 +25,9 @@ use crate::error::responses::{
 use crate::error::{ApiError, ErrorBody, ValidationErrors};
 use crate::input::{self, string, Fields, FromJsonBody, NewPassword, Page, Username, ValidJson};
 use crate::metrics::{self, Flow};
-use crate::models::user::{User, UserView};
-use crate::routes::{client_info, with_total, Message};
+use crate::models::user::UserView;
+use crate::models::Entity;
+use crate::routes::{client_info, not_found, with_total, Message};
 use crate::state::AppState;
 
 /// POST /register body.
@@ -523,8 +524,8 @@ pub async fn me(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = token.0.user_id;
-    let user = db::run(&state.pool, move |conn| User::get(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    let user = state.reads.users.get(&state.pool, id).await?;
+    Ok(HttpResponse::Ok().json(user.ok_or_else(|| not_found(Entity::User)(id))?))
 }
 
 /// PUT /me/password: needs the current password and a fresh token; ends every other

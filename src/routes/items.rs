@@ -166,7 +166,7 @@ pub async fn get_item(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", not_found(Entity::Item))?;
-    let view = state.item_views.get(&state.pool, id).await?;
+    let view = state.reads.items.get(&state.pool, id).await?;
     Ok(HttpResponse::Ok().json(view.ok_or_else(|| not_found(Entity::Item)(id))?))
 }
 

@@ -86,12 +86,8 @@ pub async fn get_store(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", not_found(Entity::Store))?;
-    let view = db::run(&state.pool, move |conn| {
-        let found = Store::get(conn, id)?;
-        one(Store::views(conn, vec![found])?)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
+    let view = state.reads.stores.get(&state.pool, id).await?;
+    Ok(HttpResponse::Ok().json(view.ok_or_else(|| not_found(Entity::Store)(id))?))
 }
 
 /// POST /store (fresh)

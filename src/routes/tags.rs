@@ -117,12 +117,8 @@ pub async fn get_tag(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&req, "id", not_found(Entity::Tag))?;
-    let view = db::run(&state.pool, move |conn| {
-        let found = Tag::get(conn, id)?;
-        one(Tag::views(conn, vec![found])?)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
+    let view = state.reads.tags.get(&state.pool, id).await?;
+    Ok(HttpResponse::Ok().json(view.ok_or_else(|| not_found(Entity::Tag)(id))?))
 }
 
 /// DELETE /tag/{id} (admin): 202; a 400 while items still carry it.

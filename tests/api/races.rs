@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, assert_revoked, ok_json, sid, TestApp, TestUser, Tokens, PASSWORD,
+    assert_error, assert_revoked, id_of, ok_json, sid, TestApp, TestUser, Tokens, PASSWORD,
 };
 
 /// A server whose limiter and hashing queue let a flood through (the race is the
@@ -271,6 +271,85 @@ async fn reads_of_different_items_that_arrive_together_each_get_their_own() {
                 &resp.json::<Value>().await.expect("body"),
                 body,
                 "GET /item/{id}"
+            );
+        }
+    });
+    join_all(reads).await;
+}
+
+#[actix_web::test]
+async fn reads_of_different_stores_tags_and_users_that_arrive_together_each_get_their_own() {
+    // GET /store/{id}, /tag/{id} and /me answer the reads that arrive together with one
+    // round of queries each (db::BatchedReads): each must still get exactly its own row
+    // with its own nested lists, and a missing id its own 404.
+    let app = spawn(0).await;
+    let admin = app.admin().await;
+    let token = admin.tokens.access.as_str();
+    let (corner, lamp) = app.store_with_item(token, "Corner", "Lamp").await;
+    let (kiosk, mug) = app.store_with_item(token, "Kiosk", "Mug").await;
+    let empty = app.new_store(token, "Empty").await;
+    let desk = app.new_item(token, "Desk", 120.5, id_of(&corner)).await;
+    let wood = app.new_tag(token, id_of(&corner), "wood").await;
+    let cheap = app.new_tag(token, id_of(&kiosk), "cheap").await;
+    let unused = app.new_tag(token, id_of(&corner), "unused").await;
+    app.link(token, id_of(&desk), id_of(&wood)).await;
+    app.link(token, id_of(&lamp), id_of(&wood)).await;
+    app.link(token, id_of(&mug), id_of(&cheap)).await;
+    let users = [app.user().await, app.user().await];
+
+    let missing = 1000
+        + [&empty, &unused]
+            .iter()
+            .map(|v| id_of(v))
+            .max()
+            .unwrap_or(0);
+    let mut paths: Vec<(String, &str)> = Vec::new();
+    for id in [&corner, &kiosk, &empty]
+        .iter()
+        .map(|v| id_of(v))
+        .chain([missing])
+    {
+        paths.push((format!("/store/{id}"), token));
+    }
+    for id in [&wood, &cheap, &unused]
+        .iter()
+        .map(|v| id_of(v))
+        .chain([missing])
+    {
+        paths.push((format!("/tag/{id}"), token));
+    }
+    for user in &users {
+        paths.push(("/me".to_string(), user.tokens.access.as_str()));
+    }
+    paths.push(("/me".to_string(), token));
+    let mut expected = Vec::new();
+    for (path, token) in &paths {
+        let resp = app.get(path, Some(token)).await;
+        let status = resp.status();
+        expected.push((
+            path,
+            *token,
+            status,
+            resp.json::<Value>().await.expect("body"),
+        ));
+    }
+    assert_eq!(expected[0].3["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(expected[0].3["tags"].as_array().map(Vec::len), Some(2));
+    assert_eq!(expected[3].2, StatusCode::NOT_FOUND);
+    assert_eq!(expected[4].3["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(expected[7].2, StatusCode::NOT_FOUND);
+    assert_eq!(expected[8].3["id"], users[0].id);
+    assert_eq!(expected[9].3["id"], users[1].id);
+
+    let reads = (0..150).map(|n| {
+        let (app, (path, token, status, body)) = (&app, &expected[n % expected.len()]);
+        async move {
+            let resp = app.get(path, Some(token)).await;
+            assert_eq!(resp.status(), *status, "GET {path}");
+            assert_eq!(
+                &resp.json::<Value>().await.expect("body"),
+                body,
+                "GET {path}"
             );
         }
     });
