@@ -130,18 +130,21 @@ impl Item {
     /// Items as the API shows them, in one query whatever the number of ids (the hot
     /// read, GET /item/{id}, through [`crate::db::BatchedReads`]): the items joined to their
     /// stores and, row by row, to their tags. Ids with no item are left out.
+    /// One id is compared with `=` (see [`crate::models`] on reads by id).
     pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<ItemView>, ModelError> {
-        let rows: Vec<ItemRow> = items::table
+        let query = items::table
             .inner_join(stores::table)
             .left_join(items_tags::table.inner_join(tags::table))
-            .filter(items::id.eq_any(ids))
             .order((items::id, tags::id.nullable()))
             .select((
                 Item::as_select(),
                 stores::name,
                 (tags::id, tags::name).nullable(),
-            ))
-            .load(conn)?;
+            ));
+        let rows: Vec<ItemRow> = match ids {
+            [id] => query.filter(items::id.eq(id)).load(conn)?,
+            _ => query.filter(items::id.eq_any(ids)).load(conn)?,
+        };
         let mut views: Vec<ItemView> = Vec::with_capacity(ids.len());
         for (item, store_name, tag) in rows {
             let tag = tag.map(|(id, name)| TagRef { id, name });

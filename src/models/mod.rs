@@ -1,5 +1,12 @@
 //! Diesel structs and their queries. Models answer in the domain's words
 //! ([`ModelError`]); the HTTP edge decides statuses, codes and field names.
+//!
+//! Reads by id (`views_by_id`, which batched reads call with every id of a round)
+//! compare a single id with `=` and several with `= ANY`: PostgreSQL plans a prepared
+//! statement anew at each execution while its estimate for the parameters beats the
+//! generic plan's, which it always does for an array of one id against one of unknown
+//! length, and planning a join costs more than running it. With `=` it keeps the
+//! generic plan after five executions. A round at rest holds one id.
 
 pub mod item;
 pub mod store;

@@ -78,17 +78,20 @@ impl Store {
 
     /// Stores as the API shows them, in two queries whatever the number of ids (GET
     /// /store/{id}, batched): the stores joined to their items, then the tags of all of
-    /// them. Ids with no store are left out.
+    /// them. Ids with no store are left out. One id is compared with `=` (see
+    /// [`crate::models`] on reads by id).
     pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<StoreView>, ModelError> {
-        let rows: Vec<StoreRow> = stores::table
+        let query = stores::table
             .left_join(items::table)
-            .filter(stores::id.eq_any(ids))
             .order((stores::id, items::id.nullable()))
             .select((
                 Store::as_select(),
                 (items::id, items::name, items::price_cents).nullable(),
-            ))
-            .load(conn)?;
+            ));
+        let rows: Vec<StoreRow> = match ids {
+            [id] => query.filter(stores::id.eq(id)).load(conn)?,
+            _ => query.filter(stores::id.eq_any(ids)).load(conn)?,
+        };
         let mut views: Vec<StoreView> = Vec::with_capacity(ids.len());
         for (store, item) in rows {
             let item = item.map(ItemSummary::from_columns);
@@ -104,11 +107,12 @@ impl Store {
             }
         }
         let found: Vec<i64> = views.iter().map(|v| v.id).collect();
-        let store_tags: Vec<Tag> = tags::table
-            .filter(tags::store_id.eq_any(&found))
-            .order(tags::id)
-            .select(Tag::as_select())
-            .load(conn)?;
+        let query = tags::table.order(tags::id).select(Tag::as_select());
+        let store_tags: Vec<Tag> = match found.as_slice() {
+            [] => Vec::new(),
+            [id] => query.filter(tags::store_id.eq(id)).load(conn)?,
+            found => query.filter(tags::store_id.eq_any(found)).load(conn)?,
+        };
         let mut tags_by_store = group_by_key(store_tags, |t| t.store_id);
         for view in &mut views {
             view.tags = tags_by_store

@@ -90,18 +90,21 @@ impl Tag {
     /// Tags as the API shows them, in one query whatever the number of ids (GET
     /// /tag/{id}, batched): the tags joined to their stores and, row by row, to the items
     /// that carry them. Ids with no tag are left out.
+    /// One id is compared with `=` (see [`crate::models`] on reads by id).
     pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<TagView>, ModelError> {
-        let rows: Vec<TagRow> = tags::table
+        let query = tags::table
             .inner_join(stores::table)
             .left_join(items_tags::table.inner_join(items::table))
-            .filter(tags::id.eq_any(ids))
             .order((tags::id, items::id.nullable()))
             .select((
                 Tag::as_select(),
                 stores::name,
                 (items::id, items::name, items::price_cents).nullable(),
-            ))
-            .load(conn)?;
+            ));
+        let rows: Vec<TagRow> = match ids {
+            [id] => query.filter(tags::id.eq(id)).load(conn)?,
+            _ => query.filter(tags::id.eq_any(ids)).load(conn)?,
+        };
         let mut views: Vec<TagView> = Vec::with_capacity(ids.len());
         for (tag, store_name, item) in rows {
             let item = item.map(ItemSummary::from_columns);

@@ -143,17 +143,19 @@ impl User {
 
     /// The users with these ids as the API shows them, in one query whatever the number
     /// of ids (GET /me, batched): the columns of the view only, so the password hash is
-    /// never read. Ids with no user are left out.
+    /// never read. Ids with no user are left out. One id is compared with `=` (see
+    /// [`crate::models`] on reads by id).
     pub fn views_by_id(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<UserView>, ModelError> {
-        let rows: Vec<(i64, String, bool, NaiveDateTime)> = users::table
-            .filter(users::id.eq_any(ids))
-            .select((
-                users::id,
-                users::username,
-                users::is_admin,
-                users::created_at,
-            ))
-            .load(conn)?;
+        let query = users::table.select((
+            users::id,
+            users::username,
+            users::is_admin,
+            users::created_at,
+        ));
+        let rows: Vec<(i64, String, bool, NaiveDateTime)> = match ids {
+            [id] => query.filter(users::id.eq(id)).load(conn)?,
+            _ => query.filter(users::id.eq_any(ids)).load(conn)?,
+        };
         Ok(rows
             .into_iter()
             .map(|(id, username, is_admin, created_at)| UserView {

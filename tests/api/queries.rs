@@ -159,6 +159,11 @@ fn items_by_id_are_read_in_one_query_and_match_the_list_view() {
         serde_json::json!([{"id": tags[1].id, "name": "a"}])
     );
 
+    // One id (every round at rest) is read by another query: the same view.
+    for (n, one) in [&item, &bare, &third].into_iter().enumerate() {
+        let alone = Item::views_by_id(conn, &[one.id]).expect("views");
+        assert_eq!(json(&alone), json(&listed[n..=n]), "item {}", one.id);
+    }
     let none = Item::views_by_id(conn, &[bare.id + 100]).expect("views");
     assert!(none.is_empty());
 }
@@ -210,13 +215,9 @@ fn stores_tags_and_users_by_id_are_read_in_a_fixed_number_of_queries_and_match_t
     let mut views = None;
     let queries = count_queries(conn, |c| views = Some(Tag::views_by_id(c, &ids)));
     assert_eq!(queries, 1, "tags by id are one query");
-    let listed = Tag::views(conn, vec![wood.clone(), bare.clone(), cheap.clone()]).expect("views");
+    let tags = Tag::views(conn, vec![wood.clone(), bare.clone(), cheap.clone()]).expect("views");
     let views = json(&views.expect("ran").expect("views"));
-    assert_eq!(
-        views,
-        json(&listed),
-        "tags by id as the tag views show them"
-    );
+    assert_eq!(views, json(&tags), "tags by id as the tag views show them");
     assert_eq!(views[0]["items"][0]["id"], lamp.id, "{views}");
     assert_eq!(views[0]["items"][1]["id"], desk.id, "{views}");
     assert_eq!(views[1]["items"], serde_json::json!([]), "{views}");
@@ -240,6 +241,19 @@ fn stores_tags_and_users_by_id_are_read_in_a_fixed_number_of_queries_and_match_t
         })
     );
 
+    // One id (every round at rest) is read by another query: the same views.
+    for (n, store) in [&corner, &empty, &kiosk].into_iter().enumerate() {
+        let one = Store::views_by_id(conn, &[store.id]).expect("views");
+        assert_eq!(json(&one), json(&listed[n..=n]), "store {}", store.id);
+    }
+    for (n, tag) in [&wood, &bare, &cheap].into_iter().enumerate() {
+        let one = Tag::views_by_id(conn, &[tag.id]).expect("views");
+        assert_eq!(json(&one), json(&tags[n..=n]), "tag {}", tag.id);
+    }
+    for view in &shown {
+        let one = User::views_by_id(conn, &[view.id]).expect("views");
+        assert_eq!(json(&one), json(&[view]), "user {}", view.id);
+    }
     assert!(Store::views_by_id(conn, &[missing])
         .expect("views")
         .is_empty());
