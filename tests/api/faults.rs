@@ -394,7 +394,7 @@ async fn reads_that_cannot_start_while_the_items_are_locked_are_503_and_reads_re
     if !on_postgres() {
         return;
     }
-    // GET /item/{id} reads on at most a lane per core (db::Batch): with every lane stuck
+    // GET /item/{id} reads on at most a lane per core (db::BatchedReads): with every lane stuck
     // on the lock, the reads that arrive next must give up when the pool timeout has
     // passed, and the lanes must serve again once the lock is gone.
     // Two connections: at most two lanes, whatever the machine's cores.

@@ -216,7 +216,7 @@ async fn concurrent_writes_all_succeed_and_the_last_one_stays() {
 
 #[actix_web::test]
 async fn reads_of_different_items_that_arrive_together_each_get_their_own() {
-    // GET /item/{id} answers the reads that arrive together with one query (db::Batch):
+    // GET /item/{id} answers the reads that arrive together with one query (db::BatchedReads):
     // each must still get exactly its own item, and a missing id its own 404.
     let app = spawn(0).await;
     let admin = app.admin().await;
