@@ -92,8 +92,10 @@ SELECT id, kind, subject, user_id, revoked_at, expires_at FROM revocations WHERE
 SELECT id, user_id, expires_at, revoked_at FROM sessions WHERE created_at >= (now() AT TIME ZONE 'utc') - interval '10.25 seconds' OR refreshed_at >= (now() AT TIME ZONE 'utc') - interval '10.25 seconds';
 SQL
 
-printf '\nstores-api revocation follower on PostgreSQL %s: %s live sessions, %s cores, pgbench %s s per row\n\n' \
+printf '\nstores-api revocation follower on PostgreSQL %s: %s live sessions, %s cores, pgbench %s s per row\n' \
     "$(psql "$URL" -Atc 'SHOW server_version' | cut -d' ' -f1)" "$SESSIONS" "$(nproc)" "$SECONDS_PER"
+printf 'the sessions table with its indexes: %s bytes per session\n\n' \
+    "$(psql "$URL" -Atc "SELECT pg_total_relation_size('sessions') / greatest(count(*), 1) FROM sessions")"
 {
     echo "churn (sessions/s)|rows per poll|ms per poll|polls/s per PG core|instances per PG core (4 polls/s)"
     for churn in "${CHURNS[@]}"; do
