@@ -147,10 +147,19 @@ prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/data"
 PROM_PID=$!
 PROM="http://127.0.0.1:$PROM_PORT"
 log "prometheus pid $PROM_PID on $PROM, scraping $METRICS_URL every second"
+# Prometheus takes a moment to open its port (longer on a busy machine): wait for its
+# readiness endpoint, at most 60 s, before asking it anything.
+for _ in $(seq 1 120); do
+    curl -sf -o /dev/null --max-time 2 "$PROM/-/ready" && break
+    kill -0 "$PROM_PID" 2>/dev/null || break
+    sleep 0.5
+done
 
 # query EXPR: the first result's value ("" when none), via /api/v1/query.
 query() {
-    curl -s --max-time 5 -G "$PROM/api/v1/query" --data-urlencode "query=$1" |
+    # A failed request is an empty answer (the checks below report it), not the end
+    # of the script.
+    { curl -s --max-time 5 -G "$PROM/api/v1/query" --data-urlencode "query=$1" || true; } |
         python3 -c '
 import json, sys
 try:
