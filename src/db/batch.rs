@@ -15,9 +15,10 @@ use crate::metrics::metrics;
 /// At most `lanes` database threads serve a batch's lookups at a time. Each takes every
 /// waiting key (up to [`BATCH_MAX`]), runs `load` once for them (a fixed number of
 /// queries, whatever the number of keys), hands each request its row, and goes on while
-/// keys are waiting; a lookup that finds every lane busy waits for the next round. Every request still gets a row read after it arrived, so nothing
-/// is staler than with a query of its own, and each keeps [`run`]'s rules: 503 if its
-/// lookup has not started within the pool timeout, skipped if it went away.
+/// keys are waiting; a lookup that finds every lane busy waits for the next round.
+/// Every request still gets a row read after it arrived, so nothing is staler than with
+/// a query of its own, and each keeps [`run`]'s rules: 503 if its lookup has not
+/// started within the pool timeout, skipped if it went away.
 ///
 /// At rest a round holds one key. Under load it pays one round trip, one plan start-up
 /// and one thread wake-up for many requests, and only `lanes` database connections
